@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One library target per pipeline stage; executables only parse arguments and wire stages.
+//
+//   HerdwatchEvents   the event model and its ECS JSON encoding
+//   HerdwatchAudit    audit record parser, event assembler, interpretation (syscalls, sockaddr, ...)
+//   HerdwatchPipeline reading logs (plain, gzip, stdin) through the audit stages to an event sink
+//
+// `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
+let package = Package(
+    name: "herdwatch",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "herdwatch", targets: ["herdwatch"]),
+        .executable(name: "herdwatch-agent", targets: ["herdwatch-agent"]),
+        .library(name: "HerdwatchEvents", targets: ["HerdwatchEvents"]),
+        .library(name: "HerdwatchAudit", targets: ["HerdwatchAudit"]),
+        .library(name: "HerdwatchPipeline", targets: ["HerdwatchPipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "HerdwatchEvents"),
+        .target(name: "HerdwatchAudit", dependencies: ["HerdwatchEvents"]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "HerdwatchPipeline",
+            dependencies: [
+                "HerdwatchEvents", "HerdwatchAudit", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "herdwatch",
+            dependencies: [
+                "HerdwatchPipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "herdwatch-agent",
+            dependencies: [
+                "HerdwatchPipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
+        .testTarget(
+            name: "HerdwatchAuditTests",
+            dependencies: ["HerdwatchAudit", "HerdwatchEvents"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "HerdwatchPipelineTests",
+            dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

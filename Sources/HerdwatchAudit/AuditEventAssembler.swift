@@ -1,0 +1,214 @@
+import HerdwatchEvents
+
+/// The records of one audit event, in arrival order.
+public struct AssembledEvent: Sendable {
+    public var timestamp: AuditTimestamp
+    public var serial: UInt64
+    public var records: [AuditRecord]
+    /// Why the event was completed.
+    public var completion: Completion
+
+    public enum Completion: Sendable, Equatable {
+        /// An EOE or PROCTITLE record, or a record type that is an event on its own.
+        case complete
+        /// No more records came within the timeout.
+        case timedOut
+        /// Flushed before its time to keep memory bounded (see `AuditEventAssembler.Configuration`).
+        case flushedEarly
+        /// The input ended.
+        case endOfInput
+    }
+}
+
+/// Groups records into events by (node, timestamp, serial).
+///
+/// An event completes on EOE or PROCTITLE (the kernel writes PROCTITLE last), at once for record
+/// types that are events on their own, or when no record for it arrived within `timeout` of stream
+/// time (auditd's logs carry no EOE records). Records of different events may interleave and arrive
+/// out of order. Memory is bounded: past `maximumInFlightEvents` or `maximumInFlightBytes` the oldest
+/// pending event is flushed early, and counted.
+public struct AuditEventAssembler: Sendable {
+    public struct Configuration: Sendable {
+        /// How long, in the records' own time, an event waits for more records (auparse: 2 s).
+        public var timeoutMilliseconds: Int64
+        public var maximumInFlightEvents: Int
+        public var maximumInFlightBytes: Int
+        /// Records beyond this in one event complete it early (an exec with a huge argument list).
+        public var maximumRecordsPerEvent: Int
+
+        public init(
+            timeoutMilliseconds: Int64 = 2000, maximumInFlightEvents: Int = 8192,
+            maximumInFlightBytes: Int = 32 << 20, maximumRecordsPerEvent: Int = 2048
+        ) {
+            self.timeoutMilliseconds = timeoutMilliseconds
+            self.maximumInFlightEvents = maximumInFlightEvents
+            self.maximumInFlightBytes = maximumInFlightBytes
+            self.maximumRecordsPerEvent = maximumRecordsPerEvent
+        }
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var records = 0
+        public var events = 0
+        public var timedOut = 0
+        public var flushedEarly = 0
+        /// Records whose event had already been emitted; each was emitted as an event of its own.
+        public var lateRecords = 0
+        public init() {}
+    }
+
+    struct Key: Hashable {
+        var node: UInt64
+        var serial: UInt64
+        var milliseconds: Int64
+    }
+
+    struct Pending {
+        var event: AssembledEvent
+        var bytes: Int
+        var order: UInt64
+    }
+
+    public let configuration: Configuration
+    public private(set) var statistics = Statistics()
+    private var pending: [Key: Pending] = [:]
+    /// Keys in order of first arrival, with the order number they were given; stale entries are
+    /// skipped when they come to the front.
+    private var arrival = Ring<(Key, UInt64)>()
+    private var nextOrder: UInt64 = 0
+    private var inFlightBytes = 0
+    private var newestTimestamp: Int64 = .min
+    /// Recently completed keys, to tell a late record from a new event.
+    private var recentlyCompleted = Ring<Key>()
+    private var recentlyCompletedSet: Set<Key> = []
+    private static let recentLimit = 4096
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    public var inFlightEvents: Int { pending.count }
+
+    /// Adds one record; calls `emit` for each event this completes (possibly none, possibly several).
+    public mutating func add(_ record: AuditRecord, emit: (AssembledEvent) throws -> Void) rethrows {
+        statistics.records += 1
+        let key = Key(
+            node: record.nodeRange.map { RecordTypes.fnv1a(record.bytes[$0]) } ?? 0, serial: record.serial,
+            milliseconds: record.timestamp.totalMilliseconds)
+        if key.milliseconds > newestTimestamp { newestTimestamp = key.milliseconds }
+
+        if record.type == RecordTypes.eoe {
+            // EOE carries no data: it only ends its event.
+            if let done = pending.removeValue(forKey: key) {
+                try finish(done, key: key, completion: .complete, emit: emit)
+            }
+            try expire(emit: emit)
+            return
+        }
+
+        let size = record.bytes.count + record.fields.count * MemoryLayout<AuditField>.stride + 64
+        if var entry = pending.removeValue(forKey: key) {
+            entry.event.records.append(record)
+            entry.bytes += size
+            inFlightBytes += size
+            if record.type == RecordTypes.proctitle || RecordTypes.isSingleRecordEvent(record.type) {
+                try finish(entry, key: key, completion: .complete, emit: emit)
+            } else if entry.event.records.count >= configuration.maximumRecordsPerEvent {
+                statistics.flushedEarly += 1
+                try finish(entry, key: key, completion: .flushedEarly, emit: emit)
+            } else {
+                pending[key] = entry
+            }
+        } else {
+            if recentlyCompletedSet.contains(key) { statistics.lateRecords += 1 }
+            let event = AssembledEvent(
+                timestamp: record.timestamp, serial: record.serial, records: [record], completion: .complete)
+            let entry = Pending(event: event, bytes: size, order: nextOrder)
+            inFlightBytes += size
+            if record.type == RecordTypes.proctitle || RecordTypes.isSingleRecordEvent(record.type) {
+                try finish(entry, key: key, completion: .complete, emit: emit)
+            } else {
+                pending[key] = entry
+                arrival.append((key, nextOrder))
+            }
+            nextOrder += 1
+        }
+        try expire(emit: emit)
+    }
+
+    /// Completes events older than `timeout` relative to `now` (milliseconds since the epoch); live
+    /// sources call this from a timer so quiet periods do not hold events back.
+    public mutating func flush(olderThan now: Int64, emit: (AssembledEvent) throws -> Void) rethrows {
+        if now > newestTimestamp { newestTimestamp = now }
+        try expire(emit: emit)
+    }
+
+    /// Completes every pending event, oldest first (end of input).
+    public mutating func flushAll(emit: (AssembledEvent) throws -> Void) rethrows {
+        while let (key, order) = arrival.popFirst() {
+            guard let entry = pending[key], entry.order == order else { continue }
+            pending.removeValue(forKey: key)
+            try finish(entry, key: key, completion: .endOfInput, emit: emit)
+        }
+    }
+
+    private mutating func expire(emit: (AssembledEvent) throws -> Void) rethrows {
+        while let (key, order) = arrival.first {
+            guard let entry = pending[key], entry.order == order else {
+                _ = arrival.popFirst()
+                continue
+            }
+            let overCapacity =
+                pending.count > configuration.maximumInFlightEvents || inFlightBytes > configuration.maximumInFlightBytes
+            let expired = newestTimestamp - key.milliseconds > configuration.timeoutMilliseconds
+            guard overCapacity || expired else { return }
+            _ = arrival.popFirst()
+            pending.removeValue(forKey: key)
+            if expired {
+                statistics.timedOut += 1
+                try finish(entry, key: key, completion: .timedOut, emit: emit)
+            } else {
+                statistics.flushedEarly += 1
+                try finish(entry, key: key, completion: .flushedEarly, emit: emit)
+            }
+        }
+    }
+
+    private mutating func finish(
+        _ entry: Pending, key: Key, completion: AssembledEvent.Completion, emit: (AssembledEvent) throws -> Void
+    ) rethrows {
+        inFlightBytes -= entry.bytes
+        statistics.events += 1
+        if recentlyCompletedSet.insert(key).inserted {
+            recentlyCompleted.append(key)
+            if recentlyCompleted.count > Self.recentLimit, let old = recentlyCompleted.popFirst() {
+                recentlyCompletedSet.remove(old)
+            }
+        }
+        var event = entry.event
+        event.completion = completion
+        try emit(event)
+    }
+}
+
+/// A FIFO queue over an array with a moving head; compacts when the head passes half the storage.
+struct Ring<Element>: Sendable where Element: Sendable {
+    private var storage: [Element] = []
+    private var head = 0
+
+    var count: Int { storage.count - head }
+    var first: Element? { head < storage.count ? storage[head] : nil }
+
+    mutating func append(_ element: Element) { storage.append(element) }
+
+    mutating func popFirst() -> Element? {
+        guard head < storage.count else { return nil }
+        let element = storage[head]
+        head += 1
+        if head >= 1024 && head * 2 >= storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+        return element
+    }
+}

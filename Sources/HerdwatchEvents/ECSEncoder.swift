@@ -1,0 +1,316 @@
+/// Encodes events as Elastic Common Schema JSON, one object per event.
+///
+/// The layout is documented field by field in docs/ecs-mapping.md. Raw audit records go under
+/// `auditd.records` unchanged (values unquoted, nothing decoded), so nothing the kernel said is lost.
+public struct ECSEncoder: Sendable {
+    /// Whether to write `auditd.records` (the raw records). On by default.
+    public var includeRawRecords: Bool
+
+    public init(includeRawRecords: Bool = true) {
+        self.includeRawRecords = includeRawRecords
+    }
+
+    /// Appends the event's JSON (no trailing newline) to `writer`.
+    public func encode(_ event: Event, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("@timestamp")
+        writer.beginValue()
+        writer.appendTimestamp(event.timestamp)
+
+        writer.key("event")
+        writer.beginObject()
+        writer.key("kind")
+        writer.string("event")
+        writer.key("module")
+        writer.string("auditd")
+        writer.key("category")
+        writer.staticStrings(event.kind.categories)
+        writer.key("type")
+        writer.staticStrings(event.kind.types)
+        writer.key("action")
+        if event.kind == .syscall, let name = event.audit?.syscall {
+            writer.string(name)
+        } else if event.kind == .other, let type = event.audit?.recordType {
+            writer.string(lowercasedRecordType(type))
+        } else {
+            writer.string(event.kind.action)
+        }
+        writer.key("outcome")
+        writer.string(event.outcome.name)
+        if let audit = event.audit {
+            writer.key("sequence")
+            writer.number(audit.sequence)
+        }
+        writer.endObject()
+
+        if let name = event.host.name {
+            writer.key("host")
+            writer.beginObject()
+            writer.member("name", name)
+            writer.endObject()
+        }
+        if let message = event.message { writer.member("message", message) }
+        if !event.tags.isEmpty {
+            writer.key("tags")
+            writer.strings(event.tags)
+        }
+        if let process = event.process { encode(process, into: &writer) }
+        if let user = event.user { encode(user, into: &writer) }
+        if let file = event.file { encode(file, into: &writer) }
+        if let source = event.source { encode(source, as: "source", into: &writer) }
+        if let destination = event.destination { encode(destination, as: "destination", into: &writer) }
+        if let network = event.network {
+            writer.key("network")
+            writer.beginObject()
+            writer.member("type", network.type)
+            writer.member("direction", network.direction)
+            writer.endObject()
+        }
+        if let code = event.errorCode {
+            writer.key("error")
+            writer.beginObject()
+            writer.member("code", code)
+            writer.endObject()
+        }
+        if let audit = event.audit { encode(audit, into: &writer) }
+        writer.endObject()
+    }
+
+    /// The event's JSON as bytes (no trailing newline).
+    public func encode(_ event: Event) -> [UInt8] {
+        var writer = JSONWriter()
+        encode(event, into: &writer)
+        return writer.bytes
+    }
+
+    private func encode(_ process: Event.Process, into writer: inout JSONWriter) {
+        writer.key("process")
+        writer.beginObject()
+        writer.member("pid", process.pid)
+        writer.member("name", process.name)
+        writer.member("executable", process.executable)
+        if let args = process.args {
+            writer.key("args")
+            writer.strings(args)
+            writer.member("args_count", process.argsCount ?? args.count)
+        }
+        writer.member("command_line", process.commandLine)
+        writer.member("title", process.title)
+        writer.member("working_directory", process.workingDirectory)
+        writer.member("exit_code", process.exitCode)
+        if let parentPID = process.parentPID {
+            writer.key("parent")
+            writer.beginObject()
+            writer.member("pid", parentPID)
+            writer.endObject()
+        }
+        writer.endObject()
+    }
+
+    private func encode(_ user: Event.User, into writer: inout JSONWriter) {
+        writer.key("user")
+        writer.beginObject()
+        if let identity = user.user {
+            writer.member("id", identity.id)
+            writer.member("name", identity.name)
+        }
+        if let group = user.group { encode(group, as: "group", into: &writer) }
+        encode(user.effective, group: user.effectiveGroup, as: "effective", into: &writer)
+        encode(user.saved, group: user.savedGroup, as: "saved", into: &writer)
+        encode(user.filesystem, group: user.filesystemGroup, as: "filesystem", into: &writer)
+        if let audit = user.audit { encode(audit, as: "audit", into: &writer) }
+        writer.endObject()
+    }
+
+    private func encode(
+        _ identity: Event.Identity?, group: Event.Identity?, as name: StaticString, into writer: inout JSONWriter
+    ) {
+        guard identity != nil || group != nil else { return }
+        writer.key(name)
+        writer.beginObject()
+        if let identity {
+            writer.member("id", identity.id)
+            writer.member("name", identity.name)
+        }
+        if let group { encode(group, as: "group", into: &writer) }
+        writer.endObject()
+    }
+
+    private func encode(_ identity: Event.Identity, as name: StaticString, into writer: inout JSONWriter) {
+        writer.key(name)
+        writer.beginObject()
+        writer.member("id", identity.id)
+        writer.member("name", identity.name)
+        writer.endObject()
+    }
+
+    private func encode(_ file: Event.File, into writer: inout JSONWriter) {
+        writer.key("file")
+        writer.beginObject()
+        writer.member("path", file.path)
+        writer.member("inode", file.inode)
+        writer.member("device", file.device)
+        writer.member("mode", file.mode)
+        writer.member("type", file.type)
+        writer.member("uid", file.uid)
+        writer.member("gid", file.gid)
+        writer.member("owner", file.owner)
+        writer.member("group", file.group)
+        writer.endObject()
+    }
+
+    private func encode(_ endpoint: Event.Endpoint, as name: StaticString, into writer: inout JSONWriter) {
+        writer.key(name)
+        writer.beginObject()
+        writer.member("ip", endpoint.ip)
+        writer.member("port", endpoint.port)
+        writer.member("address", endpoint.address ?? endpoint.ip)
+        writer.member("domain", endpoint.domain)
+        writer.endObject()
+    }
+
+    private func encode(_ audit: Event.Audit, into writer: inout JSONWriter) {
+        writer.key("auditd")
+        writer.beginObject()
+        writer.member("sequence", audit.sequence)
+        writer.member("node", audit.node)
+        writer.member("record_type", audit.recordType)
+        writer.member("syscall", audit.syscall)
+        writer.member("arch", audit.arch)
+        writer.member("result", audit.result)
+        writer.member("session", audit.session)
+        writer.member("tty", audit.tty)
+        if !audit.paths.isEmpty {
+            writer.key("paths")
+            writer.beginArray()
+            for path in audit.paths {
+                writer.beginObject()
+                writer.member("name", path.name)
+                writer.member("nametype", path.nameType)
+                writer.member("inode", path.inode)
+                writer.member("mode", path.mode)
+                writer.endObject()
+            }
+            writer.endArray()
+        }
+        if includeRawRecords {
+            writer.key("records")
+            writer.beginArray()
+            for record in audit.records { encode(record, into: &writer) }
+            writer.endArray()
+        }
+        writer.endObject()
+    }
+
+    private func encode(_ record: AuditRecord, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("type")
+        writer.string(record.typeName)
+        var hasEnriched = false
+        for field in record.fields {
+            if field.isEnriched {
+                hasEnriched = true
+                continue
+            }
+            writer.key(bytes: record.key(field))
+            writer.string(bytes: record.value(field))
+        }
+        if hasEnriched {
+            writer.key("enriched")
+            writer.beginObject()
+            for field in record.fields where field.isEnriched {
+                writer.key(bytes: record.key(field))
+                writer.string(bytes: record.value(field))
+            }
+            writer.endObject()
+        }
+        writer.endObject()
+    }
+
+    private func lowercasedRecordType(_ type: String) -> String {
+        String(decoding: type.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : ($0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0) }, as: UTF8.self)
+    }
+}
+
+extension JSONWriter {
+    @inlinable
+    mutating func staticStrings(_ values: [StaticString]) {
+        beginArray()
+        for value in values { string(value) }
+        endArray()
+    }
+
+    @inlinable
+    mutating func strings(_ values: [String]) {
+        beginArray()
+        for value in values { string(value) }
+        endArray()
+    }
+
+    /// Writes `"2017-04-12T22:48:09.295Z"`.
+    mutating func appendTimestamp(_ timestamp: AuditTimestamp) {
+        let civil = CivilTime(secondsSinceEpoch: timestamp.seconds)
+        bytes.append(UInt8(ascii: "\""))
+        appendPadded(civil.year, width: 4)
+        bytes.append(UInt8(ascii: "-"))
+        appendPadded(civil.month, width: 2)
+        bytes.append(UInt8(ascii: "-"))
+        appendPadded(civil.day, width: 2)
+        bytes.append(UInt8(ascii: "T"))
+        appendPadded(civil.hour, width: 2)
+        bytes.append(UInt8(ascii: ":"))
+        appendPadded(civil.minute, width: 2)
+        bytes.append(UInt8(ascii: ":"))
+        appendPadded(civil.second, width: 2)
+        bytes.append(UInt8(ascii: "."))
+        appendPadded(Int64(timestamp.milliseconds), width: 3)
+        bytes.append(UInt8(ascii: "Z"))
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func appendPadded(_ value: Int64, width: Int) {
+        var divisor: Int64 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var remaining = value < 0 ? 0 : value
+        if remaining >= divisor * 10 {
+            appendUnsigned(UInt64(remaining))
+            return
+        }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(remaining / divisor))
+            remaining %= divisor
+            divisor /= 10
+        }
+    }
+}
+
+/// UTC calendar fields from a Unix time, without Foundation (Howard Hinnant's days-to-civil algorithm).
+public struct CivilTime: Sendable, Equatable {
+    public var year: Int64
+    public var month: Int64
+    public var day: Int64
+    public var hour: Int64
+    public var minute: Int64
+    public var second: Int64
+
+    public init(secondsSinceEpoch: Int64) {
+        var days = secondsSinceEpoch / 86_400
+        var secondsOfDay = secondsSinceEpoch % 86_400
+        if secondsOfDay < 0 {
+            secondsOfDay += 86_400
+            days -= 1
+        }
+        hour = secondsOfDay / 3600
+        minute = secondsOfDay % 3600 / 60
+        second = secondsOfDay % 60
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    }
+}

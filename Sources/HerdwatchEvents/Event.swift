@@ -1,0 +1,146 @@
+/// A security event, typed, with the raw audit records it came from.
+///
+/// Field names follow the Elastic Common Schema; `ECSEncoder` writes the JSON form and
+/// docs/ecs-mapping.md lists every field.
+public struct Event: Sendable {
+    public var timestamp: AuditTimestamp
+    public var kind: EventKind
+    public var outcome: Outcome
+    public var host: Host
+    public var process: Process?
+    public var user: User?
+    public var file: File?
+    /// The initiator of a connection (the peer, for accept).
+    public var source: Endpoint?
+    /// The target of a connection.
+    public var destination: Endpoint?
+    public var network: Network?
+    /// ECS `error.code`: the errno name of a failed syscall (`EACCES`).
+    public var errorCode: String?
+    /// ECS `message`: a one-line summary a person can read.
+    public var message: String?
+    /// ECS `tags`: the audit rule keys that matched.
+    public var tags: [String]
+    public var audit: Audit?
+
+    public init(timestamp: AuditTimestamp, kind: EventKind, outcome: Outcome = .unknown, host: Host = Host()) {
+        self.timestamp = timestamp
+        self.kind = kind
+        self.outcome = outcome
+        self.host = host
+        self.tags = []
+    }
+
+    public struct Host: Sendable, Hashable {
+        public var name: String?
+        public init(name: String? = nil) { self.name = name }
+    }
+
+    public struct Process: Sendable {
+        public var pid: Int64?
+        public var parentPID: Int64?
+        public var name: String?
+        public var executable: String?
+        public var args: [String]?
+        /// The argument count the kernel reported; may exceed `args.count` when records were lost.
+        public var argsCount: Int?
+        public var title: String?
+        public var workingDirectory: String?
+        public var exitCode: Int64?
+        /// ECS `process.command_line`: the arguments joined with spaces, or for sudo's USER_CMD the
+        /// command sudo ran.
+        public var commandLine: String?
+        public init() {}
+    }
+
+    /// A user identity: numeric id and, where known, the name.
+    public struct Identity: Sendable, Hashable {
+        public var id: String
+        public var name: String?
+        public init(id: String, name: String? = nil) {
+            self.id = id
+            self.name = name
+        }
+    }
+
+    public struct User: Sendable {
+        /// `user.*`: the real uid, or for user-space messages the account acted on (`acct=`).
+        public var user: Identity?
+        public var group: Identity?
+        public var effective: Identity?
+        public var effectiveGroup: Identity?
+        public var saved: Identity?
+        public var savedGroup: Identity?
+        public var filesystem: Identity?
+        public var filesystemGroup: Identity?
+        /// The login uid (`auid`), which survives su and sudo.
+        public var audit: Identity?
+        public init() {}
+    }
+
+    public struct File: Sendable {
+        public var path: String?
+        /// For a rename, the old path; `path` is the new one.
+        public var previousPath: String?
+        public var inode: String?
+        public var device: String?
+        /// Octal permission bits, `0755`.
+        public var mode: String?
+        /// `file` / `dir` / `symlink` / `char` / `block` / `fifo` / `socket`.
+        public var type: String?
+        public var uid: String?
+        public var gid: String?
+        public var owner: String?
+        public var group: String?
+        public init() {}
+    }
+
+    public struct Endpoint: Sendable {
+        public var ip: String?
+        public var port: Int?
+        /// A unix socket path or other non-IP address.
+        public var address: String?
+        /// A host name from a user-space message (`hostname=`).
+        public var domain: String?
+        public init() {}
+    }
+
+    public struct Network: Sendable {
+        /// `ipv4`, `ipv6`, `unix`, `netlink`, or the family number.
+        public var type: String?
+        public var direction: String?
+        public init() {}
+    }
+
+    /// The audit-specific part: the records as they were written, and what was read from them.
+    public struct Audit: Sendable {
+        public var sequence: UInt64
+        public var node: String?
+        public var recordType: String
+        public var syscall: String?
+        public var arch: String?
+        public var result: String?
+        /// The audit session id (`ses`), set at login and inherited by the session's processes.
+        public var session: String?
+        /// The controlling terminal (`tty=pts1`).
+        public var tty: String?
+        /// Every record of the event, raw.
+        public var records: [AuditRecord]
+        /// Every PATH record, interpreted.
+        public var paths: [Path]
+        public init(sequence: UInt64, recordType: String, records: [AuditRecord]) {
+            self.sequence = sequence
+            self.recordType = recordType
+            self.records = records
+            self.paths = []
+        }
+    }
+
+    public struct Path: Sendable {
+        public var name: String?
+        public var nameType: String?
+        public var inode: String?
+        public var mode: String?
+        public init() {}
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Herdwatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herdwatch",
+        abstract: "Security monitoring for Linux fleets: collect, decide, ship, detect.",
+        version: HerdwatchVersion.string,
+        subcommands: [ReplayCommand.self]
+    )
+}
+
+enum HerdwatchVersion {
+    static let string = "0.1.0"
+}
