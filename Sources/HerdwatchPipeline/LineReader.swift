@@ -21,7 +21,8 @@ public struct InputError: Error, Sendable, CustomStringConvertible {
 public final class LineReader {
     public let path: String
     public let maximumLineLength: Int
-    private let file: gzFile
+    private let file: gzFile?
+    private let descriptor: Int32
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
@@ -52,10 +53,37 @@ public final class LineReader {
         }
         gzbuffer(file, 256 * 1024)
         self.file = file
+        self.descriptor = -1
         self.buffer = [UInt8](repeating: 0, count: max(chunkSize, maximumLineLength * 2))
     }
 
-    deinit { gzclose(file) }
+    /// A live stream (a pipe from auditd's dispatcher, a socket): plain reads, each `fill` returns what
+    /// is there, so a caller can poll the descriptor and never block behind a partial chunk.
+    public init(streaming descriptor: Int32, name: String, maximumLineLength: Int = 64 * 1024) {
+        self.path = name
+        self.maximumLineLength = maximumLineLength
+        self.file = nil
+        self.descriptor = descriptor
+        self.buffer = [UInt8](repeating: 0, count: max(1 << 20, maximumLineLength * 2))
+    }
+
+    deinit { if let file { gzclose(file) } }
+
+    public var isFinished: Bool { finished && start == end }
+
+    /// The next complete line already in the buffer, without reading; for streaming use after `fill()`.
+    public func nextBufferedLine() throws -> Line? {
+        if let newline = findNewline() {
+            lineNumber += 1
+            let line = Array(buffer[start..<newline])
+            start = newline + 1
+            return Line(bytes: line, number: lineNumber, truncated: false)
+        }
+        if end - start >= maximumLineLength || (finished && end > start) {
+            return try next()
+        }
+        return nil
+    }
 
     public struct Line {
         /// The bytes of the line, without the newline; at most `maximumLineLength` of them.
@@ -102,7 +130,8 @@ public final class LineReader {
         }
     }
 
-    private func fill() throws {
+    /// Reads once: one chunk from a file, or whatever a stream has (blocking until it has something).
+    public func fill() throws {
         if start > 0 {
             let remaining = end - start
             if remaining > 0 {
@@ -114,6 +143,19 @@ public final class LineReader {
             end = remaining
         }
         let capacity = buffer.count - end
+        guard let file else {
+            let count = buffer.withUnsafeMutableBufferPointer { pointer in
+                read(descriptor, pointer.baseAddress! + end, capacity)
+            }
+            if count < 0 {
+                if errno == EINTR || errno == EAGAIN { return }
+                throw InputError(path: path, reason: String(cString: strerror(errno)))
+            }
+            if count == 0 { finished = true }
+            end += count
+            bytesRead += UInt64(count)
+            return
+        }
         let count = buffer.withUnsafeMutableBufferPointer { pointer in
             gzread(file, pointer.baseAddress! + end, UInt32(capacity))
         }
