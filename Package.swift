@@ -50,14 +50,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
-        .testTarget(
-            name: "HerdwatchAuditTests",
-            dependencies: ["HerdwatchAudit", "HerdwatchEvents"],
-            resources: [.copy("Fixtures")]
-        ),
+        .testTarget(name: "HerdwatchAuditTests", dependencies: ["HerdwatchAudit", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchPipelineTests",
-            dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"]
+            dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

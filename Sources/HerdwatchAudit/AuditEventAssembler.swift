@@ -23,21 +23,27 @@ public struct AssembledEvent: Sendable {
 /// Groups records into events by (node, timestamp, serial).
 ///
 /// An event completes on EOE or PROCTITLE (the kernel writes PROCTITLE last), at once for record
-/// types that are events on their own, or when no record for it arrived within `timeout` of stream
-/// time (auditd's logs carry no EOE records). Records of different events may interleave and arrive
+/// types that are events on their own, or — when a timeout is set — once the newest time seen is
+/// `timeoutMilliseconds` past the event's own (live sources advance that time from the wall clock, so
+/// a quiet stream never holds an event back). Records of different events may interleave and arrive
 /// out of order. Memory is bounded: past `maximumInFlightEvents` or `maximumInFlightBytes` the oldest
 /// pending event is flushed early, and counted.
+///
+/// Replay sets no timeout: auditd's logs carry no EOE records, old kernels write no PROCTITLE, and
+/// records of one event may stand far apart in a log, so an event there stays open until the
+/// in-flight window pushes it out or the input ends.
 public struct AuditEventAssembler: Sendable {
     public struct Configuration: Sendable {
-        /// How long, in the records' own time, an event waits for more records (auparse: 2 s).
-        public var timeoutMilliseconds: Int64
+        /// How long, in the records' own time, an event waits for more records; nil: no time limit,
+        /// only the in-flight window and the end of input complete an unterminated event.
+        public var timeoutMilliseconds: Int64?
         public var maximumInFlightEvents: Int
         public var maximumInFlightBytes: Int
         /// Records beyond this in one event complete it early (an exec with a huge argument list).
         public var maximumRecordsPerEvent: Int
 
         public init(
-            timeoutMilliseconds: Int64 = 2000, maximumInFlightEvents: Int = 8192,
+            timeoutMilliseconds: Int64? = 2000, maximumInFlightEvents: Int = 8192,
             maximumInFlightBytes: Int = 32 << 20, maximumRecordsPerEvent: Int = 2048
         ) {
             self.timeoutMilliseconds = timeoutMilliseconds
@@ -160,7 +166,7 @@ public struct AuditEventAssembler: Sendable {
             }
             let overCapacity =
                 pending.count > configuration.maximumInFlightEvents || inFlightBytes > configuration.maximumInFlightBytes
-            let expired = newestTimestamp - key.milliseconds > configuration.timeoutMilliseconds
+            let expired = configuration.timeoutMilliseconds.map { newestTimestamp - key.milliseconds > $0 } ?? false
             guard overCapacity || expired else { return }
             _ = arrival.popFirst()
             pending.removeValue(forKey: key)

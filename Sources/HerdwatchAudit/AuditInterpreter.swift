@@ -87,7 +87,7 @@ public struct AuditInterpreter: Sendable {
         // Kind.
         if let primary {
             event.kind = Self.kind(ofRecord: primary)
-            applyRecordDetails(primary, to: &event)
+            applyRecordDetails(primary, to: &event, audit: &audit)
         } else if syscallRecord != nil {
             event.kind = syscallName.flatMap { Self.syscallKinds[$0] } ?? .syscall
             if event.kind == .processExit, let status = syscallRecord?.value("a0")?.hexadecimal {
@@ -95,7 +95,7 @@ public struct AuditInterpreter: Sendable {
             }
         } else {
             event.kind = Self.kind(ofRecord: first)
-            applyRecordDetails(first, to: &event)
+            applyRecordDetails(first, to: &event, audit: &audit)
         }
 
         // Paths.
@@ -252,10 +252,10 @@ public struct AuditInterpreter: Sendable {
 
     // MARK: User-space and other records
 
-    private func applyRecordDetails(_ record: AuditRecord, to event: inout Event) {
+    private func applyRecordDetails(_ record: AuditRecord, to event: inout Event, audit: inout Event.Audit) {
         if let result = record.value("res") {
             event.outcome = Self.outcome(result)
-            event.audit?.result = result.string
+            audit.result = result.string
         }
         switch record.type {
         case 1100..<1300, 2100..<3000:
@@ -279,7 +279,7 @@ public struct AuditInterpreter: Sendable {
                 if let hostname, hostname != address { source.domain = hostname }
                 event.source = source
             }
-            if let terminal = AuditDecoding.plainString(record, "terminal") { event.audit?.tty = terminal }
+            if let terminal = AuditDecoding.plainString(record, "terminal") { audit.tty = terminal }
         default:
             break
         }

@@ -18,7 +18,8 @@ public struct Replay {
     public struct Configuration: Sendable {
         public var format: Format = .ecs
         public var includeRawRecords = true
-        public var assembler = AuditEventAssembler.Configuration()
+        /// No time limit by default: see `AuditEventAssembler`.
+        public var assembler = AuditEventAssembler.Configuration(timeoutMilliseconds: nil)
         public var hostName: String?
         /// How many malformed lines are reported one by one; the rest are only counted.
         public var maximumReportedErrors = 100

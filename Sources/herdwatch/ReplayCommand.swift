@@ -37,8 +37,12 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Host name for records without a node= prefix.")
     var hostName: String?
 
-    @Option(help: "Milliseconds of log time an event waits for its remaining records.")
-    var eventTimeout: Int64 = 2000
+    @Option(help: """
+        Complete an event once the log's time is this many milliseconds past it. Default: no time \
+        limit; events end with their last record (PROCTITLE), when the in-flight window is full, or \
+        at the end of the input.
+        """)
+    var eventTimeout: Int64?
 
     @Option(help: "Most events kept waiting at once; beyond it the oldest is flushed early.")
     var maxInFlight: Int = 8192
@@ -53,7 +57,7 @@ struct ReplayCommand: ParsableCommand {
         guard Replay.Format(rawValue: format) != nil else {
             throw ValidationError("--format must be one of: ecs, none")
         }
-        guard eventTimeout >= 0 else { throw ValidationError("--event-timeout must not be negative") }
+        if let eventTimeout, eventTimeout < 0 { throw ValidationError("--event-timeout must not be negative") }
         guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
     }
 
