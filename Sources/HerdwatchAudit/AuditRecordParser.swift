@@ -234,6 +234,13 @@ public struct AuditRecordParser: Sendable {
                     while cursor < end, buffer[cursor] != quote { cursor += 1 }
                     valueEnd = cursor
                     if cursor < end { cursor += 1 }
+                } else if cursor < end, buffer[cursor] == UInt8(ascii: "{") {
+                    // ENRICHED sockaddr: SADDR={ saddr_fam=inet6 laddr=::1 lport=5353 }
+                    while cursor < end, buffer[cursor] != UInt8(ascii: "}"), buffer[cursor] != groupSeparator {
+                        cursor += 1
+                    }
+                    if cursor < end, buffer[cursor] == UInt8(ascii: "}") { cursor += 1 }
+                    valueEnd = cursor
                 } else {
                     while cursor < end, buffer[cursor] != UInt8(ascii: " "), buffer[cursor] != groupSeparator {
                         cursor += 1

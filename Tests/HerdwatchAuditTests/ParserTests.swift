@@ -139,3 +139,13 @@ private func values(_ record: AuditRecord) -> [String: String] {
         #expect(throws: AuditParseError.self) { try small.parse(line: line) }
     }
 }
+
+@Suite struct EnrichedSockaddrTests {
+    @Test func bracedEnrichedValueStaysOneField() throws {
+        let line =
+            "type=SOCKADDR msg=audit(1795427213.253:299658): saddr=0A0014E9000000000000000000000000000000000000000100000000\u{1D}SADDR={ saddr_fam=inet6 laddr=::1 lport=5353 }"
+        let record = try AuditRecordParser().parse(line: Array(line.utf8))
+        #expect(record.fields.count == 2)
+        #expect(record.enrichedValue("SADDR")?.string == "{ saddr_fam=inet6 laddr=::1 lport=5353 }")
+    }
+}
