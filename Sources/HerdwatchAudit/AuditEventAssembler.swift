@@ -67,6 +67,11 @@ public struct AuditEventAssembler: Sendable {
         var node: UInt64
         var serial: UInt64
         var milliseconds: Int64
+
+        // One word into the hasher instead of three: the serial alone nearly always tells events apart.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(serial &* 0x9E37_79B9_7F4A_7C15 ^ node ^ UInt64(bitPattern: milliseconds))
+        }
     }
 
     struct Pending {
@@ -78,16 +83,19 @@ public struct AuditEventAssembler: Sendable {
     public let configuration: Configuration
     public private(set) var statistics = Statistics()
     private var pending: [Key: Pending] = [:]
-    /// Keys in order of first arrival, with the order number they were given; stale entries are
-    /// skipped when they come to the front.
+    /// Keys in order of first arrival, with the order number they were given; entries of events
+    /// already completed are skipped when they come to the front.
     private var arrival = Ring<(Key, UInt64)>()
+    /// `completed[order - completedBase]`: whether the event with that order number is done; follows
+    /// `arrival`, so stale entries are recognised without a table lookup.
+    private var completed = Ring<Bool>()
+    private var completedBase: UInt64 = 0
     private var nextOrder: UInt64 = 0
     private var inFlightBytes = 0
     private var newestTimestamp: Int64 = .min
-    /// Recently completed keys, to tell a late record from a new event.
-    private var recentlyCompleted = Ring<Key>()
-    private var recentlyCompletedSet: Set<Key> = []
-    private static let recentLimit = 4096
+    /// Recently completed keys, direct-mapped by serial, to tell a late record from a new event.
+    /// Serials are sequential, so the last 4096 completions rarely share a slot.
+    private var recentlyCompleted = [Key?](repeating: nil, count: 4096)
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -113,31 +121,37 @@ public struct AuditEventAssembler: Sendable {
         }
 
         let size = record.bytes.count + record.fields.count * MemoryLayout<AuditField>.stride + 64
-        if var entry = pending.removeValue(forKey: key) {
-            entry.event.records.append(record)
-            entry.bytes += size
+        let completes = record.type == RecordTypes.proctitle || RecordTypes.isSingleRecordEvent(record.type)
+        if let index = pending.index(forKey: key) {
+            pending.values[index].event.records.append(record)
+            pending.values[index].bytes += size
             inFlightBytes += size
-            if record.type == RecordTypes.proctitle || RecordTypes.isSingleRecordEvent(record.type) {
+            if completes {
+                let entry = pending.remove(at: index).value
                 try finish(entry, key: key, completion: .complete, emit: emit)
-            } else if entry.event.records.count >= configuration.maximumRecordsPerEvent {
+            } else if pending.values[index].event.records.count >= configuration.maximumRecordsPerEvent {
+                let entry = pending.remove(at: index).value
                 statistics.flushedEarly += 1
                 try finish(entry, key: key, completion: .flushedEarly, emit: emit)
-            } else {
-                pending[key] = entry
             }
         } else {
-            if recentlyCompletedSet.contains(key) { statistics.lateRecords += 1 }
+            if recentlyCompleted[Int(truncatingIfNeeded: key.serial) & 4095] == key { statistics.lateRecords += 1 }
+            var records: [AuditRecord] = []
+            if !completes { records.reserveCapacity(8) }  // SYSCALL, EXECVE, CWD, PATHs, PROCTITLE: one allocation
+            records.append(record)
             let event = AssembledEvent(
-                timestamp: record.timestamp, serial: record.serial, records: [record], completion: .complete)
+                timestamp: record.timestamp, serial: record.serial, records: records, completion: .complete)
             let entry = Pending(event: event, bytes: size, order: nextOrder)
             inFlightBytes += size
-            if record.type == RecordTypes.proctitle || RecordTypes.isSingleRecordEvent(record.type) {
+            if completes {
+                // Never queued, so it takes no order number.
                 try finish(entry, key: key, completion: .complete, emit: emit)
             } else {
                 pending[key] = entry
                 arrival.append((key, nextOrder))
+                completed.append(false)
+                nextOrder += 1
             }
-            nextOrder += 1
         }
         try expire(emit: emit)
     }
@@ -151,25 +165,33 @@ public struct AuditEventAssembler: Sendable {
 
     /// Completes every pending event, oldest first (end of input).
     public mutating func flushAll(emit: (AssembledEvent) throws -> Void) rethrows {
-        while let (key, order) = arrival.popFirst() {
+        while let (key, order) = arrival.first {
+            popArrival()
             guard let entry = pending[key], entry.order == order else { continue }
             pending.removeValue(forKey: key)
             try finish(entry, key: key, completion: .endOfInput, emit: emit)
         }
     }
 
+    private mutating func popArrival() {
+        _ = arrival.popFirst()
+        _ = completed.popFirst()
+        completedBase += 1
+    }
+
     private mutating func expire(emit: (AssembledEvent) throws -> Void) rethrows {
         while let (key, order) = arrival.first {
-            guard let entry = pending[key], entry.order == order else {
-                _ = arrival.popFirst()
+            if completed.first == true {
+                popArrival()
                 continue
             }
             let overCapacity =
                 pending.count > configuration.maximumInFlightEvents || inFlightBytes > configuration.maximumInFlightBytes
             let expired = configuration.timeoutMilliseconds.map { newestTimestamp - key.milliseconds > $0 } ?? false
             guard overCapacity || expired else { return }
-            _ = arrival.popFirst()
-            pending.removeValue(forKey: key)
+            popArrival()
+            guard let entry = pending.removeValue(forKey: key) else { continue }
+            assert(entry.order == order)
             if expired {
                 statistics.timedOut += 1
                 try finish(entry, key: key, completion: .timedOut, emit: emit)
@@ -185,12 +207,10 @@ public struct AuditEventAssembler: Sendable {
     ) rethrows {
         inFlightBytes -= entry.bytes
         statistics.events += 1
-        if recentlyCompletedSet.insert(key).inserted {
-            recentlyCompleted.append(key)
-            if recentlyCompleted.count > Self.recentLimit, let old = recentlyCompleted.popFirst() {
-                recentlyCompletedSet.remove(old)
-            }
+        if entry.order >= completedBase, entry.order < nextOrder {
+            completed[Int(entry.order - completedBase)] = true
         }
+        recentlyCompleted[Int(truncatingIfNeeded: key.serial) & 4095] = key
         var event = entry.event
         event.completion = completion
         try emit(event)
@@ -204,6 +224,11 @@ struct Ring<Element>: Sendable where Element: Sendable {
 
     var count: Int { storage.count - head }
     var first: Element? { head < storage.count ? storage[head] : nil }
+
+    subscript(offset: Int) -> Element {
+        get { storage[head + offset] }
+        set { storage[head + offset] = newValue }
+    }
 
     mutating func append(_ element: Element) { storage.append(element) }
 

@@ -126,7 +126,7 @@ public struct AuditRecordParser: Sendable {
     }
 
     static func recordType(_ name: ArraySlice<UInt8>, offset: Int) throws(AuditParseError) -> (UInt16, String) {
-        if let number = RecordTypes.number(ofName: name) { return (number, RecordTypes.name(of: number)) }
+        if let known = RecordTypes.lookup(name: name) { return known }
         // ausearch and auditd spell types they cannot name as UNKNOWN[1334].
         if name.hasPrefix("UNKNOWN["), name.last == UInt8(ascii: "]") {
             let digits = name.dropFirst(8).dropLast()
@@ -165,15 +165,22 @@ public struct AuditRecordParser: Sendable {
 
     static func readDecimal(_ bytes: [UInt8], _ cursor: inout Int) -> UInt64? {
         let start = cursor
-        var value: UInt64 = 0
-        while cursor < bytes.count, bytes[cursor] >= UInt8(ascii: "0"), bytes[cursor] <= UInt8(ascii: "9") {
-            let (multiplied, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (added, overflow2) = multiplied.addingReportingOverflow(UInt64(bytes[cursor] - UInt8(ascii: "0")))
-            if overflow1 || overflow2 { return nil }
-            value = added
-            cursor += 1
+        // Up to 19 digits cannot overflow UInt64; more are rejected.
+        let (value, end) = bytes.withUnsafeBufferPointer { buffer -> (UInt64, Int) in
+            var index = start
+            var value: UInt64 = 0
+            let limit = min(buffer.count, start + 20)
+            while index < limit {
+                let digit = buffer[index] &- UInt8(ascii: "0")
+                if digit > 9 { break }
+                value = value &* 10 &+ UInt64(digit)
+                index += 1
+            }
+            return (value, index)
         }
-        return cursor > start ? value : nil
+        guard end > start, end - start <= 19 else { return nil }
+        cursor = end
+        return value
     }
 
     @inline(__always)
@@ -188,10 +195,11 @@ public struct AuditRecordParser: Sendable {
     /// names them. Key names for such synthetic fields are appended to `bytes`.
     static func parseFields(_ bytes: inout [UInt8], from start: Int, into fields: inout [AuditField]) {
         let end = bytes.count
-        var cursor = start
-        var enriched = false
-        var synthetic: [(key: StaticString, value: Range<Int>)] = []
-        bytes.withUnsafeBufferPointer { buffer in
+        // Cursor and flags live inside the closure, in registers, not in captured boxes.
+        let synthetic = bytes.withUnsafeBufferPointer { buffer in
+            var cursor = start
+            var enriched = false
+            var synthetic: [(key: StaticString, value: Range<Int>)] = []
             while cursor < end {
                 let byte = buffer[cursor]
                 if byte == UInt8(ascii: " ") {
@@ -204,11 +212,7 @@ public struct AuditRecordParser: Sendable {
                     continue
                 }
                 let keyStart = cursor
-                while cursor < end, buffer[cursor] != UInt8(ascii: "="), buffer[cursor] != UInt8(ascii: " "),
-                    buffer[cursor] != groupSeparator
-                {
-                    cursor += 1
-                }
+                cursor = ByteScan.firstKeyDelimiter(buffer, from: cursor, to: end)
                 guard cursor < end, buffer[cursor] == UInt8(ascii: "="), cursor > keyStart else {
                     // A bare word.
                     if cursor - keyStart == 4, buffer[keyStart] == UInt8(ascii: "a"),
@@ -242,9 +246,7 @@ public struct AuditRecordParser: Sendable {
                     if cursor < end, buffer[cursor] == UInt8(ascii: "}") { cursor += 1 }
                     valueEnd = cursor
                 } else {
-                    while cursor < end, buffer[cursor] != UInt8(ascii: " "), buffer[cursor] != groupSeparator {
-                        cursor += 1
-                    }
+                    cursor = ByteScan.firstValueDelimiter(buffer, from: cursor, to: end)
                     valueEnd = cursor
                 }
                 // USER_* records wrap their payload in msg='op=... acct="root" res=success': split it,
@@ -261,6 +263,7 @@ public struct AuditRecordParser: Sendable {
                         keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd), valueStart: UInt32(valueStart),
                         valueEnd: UInt32(valueEnd), quoting: quoting, isEnriched: enriched))
             }
+            return synthetic
         }
         for (key, value) in synthetic {
             let keyStart = bytes.count
@@ -350,5 +353,59 @@ public struct AuditRecordParser: Sendable {
         {
             cursor += 3
         }
+    }
+}
+
+/// Word-at-a-time scanning for the field delimiters: eight bytes per step while none of them matches.
+enum ByteScan {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// High bit set in each byte of `word` equal to `byte`. Borrows can mark bytes above a true match
+    /// as well, never below one, so the lowest mark is exact.
+    @inline(__always)
+    private static func matches(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+        let x = word ^ (ones &* UInt64(byte))
+        return (x &- ones) & ~x & highs
+    }
+
+    /// Index of the first ' ', '=' or 0x1D at or after `start`, or `end`.
+    @inline(__always)
+    static func firstKeyDelimiter(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
+        var index = start
+        if let base = buffer.baseAddress {
+            while index + 8 <= end {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+                let found = matches(word, 0x20) | matches(word, 0x3D) | matches(word, 0x1D)
+                if found != 0 { return index + found.trailingZeroBitCount >> 3 }
+                index += 8
+            }
+        }
+        while index < end {
+            let byte = buffer[index]
+            if byte == 0x20 || byte == 0x3D || byte == 0x1D { return index }
+            index += 1
+        }
+        return end
+    }
+
+    /// Index of the first ' ' or 0x1D at or after `start`, or `end`.
+    @inline(__always)
+    static func firstValueDelimiter(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
+        var index = start
+        if let base = buffer.baseAddress {
+            while index + 8 <= end {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+                let found = matches(word, 0x20) | matches(word, 0x1D)
+                if found != 0 { return index + found.trailingZeroBitCount >> 3 }
+                index += 8
+            }
+        }
+        while index < end {
+            let byte = buffer[index]
+            if byte == 0x20 || byte == 0x1D { return index }
+            index += 1
+        }
+        return end
     }
 }

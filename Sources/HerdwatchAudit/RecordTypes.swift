@@ -20,26 +20,54 @@ public enum RecordTypes {
     private static let names: [UInt16: String] = Dictionary(
         RecordTypeTable.entries.map { ($0.0, $0.1) }, uniquingKeysWith: { first, _ in first })
 
-    /// Name hash → (number, name bytes) buckets; a lookup hashes the bytes once, allocates nothing.
-    private static let byHash: [UInt64: [(UInt16, [UInt8])]] = {
-        var table: [UInt64: [(UInt16, [UInt8])]] = [:]
+    /// Open-addressing table from name to (number, name), indexed by the name's FNV-1a hash: a lookup
+    /// hashes the bytes once, probes a slot or two and allocates nothing.
+    private struct NameSlot {
+        var hash: UInt64
+        var number: UInt16
+        var name: String
+        var bytes: [UInt8]
+    }
+    private static let slotMask = 1023
+    private static let byName: [NameSlot?] = {
+        var slots = [NameSlot?](repeating: nil, count: slotMask + 1)
+        precondition(RecordTypeTable.entries.count * 2 < slots.count)
+        var seen = Set<UInt16>()
         for (number, name) in RecordTypeTable.entries {
             let bytes = Array(name.utf8)
-            table[fnv1a(bytes[...]), default: []].append((number, bytes))
+            let hash = fnv1a(bytes[...])
+            var index = Int(truncatingIfNeeded: hash) & slotMask
+            while let slot = slots[index] {
+                if slot.bytes == bytes { break }
+                index = (index + 1) & slotMask
+            }
+            guard slots[index] == nil else { continue }
+            // A number with several names keeps its first (canonical) name for printing.
+            let canonical = seen.insert(number).inserted ? name : Self.name(of: number)
+            slots[index] = NameSlot(hash: hash, number: number, name: canonical, bytes: bytes)
         }
-        return table
+        return slots
     }()
+
+    /// The number and canonical name for a record type name, e.g. `SYSCALL` → (1300, "SYSCALL").
+    public static func lookup(name: ArraySlice<UInt8>) -> (number: UInt16, name: String)? {
+        let hash = fnv1a(name)
+        var index = Int(truncatingIfNeeded: hash) & slotMask
+        return byName.withUnsafeBufferPointer { slots in
+            while let slot = slots[index] {
+                if slot.hash == hash, slot.bytes[...] == name { return (slot.number, slot.name) }
+                index = (index + 1) & slotMask
+            }
+            return nil
+        }
+    }
 
     /// The name auditd prints for a type number: `SYSCALL`, or `UNKNOWN[1234]`.
     public static func name(of type: UInt16) -> String {
         names[type] ?? "UNKNOWN[\(type)]"
     }
 
-    public static func number(ofName name: ArraySlice<UInt8>) -> UInt16? {
-        guard let bucket = byHash[fnv1a(name)] else { return nil }
-        for (number, bytes) in bucket where bytes[...] == name { return number }
-        return nil
-    }
+    public static func number(ofName name: ArraySlice<UInt8>) -> UInt16? { lookup(name: name)?.number }
 
     /// Record types that form an event on their own: user-space messages (1100–1299, 2100–2999) and
     /// AUDIT_KERNEL. Kernel records of a syscall event end with PROCTITLE or EOE instead.

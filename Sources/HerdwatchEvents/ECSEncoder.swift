@@ -207,22 +207,20 @@ public struct ECSEncoder: Sendable {
         writer.key("type")
         writer.string(record.typeName)
         var hasEnriched = false
-        for field in record.fields {
-            if field.isEnriched {
-                hasEnriched = true
-                continue
+        record.bytes.withUnsafeBufferPointer { bytes in
+            for field in record.fields {
+                if field.isEnriched {
+                    hasEnriched = true
+                    continue
+                }
+                writer.rawMember(bytes, field)
             }
-            writer.key(bytes: record.key(field))
-            writer.string(bytes: record.value(field))
-        }
-        if hasEnriched {
-            writer.key("enriched")
-            writer.beginObject()
-            for field in record.fields where field.isEnriched {
-                writer.key(bytes: record.key(field))
-                writer.string(bytes: record.value(field))
+            if hasEnriched {
+                writer.key("enriched")
+                writer.beginObject()
+                for field in record.fields where field.isEnriched { writer.rawMember(bytes, field) }
+                writer.endObject()
             }
-            writer.endObject()
         }
         writer.endObject()
     }
@@ -233,6 +231,15 @@ public struct ECSEncoder: Sendable {
 }
 
 extension JSONWriter {
+    /// `"key":"value"` straight from a record's bytes.
+    @inline(__always)
+    mutating func rawMember(_ bytes: UnsafeBufferPointer<UInt8>, _ field: AuditField) {
+        separate()
+        appendEscaped(buffer: UnsafeBufferPointer(rebasing: bytes[Int(field.keyStart)..<Int(field.keyEnd)]))
+        storage.append(UInt8(ascii: ":"))
+        appendEscaped(buffer: UnsafeBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
+    }
+
     @inlinable
     mutating func staticStrings(_ values: [StaticString]) {
         beginArray()
@@ -250,22 +257,22 @@ extension JSONWriter {
     /// Writes `"2017-04-12T22:48:09.295Z"`.
     mutating func appendTimestamp(_ timestamp: AuditTimestamp) {
         let civil = CivilTime(secondsSinceEpoch: timestamp.seconds)
-        bytes.append(UInt8(ascii: "\""))
+        storage.append(UInt8(ascii: "\""))
         appendPadded(civil.year, width: 4)
-        bytes.append(UInt8(ascii: "-"))
+        storage.append(UInt8(ascii: "-"))
         appendPadded(civil.month, width: 2)
-        bytes.append(UInt8(ascii: "-"))
+        storage.append(UInt8(ascii: "-"))
         appendPadded(civil.day, width: 2)
-        bytes.append(UInt8(ascii: "T"))
+        storage.append(UInt8(ascii: "T"))
         appendPadded(civil.hour, width: 2)
-        bytes.append(UInt8(ascii: ":"))
+        storage.append(UInt8(ascii: ":"))
         appendPadded(civil.minute, width: 2)
-        bytes.append(UInt8(ascii: ":"))
+        storage.append(UInt8(ascii: ":"))
         appendPadded(civil.second, width: 2)
-        bytes.append(UInt8(ascii: "."))
+        storage.append(UInt8(ascii: "."))
         appendPadded(Int64(timestamp.milliseconds), width: 3)
-        bytes.append(UInt8(ascii: "Z"))
-        bytes.append(UInt8(ascii: "\""))
+        storage.append(UInt8(ascii: "Z"))
+        storage.append(UInt8(ascii: "\""))
     }
 
     private mutating func appendPadded(_ value: Int64, width: Int) {
@@ -277,7 +284,7 @@ extension JSONWriter {
             return
         }
         while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(remaining / divisor))
+            storage.append(UInt8(ascii: "0") + UInt8(remaining / divisor))
             remaining %= divisor
             divisor /= 10
         }

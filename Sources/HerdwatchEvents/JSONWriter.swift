@@ -2,19 +2,26 @@
 ///
 /// Commas are placed automatically; strings are escaped and invalid UTF-8 is replaced by U+FFFD,
 /// so any byte sequence read from a log yields valid JSON.
-public struct JSONWriter: Sendable {
-    public var bytes: [UInt8]
+public struct JSONWriter {
+    @usableFromInline let storage: ByteStorage
+
+    /// A copy of what has been written.
+    public var bytes: [UInt8] { storage.array }
+
+    /// What has been written, without copying; valid inside `body` only.
+    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try body(UnsafeRawBufferPointer(start: storage.base, count: storage.count))
+    }
     /// Bit n set: the container at depth n already has a member.
     @usableFromInline var hasMember: UInt64 = 0
     @usableFromInline var depth: Int = 0
 
     public init(capacity: Int = 1024) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = ByteStorage(capacity: capacity)
     }
 
     public mutating func reset() {
-        bytes.removeAll(keepingCapacity: true)
+        storage.count = 0
         hasMember = 0
         depth = 0
         pendingValue = false
@@ -24,13 +31,13 @@ public struct JSONWriter: Sendable {
     mutating func separate() {
         guard depth > 0 else { return }
         let bit: UInt64 = 1 << UInt64(depth - 1 & 63)
-        if hasMember & bit != 0 { bytes.append(UInt8(ascii: ",")) } else { hasMember |= bit }
+        if hasMember & bit != 0 { storage.append(UInt8(ascii: ",")) } else { hasMember |= bit }
     }
 
     @inlinable
     public mutating func beginObject() {
         beginValue()
-        bytes.append(UInt8(ascii: "{"))
+        storage.append(UInt8(ascii: "{"))
         depth += 1
         hasMember &= ~(1 << UInt64(depth - 1 & 63))
     }
@@ -38,13 +45,13 @@ public struct JSONWriter: Sendable {
     @inlinable
     public mutating func endObject() {
         depth -= 1
-        bytes.append(UInt8(ascii: "}"))
+        storage.append(UInt8(ascii: "}"))
     }
 
     @inlinable
     public mutating func beginArray() {
         beginValue()
-        bytes.append(UInt8(ascii: "["))
+        storage.append(UInt8(ascii: "["))
         depth += 1
         hasMember &= ~(1 << UInt64(depth - 1 & 63))
     }
@@ -52,17 +59,17 @@ public struct JSONWriter: Sendable {
     @inlinable
     public mutating func endArray() {
         depth -= 1
-        bytes.append(UInt8(ascii: "]"))
+        storage.append(UInt8(ascii: "]"))
     }
 
     /// Writes `"key":` — the next value call writes the value.
     @inlinable
     public mutating func key(_ key: StaticString) {
         separate()
-        bytes.append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        storage.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { storage.append(contentsOf: $0) }
+        storage.append(UInt8(ascii: "\""))
+        storage.append(UInt8(ascii: ":"))
         pendingValue = true
     }
 
@@ -71,7 +78,7 @@ public struct JSONWriter: Sendable {
     public mutating func key<Bytes: Collection>(bytes key: Bytes) where Bytes.Element == UInt8 {
         separate()
         appendEscaped(key)
-        bytes.append(UInt8(ascii: ":"))
+        storage.append(UInt8(ascii: ":"))
         pendingValue = true
     }
 
@@ -112,9 +119,9 @@ public struct JSONWriter: Sendable {
     public mutating func bool(_ value: Bool) {
         beginValue()
         if value {
-            bytes.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
+            storage.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
         } else {
-            bytes.append(contentsOf: [
+            storage.append(contentsOf: [
                 UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e"),
             ])
         }
@@ -140,7 +147,7 @@ public struct JSONWriter: Sendable {
     @inlinable
     mutating func appendDecimal<T: BinaryInteger>(_ value: T) {
         if value < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            storage.append(UInt8(ascii: "-"))
             appendUnsigned(UInt64(value.magnitude))
         } else {
             appendUnsigned(UInt64(value))
@@ -150,7 +157,7 @@ public struct JSONWriter: Sendable {
     @inlinable
     mutating func appendUnsigned(_ value: UInt64) {
         if value < 10 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value))
+            storage.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
@@ -162,7 +169,7 @@ public struct JSONWriter: Sendable {
                 remaining /= 10
                 count += 1
             }
-            for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(scratch[index]) }
+            for index in stride(from: count - 1, through: 0, by: -1) { storage.append(scratch[index]) }
         }
     }
 
@@ -170,40 +177,76 @@ public struct JSONWriter: Sendable {
 
     @inlinable
     mutating func appendEscaped<Bytes: Collection>(_ value: Bytes) where Bytes.Element == UInt8 {
-        bytes.append(UInt8(ascii: "\""))
-        var index = value.startIndex
-        while index != value.endIndex {
-            let byte = value[index]
-            if byte >= 0x20 && byte < 0x80 {
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
-                bytes.append(byte)
-                value.formIndex(after: &index)
-            } else if byte < 0x20 {
-                bytes.append(UInt8(ascii: "\\"))
-                switch byte {
-                case 0x0A: bytes.append(UInt8(ascii: "n"))
-                case 0x0D: bytes.append(UInt8(ascii: "r"))
-                case 0x09: bytes.append(UInt8(ascii: "t"))
-                default:
-                    bytes.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                    bytes.append(Self.hexDigits[Int(byte >> 4)])
-                    bytes.append(Self.hexDigits[Int(byte & 0xF)])
+        let done: Void? = value.withContiguousStorageIfAvailable { appendEscaped(buffer: $0) }
+        if done == nil { Array(value).withUnsafeBufferPointer { appendEscaped(buffer: $0) } }
+    }
+
+    /// Copies runs of characters that need no escaping in one go; escapes the rest.
+    @usableFromInline
+    mutating func appendEscaped(buffer: UnsafeBufferPointer<UInt8>) {
+        storage.append(UInt8(ascii: "\""))
+        let count = buffer.count
+        var runStart = 0
+        var index = 0
+        let base = UnsafeRawPointer(buffer.baseAddress)
+        while index < count {
+            // Skip eight plain bytes at a time: none below 0x20, none from 0x80, no quote, no backslash.
+            if let base {
+                while index + 8 <= count {
+                    let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    if Self.needsEscaping(word) { break }
+                    index += 8
                 }
-                value.formIndex(after: &index)
-            } else {
-                index = appendMultibyte(value, from: index)
+                if index >= count { break }
             }
+            let byte = buffer[index]
+            if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                index += 1
+                continue
+            }
+            if index > runStart { storage.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[runStart..<index])) }
+            if byte >= 0x80 {
+                index = appendMultibyte(buffer, from: index)
+            } else {
+                storage.append(UInt8(ascii: "\\"))
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): storage.append(byte)
+                case 0x0A: storage.append(UInt8(ascii: "n"))
+                case 0x0D: storage.append(UInt8(ascii: "r"))
+                case 0x09: storage.append(UInt8(ascii: "t"))
+                default:
+                    storage.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                    storage.append(Self.hexDigits[Int(byte >> 4)])
+                    storage.append(Self.hexDigits[Int(byte & 0xF)])
+                }
+                index += 1
+            }
+            runStart = index
         }
-        bytes.append(UInt8(ascii: "\""))
+        if count > runStart { storage.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[runStart..<count])) }
+        storage.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any of the eight bytes in `word` needs escaping or UTF-8 validation (may say yes for a
+    /// plain word after a byte that does, never no for one that does).
+    @inlinable @inline(__always)
+    static func needsEscaping(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let control = (word &- ones &* 0x20) & ~word & highs
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        let quoteZero = (quote &- ones) & ~quote & highs
+        let backslashZero = (backslash &- ones) & ~backslash & highs
+        return (word & highs) | control | quoteZero | backslashZero != 0
     }
 
     /// Copies one UTF-8 sequence if it is valid, else writes U+FFFD for its first byte.
-    @inlinable
-    mutating func appendMultibyte<Bytes: Collection>(_ value: Bytes, from start: Bytes.Index) -> Bytes.Index
-    where Bytes.Element == UInt8 {
+    @usableFromInline
+    mutating func appendMultibyte(_ value: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         let lead = value[start]
         let length: Int
-        var minimum: UInt32
+        let minimum: UInt32
         switch lead {
         case 0xC2...0xDF:
             length = 2
@@ -219,23 +262,73 @@ public struct JSONWriter: Sendable {
             minimum = 0
         }
         var scalar = UInt32(lead) & (length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07)
-        var index = value.index(after: start)
+        var index = start + 1
         var valid = length > 0
         if valid {
             for _ in 1..<length {
-                guard index != value.endIndex, value[index] & 0xC0 == 0x80 else {
+                guard index < value.count, value[index] & 0xC0 == 0x80 else {
                     valid = false
                     break
                 }
                 scalar = scalar << 6 | UInt32(value[index] & 0x3F)
-                value.formIndex(after: &index)
+                index += 1
             }
         }
         if valid && scalar >= minimum && scalar <= 0x10FFFF && !(0xD800...0xDFFF).contains(scalar) {
-            bytes.append(contentsOf: value[start..<index])
+            storage.append(contentsOf: UnsafeBufferPointer(rebasing: value[start..<index]))
             return index
         }
-        bytes.append(contentsOf: [0xEF, 0xBF, 0xBD])
-        return value.index(after: start)
+        storage.append(contentsOf: [0xEF, 0xBF, 0xBD])
+        return start + 1
+    }
+}
+
+/// A growable byte buffer over raw memory: appends are a capacity check and a copy, with none of
+/// Array's uniqueness checks on the hot path.
+@usableFromInline
+final class ByteStorage {
+    @exclusivity(unchecked) @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) @usableFromInline var count = 0
+    @exclusivity(unchecked) @usableFromInline var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    var array: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    @usableFromInline
+    func grow(to minimum: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < minimum { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inlinable @inline(__always)
+    func append(_ byte: UInt8) {
+        if count == capacity { grow(to: count + 1) }
+        base[count] = byte
+        count += 1
+    }
+
+    @inlinable @inline(__always)
+    func append(contentsOf buffer: UnsafeBufferPointer<UInt8>) {
+        let length = buffer.count
+        guard length > 0 else { return }
+        if count + length > capacity { grow(to: count + length) }
+        (base + count).update(from: buffer.baseAddress!, count: length)
+        count += length
+    }
+
+    @inlinable
+    func append(contentsOf bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append(contentsOf: $0) }
     }
 }

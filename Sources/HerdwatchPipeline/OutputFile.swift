@@ -50,6 +50,13 @@ public final class OutputFile {
         if buffer.count >= capacity { try flush() }
     }
 
+    /// Writes one line from raw bytes (a `JSONWriter`'s buffer) without an intermediate array.
+    public func writeLine(_ bytes: UnsafeRawBufferPointer) throws {
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= capacity { try flush() }
+    }
+
     public func flush() throws {
         var offset = 0
         while offset < buffer.count {

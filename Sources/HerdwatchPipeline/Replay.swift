@@ -44,22 +44,18 @@ public struct Replay {
             interpreter: AuditInterpreter(hostName: configuration.hostName),
             interprets: configuration.format == .ecs)
         let encoder = ECSEncoder(includeRawRecords: configuration.includeRawRecords)
-        var writer = JSONWriter(capacity: 4096)
         var reported = 0
         var failedInputs = 0
         var progress = Progress(enabled: configuration.showsProgress)
 
-        let emit: (Event) throws -> Void = { event in
-            guard let output else { return }
-            writer.reset()
-            encoder.encode(event, into: &writer)
-            try output.writeLine(writer.bytes)
-        }
+        // Encoding and writing run on a second thread; this one reads, parses, assembles, interprets.
+        let stage = output.map { EncodingStage(output: $0, encoder: encoder) }
+        let emit: (Event) throws -> Void = { event in try stage?.submit(event) }
 
         for input in inputs {
             let reader: LineReader
             do {
-                reader = try LineReader(path: input)
+                reader = try LineReader(path: input, maximumLineLength: pipeline.parser.maximumLineLength)
             } catch {
                 logger.error("cannot read input", metadata: ["input": "\(input)", "error": "\(error)"])
                 failedInputs += 1
@@ -89,7 +85,7 @@ public struct Replay {
             pipeline.noteBytesRead(reader.bytesRead)
         }
         try pipeline.finish(emit: emit)
-        try output?.flush()
+        try stage?.finish()
         progress.finish()
         if reported > configuration.maximumReportedErrors {
             logger.warning(

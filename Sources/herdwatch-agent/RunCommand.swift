@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
         let emit: (Event) throws -> Void = { event in
             writer.reset()
             encoder.encode(event, into: &writer)
-            try sink.writeLine(writer.bytes)
+            try writer.withUnsafeBytes { try sink.writeLine($0) }
         }
 
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
