@@ -208,12 +208,12 @@ public struct AuditInterpreter: Sendable {
         user.audit = identity(record, "auid", "AUID", group: false)
         // User-space messages name the account acted on: acct="alice" or id=1000.
         if record.type != RecordTypes.syscall {
+            // The account's id is only known when the record gives it: `uid=` is the id of the process
+            // that wrote the message (sshd as root, su as the caller), not of the account.
             if let account = AuditDecoding.untrustedString(record, "acct") {
-                user.user = Event.Identity(id: user.user?.id ?? "", name: account)
-                if let id = record.value("id")?.decimal, id != 4_294_967_295 { user.user?.id = String(id) }
-                if user.user?.id == "" {
-                    user.user = Event.Identity(id: "", name: account)
-                }
+                var id: String?
+                if let value = record.value("id")?.decimal, value != 4_294_967_295 { id = String(value) }
+                user.user = Event.Identity(id: id, name: account)
             } else if let id = record.value("id")?.decimal, id != 4_294_967_295,
                 record.type >= 1100 && record.type < 1300
             {

@@ -55,9 +55,10 @@ public struct Event: Sendable {
 
     /// A user identity: numeric id and, where known, the name.
     public struct Identity: Sendable, Hashable {
-        public var id: String
+        /// Nil when only the name is known (a login attempt for an account that may not exist).
+        public var id: String?
         public var name: String?
-        public init(id: String, name: String? = nil) {
+        public init(id: String?, name: String? = nil) {
             self.id = id
             self.name = name
         }
