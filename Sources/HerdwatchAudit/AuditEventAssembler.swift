@@ -82,7 +82,7 @@ public struct AuditEventAssembler: Sendable {
 
     public let configuration: Configuration
     public private(set) var statistics = Statistics()
-    private var pending: [Key: Pending] = [:]
+    private var pending = PendingTable<Pending>()
     /// Keys in order of first arrival, with the order number they were given; entries of events
     /// already completed are skipped when they come to the front.
     private var arrival = Ring<(Key, UInt64)>()
@@ -104,7 +104,7 @@ public struct AuditEventAssembler: Sendable {
     public var inFlightEvents: Int { pending.count }
 
     /// Adds one record; calls `emit` for each event this completes (possibly none, possibly several).
-    public mutating func add(_ record: AuditRecord, emit: (AssembledEvent) throws -> Void) rethrows {
+    public mutating func add(_ record: consuming AuditRecord, emit: (AssembledEvent) throws -> Void) rethrows {
         statistics.records += 1
         let key = Key(
             node: record.nodeRange.map { RecordTypes.fnv1a(record.bytes[$0]) } ?? 0, serial: record.serial,
@@ -113,7 +113,7 @@ public struct AuditEventAssembler: Sendable {
 
         if record.type == RecordTypes.eoe {
             // EOE carries no data: it only ends its event.
-            if let done = pending.removeValue(forKey: key) {
+            if let done = pending.removeValue(for: key) {
                 try finish(done, key: key, completion: .complete, emit: emit)
             }
             try expire(emit: emit)
@@ -122,15 +122,15 @@ public struct AuditEventAssembler: Sendable {
 
         let size = record.bytes.count + record.fields.count * MemoryLayout<AuditField>.stride + 64
         let completes = record.type == RecordTypes.proctitle || RecordTypes.isSingleRecordEvent(record.type)
-        if let index = pending.index(forKey: key) {
-            pending.values[index].event.records.append(record)
-            pending.values[index].bytes += size
+        if let slot = pending.slot(of: key) {
+            pending[slot: slot].event.records.append(consume record)
+            pending[slot: slot].bytes += size
             inFlightBytes += size
             if completes {
-                let entry = pending.remove(at: index).value
+                let entry = pending.remove(slot: slot)
                 try finish(entry, key: key, completion: .complete, emit: emit)
-            } else if pending.values[index].event.records.count >= configuration.maximumRecordsPerEvent {
-                let entry = pending.remove(at: index).value
+            } else if pending[slot: slot].event.records.count >= configuration.maximumRecordsPerEvent {
+                let entry = pending.remove(slot: slot)
                 statistics.flushedEarly += 1
                 try finish(entry, key: key, completion: .flushedEarly, emit: emit)
             }
@@ -138,16 +138,16 @@ public struct AuditEventAssembler: Sendable {
             if recentlyCompleted[Int(truncatingIfNeeded: key.serial) & 4095] == key { statistics.lateRecords += 1 }
             var records: [AuditRecord] = []
             if !completes { records.reserveCapacity(8) }  // SYSCALL, EXECVE, CWD, PATHs, PROCTITLE: one allocation
-            records.append(record)
-            let event = AssembledEvent(
-                timestamp: record.timestamp, serial: record.serial, records: records, completion: .complete)
+            let timestamp = record.timestamp
+            records.append(consume record)
+            let event = AssembledEvent(timestamp: timestamp, serial: key.serial, records: records, completion: .complete)
             let entry = Pending(event: event, bytes: size, order: nextOrder)
             inFlightBytes += size
             if completes {
                 // Never queued, so it takes no order number.
                 try finish(entry, key: key, completion: .complete, emit: emit)
             } else {
-                pending[key] = entry
+                pending.insert(entry, for: key)
                 arrival.append((key, nextOrder))
                 completed.append(false)
                 nextOrder += 1
@@ -167,8 +167,8 @@ public struct AuditEventAssembler: Sendable {
     public mutating func flushAll(emit: (AssembledEvent) throws -> Void) rethrows {
         while let (key, order) = arrival.first {
             popArrival()
-            guard let entry = pending[key], entry.order == order else { continue }
-            pending.removeValue(forKey: key)
+            guard let slot = pending.slot(of: key), pending[slot: slot].order == order else { continue }
+            let entry = pending.remove(slot: slot)
             try finish(entry, key: key, completion: .endOfInput, emit: emit)
         }
     }
@@ -190,7 +190,7 @@ public struct AuditEventAssembler: Sendable {
             let expired = configuration.timeoutMilliseconds.map { newestTimestamp - key.milliseconds > $0 } ?? false
             guard overCapacity || expired else { return }
             popArrival()
-            guard let entry = pending.removeValue(forKey: key) else { continue }
+            guard let entry = pending.removeValue(for: key) else { continue }
             assert(entry.order == order)
             if expired {
                 statistics.timedOut += 1
@@ -243,3 +243,102 @@ struct Ring<Element>: Sendable where Element: Sendable {
         return element
     }
 }
+
+/// The assembler's pending events by key: open addressing with linear probing and backward-shift
+/// deletion, hashed with one multiply of the serial (sequential serials spread evenly), so the
+/// per-record lookup costs a few instructions instead of a SipHash round.
+struct PendingTable<Value> {
+    private var keys: [AuditEventAssembler.Key?]
+    private var values: [Value?]
+    private var mask: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 64) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        keys = Array(repeating: nil, count: size)
+        values = Array(repeating: nil, count: size)
+        mask = size - 1
+    }
+
+    @inline(__always)
+    private func home(_ key: AuditEventAssembler.Key) -> Int {
+        let mixed = (key.serial ^ key.node ^ UInt64(bitPattern: key.milliseconds)) &* 0x9E37_79B9_7F4A_7C15
+        return Int(truncatingIfNeeded: mixed >> 32) & mask
+    }
+
+    /// The slot holding `key`, if any.
+    func slot(of key: AuditEventAssembler.Key) -> Int? {
+        var index = home(key)
+        while let candidate = keys[index] {
+            if candidate == key { return index }
+            index = (index + 1) & mask
+        }
+        return nil
+    }
+
+    /// The value in an occupied slot, modified in place.
+    subscript(slot slot: Int) -> Value {
+        get { values[slot]! }
+        _modify {
+            var value = values[slot].take()!
+            defer { values[slot] = value }
+            yield &value
+        }
+    }
+
+    subscript(key: AuditEventAssembler.Key) -> Value? {
+        slot(of: key).map { values[$0]! }
+    }
+
+    /// Inserts a key that is not in the table.
+    mutating func insert(_ value: Value, for key: AuditEventAssembler.Key) {
+        if (count + 1) * 2 > keys.count { grow() }
+        var index = home(key)
+        while keys[index] != nil { index = (index + 1) & mask }
+        keys[index] = key
+        values[index] = value
+        count += 1
+    }
+
+    mutating func remove(slot: Int) -> Value {
+        let value = values[slot].take()!
+        keys[slot] = nil
+        count -= 1
+        // Shift later members of the probe run back, so lookups never stop at a hole too early.
+        var hole = slot
+        var index = (slot + 1) & mask
+        while let key = keys[index] {
+            let want = home(key)
+            // Move the entry if its home is not cyclically within (hole, index].
+            let distanceToIndex = (index - want) & mask
+            let distanceToHole = (hole - want) & mask
+            if distanceToHole < distanceToIndex {
+                keys[hole] = key
+                values[hole] = values[index].take()
+                keys[index] = nil
+                hole = index
+            }
+            index = (index + 1) & mask
+        }
+        return value
+    }
+
+    mutating func removeValue(for key: AuditEventAssembler.Key) -> Value? {
+        slot(of: key).map { remove(slot: $0) }
+    }
+
+    private mutating func grow() {
+        let oldKeys = keys
+        var oldValues = values
+        let size = keys.count * 2
+        keys = Array(repeating: nil, count: size)
+        values = Array(repeating: nil, count: size)
+        mask = size - 1
+        count = 0
+        for index in oldKeys.indices {
+            if let key = oldKeys[index], let value = oldValues[index].take() { insert(value, for: key) }
+        }
+    }
+}
+extension PendingTable: Sendable where Value: Sendable {}

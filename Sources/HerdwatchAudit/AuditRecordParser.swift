@@ -70,7 +70,7 @@ public struct AuditRecordParser: Sendable {
         var cursor = 0
         let (timestamp, serial) = try Self.parseStamp(bytes, &cursor)
         var fields: [AuditField] = []
-        fields.reserveCapacity(24)
+        fields.reserveCapacity(Self.expectedFieldCount(bytes.count))
         Self.parseFields(&bytes, from: cursor, into: &fields)
         return AuditRecord(
             type: type, typeName: RecordTypes.name(of: type), timestamp: timestamp, serial: serial,
@@ -104,7 +104,7 @@ public struct AuditRecordParser: Sendable {
         cursor += 4
         let (timestamp, serial) = try Self.parseStamp(bytes, &cursor)
         var fields: [AuditField] = []
-        fields.reserveCapacity(24)
+        fields.reserveCapacity(Self.expectedFieldCount(bytes.count))
         Self.parseFields(&bytes, from: cursor, into: &fields)
         return AuditRecord(
             type: type, typeName: typeName, timestamp: timestamp, serial: serial, bytes: bytes,
@@ -189,6 +189,11 @@ public struct AuditRecordParser: Sendable {
     }
 
     static let groupSeparator: UInt8 = 0x1D
+
+    /// Room for the fields of a record of this length, so the table is allocated once: audit fields
+    /// average a little over ten bytes (`uid=0 `, `exe="/usr/bin/python3.11" `).
+    @inline(__always)
+    static func expectedFieldCount(_ length: Int) -> Int { min(max(length / 10, 8), 128) }
 
     /// Splits `k=v k="v v" k='a=b c=d'` into fields. Words without `=` are skipped, except SELinux's
     /// `avc:  denied  { read write } for`, which becomes the fields `seresult` and `seperms` as auparse

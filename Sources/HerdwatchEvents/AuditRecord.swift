@@ -121,7 +121,7 @@ public struct AuditRecord: Sendable {
 
 extension Array where Element == UInt8 {
     /// Whether the bytes at `offset` spell `literal`.
-    @inlinable
+    @inlinable @inline(__always)
     public func equals(_ literal: StaticString, at offset: Int) -> Bool {
         let count = literal.utf8CodeUnitCount
         guard offset + count <= self.count else { return false }

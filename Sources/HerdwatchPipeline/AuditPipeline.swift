@@ -66,18 +66,18 @@ public struct AuditPipeline {
             statistics.malformedLines += 1
             return MalformedLine(source: source, line: lineNumber, reason: error.description)
         }
-        try add(record, emit: emit)
+        try add(consume record, emit: emit)
         return nil
     }
 
     /// Feeds one parsed record (the agent's netlink path).
-    public mutating func add(_ record: AuditRecord, emit: (Event) throws -> Void) rethrows {
+    public mutating func add(_ record: consuming AuditRecord, emit: (Event) throws -> Void) rethrows {
         statistics.records += 1
         if interprets {
             let interpreter = self.interpreter
-            try assembler.add(record) { try emit(interpreter.interpret($0)) }
+            try assembler.add(consume record) { try emit(interpreter.interpret($0)) }
         } else {
-            assembler.add(record) { _ in }
+            assembler.add(consume record) { _ in }
         }
         syncAssemblerStatistics()
     }
