@@ -6,6 +6,7 @@ import PackageDescription
 //   HerdwatchEvents   the event model and its ECS JSON encoding
 //   HerdwatchAudit    audit record parser, event assembler, interpretation (syscalls, sockaddr, ...)
 //   HerdwatchPipeline reading logs (plain, gzip, stdin) through the audit stages to an event sink
+//   HerdwatchCollectors  live sources on the host: the kernel's audit netlink socket and its rules
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -17,10 +18,12 @@ let package = Package(
         .library(name: "HerdwatchEvents", targets: ["HerdwatchEvents"]),
         .library(name: "HerdwatchAudit", targets: ["HerdwatchAudit"]),
         .library(name: "HerdwatchPipeline", targets: ["HerdwatchPipeline"]),
+        .library(name: "HerdwatchCollectors", targets: ["HerdwatchCollectors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -30,6 +33,15 @@ let package = Package(
             name: "HerdwatchPipeline",
             dependencies: [
                 "HerdwatchEvents", "HerdwatchAudit", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // linux/audit.h, linux/netlink.h, linux/cn_proc.h from linux-libc-dev: constants and structs only.
+        .systemLibrary(name: "CLinuxAudit", providers: [.apt(["linux-libc-dev"])]),
+        .target(
+            name: "HerdwatchCollectors",
+            dependencies: [
+                "HerdwatchEvents", "HerdwatchAudit", "HerdwatchPipeline", "CLinuxAudit",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -44,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "herdwatch-agent",
             dependencies: [
-                "HerdwatchPipeline",
+                "HerdwatchPipeline", "HerdwatchCollectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -55,6 +67,13 @@ let package = Package(
             name: "HerdwatchPipelineTests",
             dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "HerdwatchCollectorsTests",
+            dependencies: [
+                "HerdwatchCollectors", "HerdwatchAudit", "HerdwatchEvents", "HerdwatchPipeline",
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
