@@ -10,6 +10,12 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable {
 
     public var totalMilliseconds: Int64 { seconds &* 1000 &+ Int64(milliseconds) }
 
+    /// A time given in milliseconds since the epoch.
+    public init(milliseconds total: Int64) {
+        let seconds = total >= 0 ? total / 1000 : (total - 999) / 1000
+        self.init(seconds: seconds, milliseconds: UInt16(total - seconds * 1000))
+    }
+
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.seconds, lhs.milliseconds) < (rhs.seconds, rhs.milliseconds)
     }

@@ -73,6 +73,23 @@ public struct ECSEncoder: Sendable {
             writer.endObject()
         }
         if let audit = event.audit { encode(audit, into: &writer) }
+        if let loss = event.loss {
+            writer.key("herdwatch")
+            writer.beginObject()
+            writer.key("loss")
+            writer.beginObject()
+            writer.member("source", loss.source)
+            writer.member("count", loss.count)
+            writer.member("unit", loss.unit)
+            writer.key("window_start")
+            writer.beginValue()
+            writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowStart))
+            writer.key("window_end")
+            writer.beginValue()
+            writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowEnd))
+            writer.endObject()
+            writer.endObject()
+        }
         writer.endObject()
     }
 

@@ -22,6 +22,8 @@ public struct Event: Sendable {
     /// ECS `tags`: the audit rule keys that matched.
     public var tags: [String]
     public var audit: Audit?
+    /// `herdwatch.loss.*`: for `telemetryLoss` events, what was lost and where.
+    public var loss: Loss?
 
     public init(timestamp: AuditTimestamp, kind: EventKind, outcome: Outcome = .unknown, host: Host = Host()) {
         self.timestamp = timestamp
@@ -29,6 +31,28 @@ public struct Event: Sendable {
         self.outcome = outcome
         self.host = host
         self.tags = []
+    }
+
+    /// Telemetry the agent could not deliver in a window: counted, and reported as an event itself.
+    public struct Loss: Sendable, Hashable {
+        /// Which source lost data: `kernel-audit`, `audit-socket`, `assembler`.
+        public var source: String
+        /// How many records or events were lost in the window.
+        public var count: Int
+        /// What the count counts: `records` (kernel lost counter), `overflows` (ENOBUFS on the
+        /// socket, each one any number of records), `events` (completed before all records came).
+        public var unit: String
+        /// The window the count covers, in milliseconds since the epoch.
+        public var windowStart: Int64
+        public var windowEnd: Int64
+
+        public init(source: String, count: Int, unit: String, windowStart: Int64, windowEnd: Int64) {
+            self.source = source
+            self.count = count
+            self.unit = unit
+            self.windowStart = windowStart
+            self.windowEnd = windowEnd
+        }
     }
 
     public struct Host: Sendable, Hashable {

@@ -48,6 +48,8 @@ public enum EventKind: Sendable, Hashable {
     case auditDaemon
     /// An access denied by a mandatory access control (SELinux AVC, AppArmor).
     case accessDenied
+    /// The agent lost telemetry (kernel lost counter, socket overflow, events cut short); see `Event.loss`.
+    case telemetryLoss
     /// Any syscall the model has no dedicated case for; the name is in `Event.audit.syscall`.
     case syscall
     /// Any other record type; the name is in `Event.audit.recordType`.
@@ -74,6 +76,7 @@ extension EventKind {
         case .mount, .unmount: ["file"]
         case .auditConfigChange, .auditDaemon: ["configuration"]
         case .accessDenied: ["intrusion_detection"]
+        case .telemetryLoss: ["host"]
         case .syscall, .other: []
         }
     }
@@ -107,6 +110,7 @@ extension EventKind {
         case .auditConfigChange: ["change"]
         case .auditDaemon: ["change"]
         case .accessDenied: ["denied"]
+        case .telemetryLoss: ["info"]
         case .syscall, .other: ["info"]
         }
     }
@@ -148,6 +152,7 @@ extension EventKind {
         case .auditConfigChange: "audit-config-changed"
         case .auditDaemon: "audit-daemon-changed"
         case .accessDenied: "access-denied"
+        case .telemetryLoss: "telemetry-loss"
         case .syscall: "syscall"
         case .other: "audit-record"
         }

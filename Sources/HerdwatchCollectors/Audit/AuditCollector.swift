@@ -1,0 +1,310 @@
+import CLinuxAudit
+import HerdwatchAudit
+import HerdwatchEvents
+import HerdwatchPipeline
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Collects kernel audit records over netlink and turns them into events, on the caller's thread.
+///
+/// `start` decides the mode (multicast beside a live audit daemon, else unicast as the daemon),
+/// remembers the kernel's settings, and — when it owns the audit socket — applies the settings and
+/// rules it was given. `run` reads, assembles and emits until told to stop. `stop` removes the rules
+/// it added and puts every setting it changed back, so the kernel is left as found.
+public final class AuditCollector {
+    public struct Configuration: Sendable {
+        /// nil: multicast when another live process is the audit daemon, else unicast.
+        public var mode: AuditNetlink.Mode?
+        /// Rules and settings to apply when the collector owns the audit socket (unicast).
+        public var rules: [AuditRuleLine] = []
+        /// Set while the collector owns the socket. The kernel waits this long (in jiffies) for
+        /// room in its queue before dropping; 0 means it never blocks a process on auditing.
+        public var backlogWaitTime: UInt32 = 0
+        public var backlogLimit: UInt32? = 8192
+        /// Leave the rules loaded on stop (an immutable configuration, `-e 2`, is always left).
+        public var keepsRulesOnStop = false
+        public var eventTimeoutMilliseconds: Int64 = 2000
+        /// The record socket's receive buffer: bursts wait here while the agent catches up.
+        public var receiveBufferBytes: Int32 = 16 << 20
+        public var hostName: String?
+        public var userNames: (any UserNameResolver)?
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    public private(set) var mode: AuditNetlink.Mode = .unicast
+    private let logger: Logger
+    private var netlink: AuditNetlink?
+    private var saved: AuditStatus?
+    private var changedMask: UInt32 = 0
+    private var addedRules: [[UInt8]] = []
+    private var registered = false
+    private var pipeline: AuditPipeline
+    private let parser = AuditRecordParser()
+    /// Rule lines the kernel refused, with file, line and reason.
+    public private(set) var ruleErrors: [AuditRuleError] = []
+
+    // Loss accounting: compared once a second, reported as telemetry-loss events.
+    private var lastLost: UInt32?
+    private var lastOverflows = 0
+    private var lastFlushedEarly = 0
+    private var lastLossCheck: Int64 = 0
+
+    public var statistics: PipelineStatistics { pipeline.statistics }
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        var assembler = AuditEventAssembler.Configuration()
+        assembler.timeoutMilliseconds = configuration.eventTimeoutMilliseconds
+        pipeline = AuditPipeline(
+            assembler: AuditEventAssembler(configuration: assembler),
+            interpreter: AuditInterpreter(hostName: configuration.hostName, userNames: configuration.userNames))
+    }
+
+    deinit {
+        if netlink != nil { stop() }
+    }
+
+    /// Opens the audit socket and prepares the kernel. Throws when it cannot collect at all; a rule
+    /// the kernel refuses is recorded in `ruleErrors` and the rest still load.
+    public func start() throws(AuditNetlinkError) {
+        let control = try AuditNetlink(mode: .unicast, receiveBufferBytes: configuration.receiveBufferBytes)
+        let status = try control.status()
+        saved = status
+        lastLost = status.lost
+        let daemonAlive = status.pid != 0 && status.pid != UInt32(getpid()) && kill(pid_t(status.pid), 0) == 0
+        mode = configuration.mode ?? (daemonAlive ? .multicast : .unicast)
+
+        switch mode {
+        case .multicast:
+            netlink = try AuditNetlink(mode: .multicast, receiveBufferBytes: configuration.receiveBufferBytes)
+            logger.info(
+                "reading the audit log group beside the audit daemon; its rules stay in charge",
+                metadata: ["daemon-pid": "\(status.pid)"])
+        case .unicast:
+            if daemonAlive {
+                throw AuditNetlinkError(
+                    "another process (pid \(status.pid)) is the audit daemon; stop it or use multicast mode", code: EEXIST)
+            }
+            netlink = control
+            try control.register()
+            registered = true
+            if status.enabled == 2 {
+                logger.warning("audit configuration is locked (enabled=2): rules and settings stay as they are")
+            } else {
+                try applySettings(control, status)
+                applyRules(control)
+            }
+        }
+    }
+
+    private func applySettings(_ netlink: AuditNetlink, _ status: AuditStatus) throws(AuditNetlinkError) {
+        var wanted = AuditStatus()
+        var mask: UInt32 = 0
+        wanted.backlogWaitTime = configuration.backlogWaitTime
+        if status.backlogWaitTime != configuration.backlogWaitTime { mask |= UInt32(AUDIT_STATUS_BACKLOG_WAIT_TIME) }
+        if let limit = configuration.backlogLimit, limit != status.backlogLimit {
+            wanted.backlogLimit = limit
+            mask |= UInt32(AUDIT_STATUS_BACKLOG_LIMIT)
+        }
+        if status.enabled != 1 {
+            wanted.enabled = 1
+            mask |= UInt32(AUDIT_STATUS_ENABLED)
+        }
+        if mask != 0 {
+            try netlink.set(wanted, mask: mask)
+            changedMask |= mask
+        }
+    }
+
+    private func applyRules(_ netlink: AuditNetlink) {
+        for line in configuration.rules {
+            do {
+                switch line.command {
+                case .add(let rule):
+                    let data = rule.kernelData()
+                    try netlink.addRule(data)
+                    addedRules.append(data)
+                case .delete(let rule):
+                    try netlink.deleteRule(rule.kernelData())
+                case .setBacklogLimit(let value):
+                    var status = AuditStatus()
+                    status.backlogLimit = value
+                    try netlink.set(status, mask: UInt32(AUDIT_STATUS_BACKLOG_LIMIT))
+                    changedMask |= UInt32(AUDIT_STATUS_BACKLOG_LIMIT)
+                case .setRateLimit(let value):
+                    var status = AuditStatus()
+                    status.rateLimit = value
+                    try netlink.set(status, mask: UInt32(AUDIT_STATUS_RATE_LIMIT))
+                    changedMask |= UInt32(AUDIT_STATUS_RATE_LIMIT)
+                case .setFailure(let value):
+                    var status = AuditStatus()
+                    status.failure = value
+                    try netlink.set(status, mask: UInt32(AUDIT_STATUS_FAILURE))
+                    changedMask |= UInt32(AUDIT_STATUS_FAILURE)
+                case .setEnabled(let value):
+                    // 2 locks the configuration until reboot: only on request, and never undone.
+                    try netlink.setEnabled(value)
+                    if value != 2 { changedMask |= UInt32(AUDIT_STATUS_ENABLED) }
+                case .setBacklogWaitTime:
+                    // The agent keeps backlog_wait_time at its configured value (0): it never lets
+                    // auditing block processes.
+                    break
+                case .deleteAll(let key):
+                    try deleteAll(netlink, key: key)
+                case .makeLoginUIDImmutable, .resetLostCounter, .ignoreErrors, .continueOnErrors:
+                    logger.debug("rule file option not applied by the agent", metadata: ["line": "\(line.text)"])
+                }
+            } catch {
+                let failure = AuditRuleError(source: line.source, line: line.line, reason: "kernel refused: \(error)")
+                ruleErrors.append(failure)
+                logger.error("audit rule not loaded", metadata: ["where": "\(failure)"])
+            }
+        }
+    }
+
+    private func deleteAll(_ netlink: AuditNetlink, key: String?) throws(AuditNetlinkError) {
+        for rule in try netlink.listRules() {
+            if let key, !AuditRuleData.keys(of: rule).contains(key) { continue }
+            try netlink.deleteRule(rule)
+        }
+    }
+
+    /// Reads until `shouldStop` returns true (checked at least every `pollMilliseconds`).
+    public func run(
+        pollMilliseconds: Int32 = 200, shouldStop: () -> Bool, emit: (Event) throws -> Void
+    ) throws {
+        guard let netlink else { return }
+        while !shouldStop() {
+            let messages = try netlink.receive(timeoutMilliseconds: pollMilliseconds)
+            for message in messages {
+                try handle(message, emit: emit)
+            }
+            let now = Self.nowMilliseconds()
+            try pipeline.flush(olderThan: now, emit: emit)
+            if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
+        }
+        try pipeline.finish(emit: emit)
+    }
+
+    /// One pass: whatever is waiting, without blocking (for tests and callers with their own loop).
+    public func poll(timeoutMilliseconds: Int32, emit: (Event) throws -> Void) throws {
+        guard let netlink else { return }
+        for message in try netlink.receive(timeoutMilliseconds: timeoutMilliseconds) {
+            try handle(message, emit: emit)
+        }
+        let now = Self.nowMilliseconds()
+        try pipeline.flush(olderThan: now, emit: emit)
+        if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
+    }
+
+    private func handle(_ message: AuditNetlinkMessage, emit: (Event) throws -> Void) throws {
+        // Control replies and netlink's own messages are not records.
+        guard AuditNetlink.isRecord(message.type) else { return }
+        do {
+            let record = try parser.parse(netlinkType: message.type, body: message.payload)
+            try pipeline.add(record, emit: emit)
+        } catch let error as AuditParseError {
+            pipeline.noteMalformed()
+            logger.warning("malformed audit record skipped", metadata: ["type": "\(message.type)", "reason": "\(error)"])
+        }
+    }
+
+    private func checkLoss(_ netlink: AuditNetlink, now: Int64, emit: (Event) throws -> Void) throws {
+        let windowStart = lastLossCheck == 0 ? now : lastLossCheck
+        lastLossCheck = now
+        var losses: [(String, Int, String)] = []
+        if mode == .unicast || mode == .multicast, let status = try? netlink.status() {
+            if let last = lastLost, status.lost > last { losses.append(("kernel-audit", Int(status.lost - last), "records")) }
+            lastLost = status.lost
+        }
+        if netlink.overflows > lastOverflows {
+            losses.append(("audit-socket", netlink.overflows - lastOverflows, "overflows"))
+            lastOverflows = netlink.overflows
+        }
+        let flushed = pipeline.statistics.earlyFlushedEvents
+        if flushed > lastFlushedEarly {
+            losses.append(("assembler", flushed - lastFlushedEarly, "events"))
+            lastFlushedEarly = flushed
+        }
+        for (source, count, unit) in losses {
+            var event = Event(timestamp: AuditTimestamp(milliseconds: now), kind: .telemetryLoss, outcome: .failure)
+            event.host.name = configuration.hostName
+            event.loss = Event.Loss(source: source, count: count, unit: unit, windowStart: windowStart, windowEnd: now)
+            event.message = "\(count) \(unit) lost (\(source))"
+            logger.warning("telemetry lost", metadata: ["source": "\(source)", "count": "\(count)", "unit": "\(unit)"])
+            try emit(event)
+        }
+    }
+
+    /// Removes the rules this collector added, restores the settings it changed and gives up the
+    /// audit daemon role. Safe to call twice.
+    public func stop() {
+        guard let netlink else { return }
+        defer {
+            self.netlink = nil
+            addedRules = []
+        }
+        guard mode == .unicast else { return }
+        if !configuration.keepsRulesOnStop {
+            for rule in addedRules.reversed() {
+                do { try netlink.deleteRule(rule) } catch { logger.error("could not remove an audit rule", metadata: ["error": "\(error)"]) }
+            }
+        }
+        if let saved, changedMask != 0 {
+            do {
+                try netlink.set(saved, mask: changedMask)
+            } catch {
+                logger.error("could not restore audit settings", metadata: ["error": "\(error)"])
+            }
+        }
+        if registered {
+            do { try netlink.unregister() } catch { logger.error("could not release the audit pid", metadata: ["error": "\(error)"]) }
+            registered = false
+        }
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    }
+}
+
+/// Reading back `struct audit_rule_data` as the kernel lists it.
+enum AuditRuleData {
+    /// The keys of a rule (its FILTERKEY field, split at 0x01).
+    static func keys(of data: [UInt8]) -> [String] {
+        let headerSize = AuditRule.headerSize
+        guard data.count >= headerSize else { return [] }
+        func word(_ offset: Int) -> UInt32 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) } }
+        let count = Int(min(word(8), UInt32(AuditRule.maximumFields)))
+        let fieldsOffset = 12 + 4 * AuditRule.maskWords
+        let valuesOffset = fieldsOffset + 4 * AuditRule.maximumFields
+        var bufferOffset = headerSize
+        let stringFields: Set<UInt32> = [
+            UInt32(AUDIT_WATCH), UInt32(AUDIT_DIR), UInt32(AUDIT_EXE), UInt32(AUDIT_FILTERKEY),
+            UInt32(AUDIT_SUBJ_USER), UInt32(AUDIT_SUBJ_ROLE), UInt32(AUDIT_SUBJ_TYPE), UInt32(AUDIT_SUBJ_SEN),
+            UInt32(AUDIT_SUBJ_CLR), UInt32(AUDIT_OBJ_USER), UInt32(AUDIT_OBJ_ROLE), UInt32(AUDIT_OBJ_TYPE),
+            UInt32(AUDIT_OBJ_LEV_LOW), UInt32(AUDIT_OBJ_LEV_HIGH),
+        ]
+        for index in 0..<count {
+            let field = word(fieldsOffset + 4 * index)
+            guard stringFields.contains(field) else { continue }
+            let length = Int(word(valuesOffset + 4 * index))
+            guard bufferOffset + length <= data.count else { return [] }
+            if field == UInt32(AUDIT_FILTERKEY) {
+                return data[bufferOffset..<(bufferOffset + length)].split(separator: 1).map {
+                    String(decoding: $0, as: UTF8.self)
+                }
+            }
+            bufferOffset += length
+        }
+        return []
+    }
+}
