@@ -1,33 +1,54 @@
 import ArgumentParser
+import Dispatch
 import HerdwatchAudit
+import HerdwatchCollectors
 import HerdwatchEvents
 import HerdwatchPipeline
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Reads audit records from a stream as they arrive and writes events as soon as they complete.
+/// Collects audit events and writes them as ECS JSON lines, as they complete.
 ///
-/// As an auditd plugin (`/etc/audit/plugins.d/herdwatch.conf` with `path = /usr/local/bin/herdwatch-agent`,
-/// `args = run`, `format = string`) it receives every record on standard input.
+/// By default from the kernel itself, over netlink: as the audit daemon (unicast, loading the
+/// profile's rules) or, beside a running auditd, from the read-only log group (multicast).
+/// With `--input` from a stream instead, e.g. as an auditd plugin
+/// (`/etc/audit/plugins.d/herdwatch.conf`: `path = /usr/local/bin/herdwatch-agent`,
+/// `args = run --input -`, `format = string`).
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Read audit records from a stream and write ECS JSON events.",
+        abstract: "Collect audit events on this host and write ECS JSON lines.",
         discussion: """
-            Events complete on their EOE or PROCTITLE record, or after --event-timeout milliseconds of \
-            wall-clock quiet, so a quiet stream never holds an event back. Malformed lines are reported \
-            with their line number and skipped. Exit status: 0 at the end of input, 1 on a read or write error.
+            Without --input the agent reads the kernel's audit netlink socket. In unicast mode it is the \
+            audit daemon: it enables auditing, sets backlog_wait_time to 0 so auditing never blocks a \
+            process, loads the rules (--rules files, else the --profile's defaults) and on SIGTERM or \
+            SIGINT removes them and restores every setting it changed. In multicast mode (the default \
+            when another audit daemon runs) it reads beside that daemon and changes nothing.
+
+            Events complete on their EOE or PROCTITLE record, or after --event-timeout milliseconds. \
+            Lost records (the kernel's lost counter, socket overflows, events cut short) are reported \
+            as telemetry-loss events in the stream. Exit status: 0 on a clean stop, 1 on errors.
             """
     )
 
-    @Option(name: .shortAndLong, help: "Where audit records come from: '-' (standard input) or a FIFO path.")
-    var input: String = "-"
+    @Option(name: .shortAndLong, help: "Read audit records from this stream ('-' or a FIFO) instead of the kernel.")
+    var input: String?
 
     @Option(name: .shortAndLong, help: "Where events go: '-' (standard output) or a file.")
     var output: String = "-"
+
+    @Option(help: "Kernel mode: auto, unicast or multicast.")
+    var mode: String = "auto"
+
+    @Option(name: .customLong("rules"), help: "Audit rule file in auditctl syntax (repeatable); replaces the profile's rules.")
+    var ruleFiles: [String] = []
+
+    @Option(help: "Built-in rule set when no --rules are given: pet or cattle.")
+    var profile: String = "pet"
 
     @Option(help: "host.name for records without node=; defaults to this host's name.")
     var hostName: String?
@@ -35,7 +56,79 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Milliseconds an event waits for its remaining records.")
     var eventTimeout: Int64 = 2000
 
+    func validate() throws {
+        guard ["auto", "unicast", "multicast"].contains(mode) else {
+            throw ValidationError("--mode must be auto, unicast or multicast")
+        }
+        guard DefaultRules.named(profile) != nil else { throw ValidationError("--profile must be pet or cattle") }
+        if eventTimeout < 0 { throw ValidationError("--event-timeout must not be negative") }
+    }
+
     func run() throws {
+        if let input {
+            try runStream(input)
+        } else {
+            try runKernel()
+        }
+    }
+
+    private func runKernel() throws {
+        let logger = Logger(label: "herdwatch.agent")
+        var configuration = AuditCollector.Configuration()
+        configuration.mode = mode == "auto" ? nil : AuditNetlink.Mode(rawValue: mode)
+        configuration.eventTimeoutMilliseconds = eventTimeout
+        configuration.hostName = hostName ?? Self.localHostName()
+        configuration.userNames = SystemUserNames()
+
+        let parser = AuditRuleParser()
+        var ruleErrors: [AuditRuleError] = []
+        if ruleFiles.isEmpty {
+            let (lines, errors) = parser.parse(DefaultRules.named(profile) ?? "", source: "<\(profile) profile>")
+            configuration.rules = lines
+            ruleErrors += errors
+        } else {
+            for file in ruleFiles {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ValidationError("cannot read rule file \(file)")
+                }
+                let (lines, errors) = parser.parse(text, source: file)
+                configuration.rules += lines
+                ruleErrors += errors
+            }
+        }
+        for error in ruleErrors { logger.error("audit rule skipped", metadata: ["where": "\(error)"]) }
+
+        let sink = try OutputFile(path: output, capacity: 64 * 1024)
+        let encoder = ECSEncoder()
+        var writer = JSONWriter()
+        let emit: (Event) throws -> Void = { event in
+            writer.reset()
+            encoder.encode(event, into: &writer)
+            try writer.withUnsafeBytes { try sink.writeLine($0) }
+        }
+
+        let stop = StopSignals()
+        let collector = AuditCollector(configuration: configuration, logger: logger)
+        do {
+            try collector.start()
+        } catch {
+            collector.stop()
+            logger.critical("cannot collect kernel audit events", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+        logger.info(
+            "collecting kernel audit events",
+            metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)"])
+        defer { collector.stop() }
+        // Events leave the process as soon as their batch is done: nothing waits in a buffer.
+        try collector.run(shouldStop: { stop.requested }, afterBatch: { try sink.flush() }) { event in
+            try emit(event)
+        }
+        collector.stop()
+        logger.info("stopped", metadata: ["events": "\(collector.statistics.events)"])
+    }
+
+    private func runStream(_ input: String) throws {
         let logger = Logger(label: "herdwatch.agent")
         let descriptor = input == "-" ? STDIN_FILENO : open(input, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -91,5 +184,65 @@ struct RunCommand: ParsableCommand {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// SIGTERM and SIGINT ask for a clean stop (rules removed, settings restored) instead of killing.
+final class StopSignals {
+    private final class Flag: Sendable {
+        let value = Atomic(false)
+    }
+    private let flag = Flag()
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let queue = DispatchQueue(label: "herdwatch.signals")
+        var sources: [any DispatchSourceSignal] = []
+        let flag = self.flag
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { flag.value.store(true, ordering: .relaxed) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    var requested: Bool { flag.value.load(ordering: .relaxed) }
+}
+
+/// uid/gid → names from the host's user database (getpwuid_r), cached.
+final class SystemUserNames: UserNameResolver, Sendable {
+    private let cache = Mutex<[UInt64: String?]>([:])
+
+    func userName(uid: UInt32) -> String? { lookup(UInt64(uid)) { Self.passwdName(uid) } }
+    func groupName(gid: UInt32) -> String? { lookup(UInt64(gid) | 1 << 32) { Self.groupName(gid) } }
+
+    private func lookup(_ key: UInt64, _ resolve: () -> String?) -> String? {
+        if let cached = cache.withLock({ $0[key] }) { return cached }
+        let name = resolve()
+        cache.withLock { $0[key] = name }
+        return name
+    }
+
+    private static func passwdName(_ uid: UInt32) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else {
+            return nil
+        }
+        return String(cString: name)
+    }
+
+    private static func groupName(_ gid: UInt32) -> String? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.gr_name else {
+            return nil
+        }
+        return String(cString: name)
     }
 }

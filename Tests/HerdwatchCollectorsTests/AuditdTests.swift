@@ -78,7 +78,7 @@ final class PrivateAuditd {
 
 /// posix_spawn with an empty signal mask and default dispositions: the test runner's threads block
 /// signals, and a daemon that inherited that mask would never see its SIGTERM.
-func spawnWithDefaultSignals(_ path: String, _ arguments: [String]) throws -> pid_t {
+func spawnWithDefaultSignals(_ path: String, _ arguments: [String], standardError: String = "/dev/null") throws -> pid_t {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -94,7 +94,7 @@ func spawnWithDefaultSignals(_ path: String, _ arguments: [String]) throws -> pi
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0

@@ -69,3 +69,14 @@ import Testing
         #expect(lines.map(\.command) == [.setEnabled(1)], "the line after a bad one still loads")
     }
 }
+
+@Suite struct DefaultRulesTests {
+    @Test(arguments: ["pet", "cattle"])
+    func profileRulesParseCleanly(profile: String) throws {
+        let text = try #require(DefaultRules.named(profile))
+        let (lines, errors) = AuditRuleParser(machineArch: Syscalls.x86_64Arch).parse(text, source: profile)
+        #expect(errors.isEmpty, "\(errors)")
+        #expect(lines.count >= 5)
+        #expect(lines.contains { if case .add(let rule) = $0.command { rule.keys == ["exec"] } else { false } })
+    }
+}

@@ -175,21 +175,18 @@ public final class AuditCollector {
         }
     }
 
-    /// Reads until `shouldStop` returns true (checked at least every `pollMilliseconds`).
+    /// Reads until `shouldStop` returns true (checked at least every `pollMilliseconds`). `afterBatch`
+    /// runs after each batch of records, so output can be flushed while the host is busy or quiet.
     public func run(
-        pollMilliseconds: Int32 = 200, shouldStop: () -> Bool, emit: (Event) throws -> Void
+        pollMilliseconds: Int32 = 200, shouldStop: () -> Bool, afterBatch: () throws -> Void = {},
+        emit: (Event) throws -> Void
     ) throws {
-        guard let netlink else { return }
         while !shouldStop() {
-            let messages = try netlink.receive(timeoutMilliseconds: pollMilliseconds)
-            for message in messages {
-                try handle(message, emit: emit)
-            }
-            let now = Self.nowMilliseconds()
-            try pipeline.flush(olderThan: now, emit: emit)
-            if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
+            try poll(timeoutMilliseconds: pollMilliseconds, emit: emit)
+            try afterBatch()
         }
         try pipeline.finish(emit: emit)
+        try afterBatch()
     }
 
     /// One pass: whatever is waiting, without blocking (for tests and callers with their own loop).
