@@ -22,7 +22,7 @@ public struct ECSEncoder: Sendable {
         writer.key("kind")
         writer.string("event")
         writer.key("module")
-        writer.string("auditd")
+        writer.string(event.module)
         writer.key("category")
         writer.staticStrings(event.kind.categories)
         writer.key("type")
@@ -55,6 +55,12 @@ public struct ECSEncoder: Sendable {
             writer.strings(event.tags)
         }
         if let process = event.process { encode(process, into: &writer) }
+        if let container = event.containerID {
+            writer.key("container")
+            writer.beginObject()
+            writer.member("id", container)
+            writer.endObject()
+        }
         if let user = event.user { encode(user, into: &writer) }
         if let file = event.file { encode(file, into: &writer) }
         if let source = event.source { encode(source, as: "source", into: &writer) }
@@ -115,10 +121,27 @@ public struct ECSEncoder: Sendable {
         writer.member("title", process.title)
         writer.member("working_directory", process.workingDirectory)
         writer.member("exit_code", process.exitCode)
-        if let parentPID = process.parentPID {
+        writer.member("entity_id", process.entityID)
+        if process.parentPID != nil || process.parent != nil {
             writer.key("parent")
             writer.beginObject()
-            writer.member("pid", parentPID)
+            writer.member("pid", process.parentPID)
+            if let parent = process.parent {
+                writer.member("entity_id", parent.entityID)
+                writer.member("name", parent.name)
+                writer.member("executable", parent.executable)
+                if let args = parent.args {
+                    writer.key("args")
+                    writer.strings(args)
+                }
+            }
+            writer.endObject()
+        }
+        if !process.ancestry.isEmpty {
+            writer.key("Ext")
+            writer.beginObject()
+            writer.key("ancestry")
+            writer.strings(process.ancestry)
             writer.endObject()
         }
         writer.endObject()

@@ -24,6 +24,10 @@ public struct Event: Sendable {
     public var audit: Audit?
     /// `herdwatch.loss.*`: for `telemetryLoss` events, what was lost and where.
     public var loss: Loss?
+    /// ECS `container.id`, from the process's cgroup.
+    public var containerID: String?
+    /// ECS `event.dataset`-like origin: `auditd` (default), `proc-connector`, `auth-log`.
+    public var module: String = "auditd"
 
     public init(timestamp: AuditTimestamp, kind: EventKind, outcome: Outcome = .unknown, host: Host = Host()) {
         self.timestamp = timestamp
@@ -74,6 +78,22 @@ public struct Event: Sendable {
         /// ECS `process.command_line`: the arguments joined with spaces, or for sudo's USER_CMD the
         /// command sudo ran.
         public var commandLine: String?
+        /// ECS `process.entity_id`: stays the same for the life of the process and never names
+        /// another one, even after its pid is reused (boot id, pid and start time).
+        public var entityID: String?
+        /// ECS `process.parent.*` beyond the pid.
+        public var parent: Parent?
+        /// Entity ids of the ancestors, parent first, bounded (`process.Ext.ancestry`, as Elastic
+        /// Endpoint writes it).
+        public var ancestry: [String] = []
+        public init() {}
+    }
+
+    public struct Parent: Sendable, Hashable {
+        public var entityID: String?
+        public var name: String?
+        public var executable: String?
+        public var args: [String]?
         public init() {}
     }
 

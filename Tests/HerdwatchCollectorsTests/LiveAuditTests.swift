@@ -88,6 +88,16 @@ func waitForEvent(_ collector: AuditCollector, seconds: Double = 10, where match
     return found
 }
 
+/// Polls until `done` holds for the events seen so far, or the time is up.
+func collectEvents(_ collector: AuditCollector, seconds: Double = 10, until done: ([Event]) -> Bool) throws -> [Event] {
+    let deadline = Date().addingTimeInterval(seconds)
+    var events: [Event] = []
+    while !done(events), Date() < deadline {
+        try collector.poll(timeoutMilliseconds: 100) { events.append($0) }
+    }
+    return events
+}
+
 @Suite(.serialized) struct LiveAuditTests {
     static let available: Bool = {
         guard getuid() == 0 else { return false }
@@ -190,6 +200,56 @@ func waitForEvent(_ collector: AuditCollector, seconds: Double = 10, where match
             let json = String(decoding: ECSEncoder().encode(event), as: UTF8.self)
             #expect(json.contains("\"action\":\"telemetry-loss\""))
             #expect(json.contains("\"loss\":{\"source\":\"kernel-audit\""))
+        }
+    }
+
+    @Test(.enabled(if: available, "needs root and the kernel's audit subsystem"))
+    func entityIDsSurvivePIDReuseAndParentLinksStayRight() throws {
+        try withKernelAudit {
+            let collector = try collector("-a always,exit -F arch=b64 -S execve -F key=hw-reuse\n", mode: .unicast)
+            try collector.start()
+            defer { collector.stop() }
+            let table = try #require(collector.processes)
+            let me = try #require(table.read(pid: getpid()))
+
+            let first = "herdwatch-reuse-1-\(UUID().uuidString)"
+            let second = "herdwatch-reuse-2-\(UUID().uuidString)"
+            let firstPID = try runProgram("/bin/true", [first])
+            // Steer the kernel's next pid back to the one just freed (root may write ns_last_pid);
+            // other threads may take it first, so try a few times.
+            // A pid reused within the same millisecond cannot be told apart by time; on a real host
+            // reuse takes a trip around pid_max, so leave a realistic few tens of milliseconds.
+            usleep(30_000)
+            var secondPID: Int32 = 0
+            for _ in 0..<50 where secondPID != firstPID {
+                try? "\(firstPID - 1)".write(toFile: "/proc/sys/kernel/ns_last_pid", atomically: false, encoding: .utf8)
+                secondPID = try runProgram("/bin/true", [second])
+            }
+            try #require(secondPID == firstPID, "could not get pid \(firstPID) reused")
+
+            let events = try collectEvents(collector) { events in
+                events.contains { $0.process?.args?.contains(first) == true }
+                    && events.contains { $0.process?.args?.contains(second) == true }
+            }
+            let one = try #require(events.first { $0.process?.args?.contains(first) == true && $0.kind == .processStart })
+            let two = try #require(events.first { $0.process?.args?.contains(second) == true && $0.kind == .processStart })
+            #expect(one.process?.pid == two.process?.pid)
+            let oneID = try #require(one.process?.entityID)
+            let twoID = try #require(two.process?.entityID)
+            #expect(oneID != twoID, "a reused pid must get a new entity id")
+            for event in [one, two] {
+                #expect(event.process?.parentPID == Int64(getpid()))
+                #expect(event.process?.parent?.entityID == me.entityID)
+                #expect(event.process?.parent?.executable == me.executable)
+                #expect(event.process?.ancestry.first == me.entityID)
+            }
+            // Their exits come from the proc connector, each with its own process's entity id.
+            let more = try collectEvents(collector, seconds: 3) { later in
+                (events + later).filter { $0.kind == .processExit && $0.process?.pid == Int64(firstPID) }.count >= 2
+            }
+            let exits = (events + more).filter { $0.kind == .processExit && $0.process?.pid == Int64(firstPID) }
+            #expect(Set(exits.compactMap { $0.process?.entityID }) == [oneID, twoID])
+            #expect(exits.allSatisfy { $0.module == "proc-connector" && $0.process?.exitCode == 0 })
         }
     }
 }

@@ -31,8 +31,22 @@ public final class AuditCollector {
         public var receiveBufferBytes: Int32 = 16 << 20
         public var hostName: String?
         public var userNames: (any UserNameResolver)?
+        /// Keep a process table (seeded from /proc, fed by the proc connector) and give every event
+        /// entity ids, parent details, ancestry and container id.
+        public var tracksProcesses = true
+        /// Which proc-connector events become events of their own.
+        public var processEvents: ProcessEventOutput = .exits
 
         public init() {}
+    }
+
+    public enum ProcessEventOutput: String, Sendable {
+        /// The connector only feeds the process table.
+        case none
+        /// Process exits (audit rules rarely cover them; they are cheap).
+        case exits
+        /// Every exec and exit: process telemetry with no audit rules at all.
+        case all
     }
 
     public let configuration: Configuration
@@ -45,12 +59,15 @@ public final class AuditCollector {
     private var registered = false
     private var pipeline: AuditPipeline
     private let parser = AuditRecordParser()
+    public private(set) var processes: ProcessTable?
+    private var connector: ProcConnector?
     /// Rule lines the kernel refused, with file, line and reason.
     public private(set) var ruleErrors: [AuditRuleError] = []
 
     // Loss accounting: compared once a second, reported as telemetry-loss events.
     private var lastLost: UInt32?
     private var lastOverflows = 0
+    private var lastConnectorOverflows = 0
     private var lastFlushedEarly = 0
     private var lastLossCheck: Int64 = 0
 
@@ -73,6 +90,16 @@ public final class AuditCollector {
     /// Opens the audit socket and prepares the kernel. Throws when it cannot collect at all; a rule
     /// the kernel refuses is recorded in `ruleErrors` and the rest still load.
     public func start() throws(AuditNetlinkError) {
+        if configuration.tracksProcesses {
+            let table = ProcessTable()
+            table.seed()
+            processes = table
+            do {
+                connector = try ProcConnector()
+            } catch {
+                logger.warning("no proc connector: process ids come from /proc alone", metadata: ["error": "\(error)"])
+            }
+        }
         let control = try AuditNetlink(mode: .unicast, receiveBufferBytes: configuration.receiveBufferBytes)
         let status = try control.status()
         saved = status
@@ -189,15 +216,79 @@ public final class AuditCollector {
         try afterBatch()
     }
 
-    /// One pass: whatever is waiting, without blocking (for tests and callers with their own loop).
+    /// One pass: waits up to `timeoutMilliseconds` for records, handles what came.
     public func poll(timeoutMilliseconds: Int32, emit: (Event) throws -> Void) throws {
         guard let netlink else { return }
-        for message in try netlink.receive(timeoutMilliseconds: timeoutMilliseconds) {
-            try handle(message, emit: emit)
+        let enrich: (Event) throws -> Void = { [processes] event in
+            guard let processes else { return try emit(event) }
+            var event = event
+            processes.enrich(&event, now: Self.nowMilliseconds())
+            try emit(event)
+        }
+        // Connector events first: a fork must be in the table before the exec record that follows it.
+        try drainConnector(emit: enrich, emitPlain: emit)
+        let messages = try netlink.receive(timeoutMilliseconds: timeoutMilliseconds)
+        try drainConnector(emit: enrich, emitPlain: emit)
+        for message in messages {
+            try handle(message, emit: enrich)
         }
         let now = Self.nowMilliseconds()
-        try pipeline.flush(olderThan: now, emit: emit)
+        try pipeline.flush(olderThan: now, emit: enrich)
+        processes?.expire(now: now)
         if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
+    }
+
+    private func drainConnector(emit: (Event) throws -> Void, emitPlain: (Event) throws -> Void) throws {
+        guard let connector, let processes else { return }
+        let now = Self.nowMilliseconds()
+        for event in try connector.drain() {
+            switch event {
+            case .fork(let parent, let child, let time):
+                processes.fork(child: child, parent: parent, nanosecondsSinceBoot: time, now: now)
+            case .exec(let pid, let time):
+                let at = processes.bootMillis + Int64(time / 1_000_000)
+                processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
+                if configuration.processEvents == .all {
+                    var exec = Event(timestamp: AuditTimestamp(milliseconds: at), kind: .processStart, outcome: .success)
+                    exec.module = "proc-connector"
+                    exec.host.name = configuration.hostName
+                    var process = Event.Process()
+                    process.pid = Int64(pid)
+                    if let entry = processes.entry(pid: pid) {
+                        process.name = entry.name
+                        process.executable = entry.executable
+                        process.args = entry.args
+                        process.commandLine = entry.args?.joined(separator: " ")
+                    }
+                    exec.process = process
+                    try emit(exec)
+                }
+            case .exit(let pid, let code, _, let time):
+                let at = processes.bootMillis + Int64(time / 1_000_000)
+                guard configuration.processEvents != .none else {
+                    processes.exit(pid: pid, now: at)
+                    continue
+                }
+                var exit = Event(timestamp: AuditTimestamp(milliseconds: at), kind: .processExit, outcome: .success)
+                exit.module = "proc-connector"
+                exit.host.name = configuration.hostName
+                var process = Event.Process()
+                process.pid = Int64(pid)
+                if let entry = processes.entry(pid: pid) {
+                    process.name = entry.name
+                    process.executable = entry.executable
+                    process.args = entry.args
+                }
+                // The wait status: exit code in bits 8-15, or the signal in the low 7 bits.
+                process.exitCode = code & 0x7F == 0 ? Int64(code >> 8) : 128 + Int64(code & 0x7F)
+                exit.process = process
+                var enriched = exit
+                processes.enrich(&enriched, now: at)  // also marks the exit in the table
+                try emitPlain(enriched)
+            case .uid, .sid:
+                break
+            }
+        }
     }
 
     private func handle(_ message: AuditNetlinkMessage, emit: (Event) throws -> Void) throws {
@@ -223,6 +314,10 @@ public final class AuditCollector {
         if netlink.overflows > lastOverflows {
             losses.append(("audit-socket", netlink.overflows - lastOverflows, "overflows"))
             lastOverflows = netlink.overflows
+        }
+        if let connector, connector.overflows > lastConnectorOverflows {
+            losses.append(("proc-connector", connector.overflows - lastConnectorOverflows, "overflows"))
+            lastConnectorOverflows = connector.overflows
         }
         let flushed = pipeline.statistics.earlyFlushedEvents
         if flushed > lastFlushedEarly {

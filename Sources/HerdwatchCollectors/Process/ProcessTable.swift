@@ -1,0 +1,380 @@
+import HerdwatchEvents
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host's processes, seeded from /proc and kept current from fork, exec and exit, so every event
+/// can name its process and its ancestors by ids that survive pid reuse.
+///
+/// An entity id is the boot id, the pid and the start time in clock ticks since boot: the same
+/// process gets the same id from any source and after an agent restart (it is computed, not
+/// stored), and a later process with the same pid gets another (in the rare case of a pid reused
+/// within one clock tick, a generation suffix tells them apart). A pid keeps its recent generations,
+/// so an event read late is matched to the process that was running when it happened. Exited
+/// processes stay for `exitGraceMilliseconds`, and the table never holds more than
+/// `maximumEntries`: the oldest exited, then the oldest, go first.
+public final class ProcessTable {
+    public struct Entry: Sendable, Equatable {
+        public var pid: Int32
+        public var parentPID: Int32
+        /// Clock ticks since boot (/proc/PID/stat field 22).
+        public var startTicks: UInt64
+        /// When it started, in milliseconds since the epoch.
+        public var startedAt: Int64
+        public var entityID: String
+        public var name: String?
+        public var executable: String?
+        public var args: [String]?
+        public var containerID: String?
+        /// Milliseconds since the epoch; nil while running.
+        public var exitedAt: Int64?
+    }
+
+    public let bootID: String
+    public let procRoot: String
+    public var maximumEntries: Int
+    public var exitGraceMilliseconds: Int64
+    /// How many ancestors an event lists.
+    public var maximumAncestry: Int
+    /// Generations of each pid, oldest first.
+    private var entries: [Int32: [Entry]] = [:]
+    private var total = 0
+    private var exitedOrder: [(pid: Int32, entityID: String)] = []
+    public private(set) var evictions = 0
+    /// Wall-clock milliseconds at boot, for the kernel's since-boot times.
+    public let bootMillis: Int64
+
+    public init(
+        procRoot: String = "/proc", bootID: String? = nil, maximumEntries: Int = 65_536,
+        exitGraceMilliseconds: Int64 = 30_000, maximumAncestry: Int = 8
+    ) {
+        self.procRoot = procRoot
+        self.bootID = bootID ?? Self.readBootID(procRoot) ?? "00000000-0000-0000-0000-000000000000"
+        self.maximumEntries = maximumEntries
+        self.exitGraceMilliseconds = exitGraceMilliseconds
+        self.maximumAncestry = maximumAncestry
+        var real = timespec()
+        var monotonic = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        bootMillis = (Int64(real.tv_sec) - Int64(monotonic.tv_sec)) * 1000 + (Int64(real.tv_nsec) - Int64(monotonic.tv_nsec)) / 1_000_000
+    }
+
+    public var count: Int { total }
+
+    /// The newest generation of a pid.
+    public func entry(pid: Int32) -> Entry? { entries[pid]?.last }
+
+    public func entityID(pid: Int32, startTicks: UInt64) -> String {
+        "\(bootID.prefix(8))-\(pid)-\(startTicks)"
+    }
+
+    // MARK: Sources
+
+    /// Reads every process in /proc.
+    public func seed() {
+        guard let directory = opendir(procRoot) else { return }
+        defer { closedir(directory) }
+        while let item = readdir(directory) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { bytes in
+                String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = Int32(name), entries[pid] == nil else { continue }
+            if let entry = read(pid: pid) { append(entry) }
+        }
+    }
+
+    /// A fork seen by the proc connector (`nanosecondsSinceBoot`: its timestamp): always a new
+    /// process, even if its pid and start tick match one the table knows.
+    public func fork(child: Int32, parent: Int32, nanosecondsSinceBoot: UInt64, now: Int64) {
+        let startedAt = bootMillis + Int64(nanosecondsSinceBoot / 1_000_000)
+        let parentEntry = lookup(pid: parent, at: startedAt)
+        let ticks = nanosecondsSinceBoot / (1_000_000_000 / Self.clockTicksPerSecond)
+        // /proc is read after the fact: trust it only if it is the process that forked then.
+        let current = read(pid: child).flatMap { $0.startTicks + 2 >= ticks && $0.startTicks <= ticks + 2 ? $0 : nil }
+        var entry = current
+            ?? {
+                // Gone already: keep what we know, with the start time the fork gives.
+                var entry = Entry(
+                    pid: child, parentPID: parent, startTicks: ticks, startedAt: startedAt,
+                    entityID: entityID(pid: child, startTicks: ticks))
+                entry.name = parentEntry?.name
+                entry.args = parentEntry?.args
+                entry.containerID = parentEntry?.containerID
+                return entry
+            }()
+        if entry.executable == nil { entry.executable = parentEntry?.executable }
+        entry.startedAt = startedAt
+        if var previous = entries[child]?.last {
+            if previous.exitedAt == nil {
+                // Its exit was missed; it ended before this fork.
+                previous.exitedAt = startedAt
+                replaceLast(previous)
+                exitedOrder.append((child, previous.entityID))
+            }
+            if previous.entityID.hasPrefix(entry.entityID) {
+                entry.entityID += "-\(entries[child]?.count ?? 1)"
+            }
+        }
+        append(entry)
+    }
+
+    /// An exec: same process, new program. Arguments and executable from the audit record when it
+    /// has them, else from /proc.
+    public func exec(pid: Int32, executable: String?, args: [String]?, name: String?, at time: Int64) {
+        if var entry = lookup(pid: pid, at: time), entry.exitedAt == nil || entry.exitedAt! >= time {
+            let fresh = (executable == nil || args == nil) ? read(pid: pid) : nil
+            let sameProcess = fresh == nil || fresh?.startTicks == entry.startTicks
+            if sameProcess {
+                entry.executable = executable ?? fresh?.executable ?? entry.executable
+                entry.args = args ?? fresh?.args ?? entry.args
+                entry.name = name ?? fresh?.name ?? entry.name
+                replace(entry)
+                return
+            }
+        }
+        // Unknown pid: read it while it is there.
+        if var entry = read(pid: pid) {
+            entry.executable = executable ?? entry.executable
+            entry.args = args ?? entry.args
+            entry.name = name ?? entry.name
+            if let last = entries[pid]?.last, last.entityID == entry.entityID {
+                replace(entry)
+            } else {
+                append(entry)
+            }
+        }
+    }
+
+    public func exit(pid: Int32, now: Int64) {
+        guard var entry = entries[pid]?.last, entry.exitedAt == nil else { return }
+        entry.exitedAt = now
+        replaceLast(entry)
+        exitedOrder.append((pid, entry.entityID))
+        expire(now: now)
+    }
+
+    /// Drops exited processes past their grace period.
+    public func expire(now: Int64) {
+        var index = 0
+        while index < exitedOrder.count {
+            let (pid, id) = exitedOrder[index]
+            guard let position = entries[pid]?.firstIndex(where: { $0.entityID == id }),
+                let exited = entries[pid]?[position].exitedAt
+            else {
+                index += 1
+                continue
+            }
+            guard now - exited >= exitGraceMilliseconds else { break }
+            remove(pid: pid, at: position)
+            index += 1
+        }
+        if index > 0 { exitedOrder.removeFirst(index) }
+    }
+
+    // MARK: Enrichment
+
+    /// Fills entity ids, parent details, ancestry and container id into an event's process: the
+    /// process that had the pid when the event happened.
+    public func enrich(_ event: inout Event, now: Int64) {
+        guard var process = event.process, let rawPID = process.pid, let pid = Int32(exactly: rawPID) else { return }
+        let time = event.timestamp.totalMilliseconds
+        if event.kind == .processStart && event.module == "auditd" {
+            exec(pid: pid, executable: process.executable, args: process.args, name: process.name, at: time)
+        }
+        guard var entry = lookup(pid: pid, at: time) ?? resolve(pid: pid) else { return }
+        if let reported = process.parentPID.flatMap({ Int32(exactly: $0) }), reported != entry.parentPID, reported > 0 {
+            entry.parentPID = reported  // reparented, or /proc was read late
+            replace(entry)
+        }
+        process.entityID = entry.entityID
+        if process.parentPID == nil, entry.parentPID > 0 { process.parentPID = Int64(entry.parentPID) }
+        var ancestry: [String] = []
+        var cursor = entry.parentPID
+        var seen: Set<Int32> = [pid]
+        while cursor > 0, ancestry.count < maximumAncestry, seen.insert(cursor).inserted,
+            let ancestor = lookup(pid: cursor, at: time) ?? resolve(pid: cursor)
+        {
+            if ancestry.isEmpty {
+                var parent = Event.Parent()
+                parent.entityID = ancestor.entityID
+                parent.name = ancestor.name
+                parent.executable = ancestor.executable
+                parent.args = ancestor.args
+                process.parent = parent
+            }
+            ancestry.append(ancestor.entityID)
+            cursor = ancestor.parentPID
+        }
+        process.ancestry = ancestry
+        if event.containerID == nil { event.containerID = entry.containerID }
+        event.process = process
+        if event.kind == .processExit { exit(pid: pid, now: now) }
+    }
+
+    /// The generation of `pid` that was running at `time`: the newest whose life, widened by
+    /// `timeSlack` on both ends, holds it; else the newest that had started; else the oldest.
+    /// Audit stamps records with the kernel's coarse clock (up to a tick behind) in milliseconds,
+    /// while fork and exit times are exact, hence the slack.
+    private func lookup(pid: Int32, at time: Int64) -> Entry? {
+        guard let generations = entries[pid], !generations.isEmpty else { return nil }
+        if let running = generations.last(where: {
+            $0.startedAt - Self.timeSlack <= time && ($0.exitedAt.map { $0 + Self.timeSlack >= time } ?? true)
+        }) {
+            return running
+        }
+        return generations.last { $0.startedAt <= time } ?? generations.first
+    }
+
+    static let timeSlack: Int64 = 10
+
+    /// The pid from /proc, added if the table did not know it.
+    private func resolve(pid: Int32) -> Entry? {
+        if let entry = entries[pid]?.last { return entry }
+        guard let entry = read(pid: pid) else { return nil }
+        append(entry)
+        return entry
+    }
+
+    private func append(_ entry: Entry) {
+        if total >= maximumEntries { evict() }
+        entries[entry.pid, default: []].append(entry)
+        total += 1
+    }
+
+    private func replace(_ entry: Entry) {
+        guard let index = entries[entry.pid]?.lastIndex(where: { $0.entityID == entry.entityID }) else { return }
+        entries[entry.pid]?[index] = entry
+    }
+
+    private func replaceLast(_ entry: Entry) {
+        guard let count = entries[entry.pid]?.count, count > 0 else { return }
+        entries[entry.pid]?[count - 1] = entry
+    }
+
+    private func remove(pid: Int32, at position: Int) {
+        entries[pid]?.remove(at: position)
+        if entries[pid]?.isEmpty == true { entries[pid] = nil }
+        total -= 1
+    }
+
+    private func evict() {
+        // The oldest exited first, else the entry that started first.
+        while let (pid, id) = exitedOrder.first {
+            exitedOrder.removeFirst()
+            if let position = entries[pid]?.firstIndex(where: { $0.entityID == id }) {
+                remove(pid: pid, at: position)
+                evictions += 1
+                return
+            }
+        }
+        var oldest: Entry?
+        for generations in entries.values {
+            if let first = generations.first, oldest == nil || first.startTicks < oldest!.startTicks { oldest = first }
+        }
+        if let oldest, let position = entries[oldest.pid]?.firstIndex(of: oldest) {
+            remove(pid: oldest.pid, at: position)
+            evictions += 1
+        }
+    }
+
+    // MARK: /proc
+
+    static let clockTicksPerSecond = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+
+    /// One process from /proc, or nil if it is gone.
+    public func read(pid: Int32) -> Entry? {
+        let base = "\(procRoot)/\(pid)"
+        guard let stat = Self.readFile("\(base)/stat"), let parsed = Self.parseStat(stat) else { return nil }
+        var entry = Entry(
+            pid: pid, parentPID: parsed.parentPID, startTicks: parsed.startTicks,
+            startedAt: bootMillis + Int64(parsed.startTicks * 1000 / Self.clockTicksPerSecond),
+            entityID: entityID(pid: pid, startTicks: parsed.startTicks))
+        entry.name = parsed.name
+        entry.executable = Self.readLink("\(base)/exe")
+        if let cmdline = Self.readFile("\(base)/cmdline"), !cmdline.isEmpty {
+            var parts = cmdline.split(separator: 0, omittingEmptySubsequences: false)
+            if parts.last?.isEmpty == true { parts.removeLast() }
+            entry.args = parts.map { String(decoding: $0, as: UTF8.self) }
+        }
+        if let cgroup = Self.readFile("\(base)/cgroup") { entry.containerID = Self.containerID(cgroup: cgroup) }
+        return entry
+    }
+
+    /// `pid (comm) state ppid ... starttime`: comm may hold spaces and parentheses, so fields are
+    /// counted from the last ')'.
+    static func parseStat(_ bytes: [UInt8]) -> (name: String, parentPID: Int32, startTicks: UInt64)? {
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
+            let close = bytes.lastIndex(of: UInt8(ascii: ")")), close > open
+        else { return nil }
+        let name = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // fields[0] is state (field 3); ppid is field 4, starttime field 22.
+        guard fields.count > 19, let parent = Int32(String(decoding: fields[1], as: UTF8.self)),
+            let start = UInt64(String(decoding: fields[19], as: UTF8.self))
+        else { return nil }
+        return (name, parent, start)
+    }
+
+    /// A container id in a cgroup path: 64 hex digits after docker-, crio-, cri-containerd-,
+    /// libpod- or as a path component (/docker/ID, /kubepods/.../ID).
+    static func containerID(cgroup: [UInt8]) -> String? {
+        for line in cgroup.split(separator: UInt8(ascii: "\n")) {
+            var run = 0
+            var end = line.startIndex
+            for index in line.indices {
+                let byte = line[index]
+                let hex = (byte >= 48 && byte <= 57) || (byte >= 97 && byte <= 102)
+                if hex {
+                    run += 1
+                    if run == 64 { end = index + 1 }
+                } else {
+                    if run == 64 {
+                        return String(decoding: line[(end - 64)..<end], as: UTF8.self)
+                    }
+                    run = 0
+                }
+            }
+            if run == 64 { return String(decoding: line[(end - 64)..<end], as: UTF8.self) }
+        }
+        return nil
+    }
+
+    static func readBootID(_ procRoot: String) -> String? {
+        guard let bytes = readFile("\(procRoot)/sys/kernel/random/boot_id") else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")
+        return text.isEmpty ? nil : text
+    }
+
+    static func readFile(_ path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            result += chunk[0..<count]
+            if result.count > 1 << 20 { break }
+        }
+        return result
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var view = Substring(self)
+        while let first = view.first, set.contains(first) { view = view.dropFirst() }
+        while let last = view.last, set.contains(last) { view = view.dropLast() }
+        return String(view)
+    }
+}
