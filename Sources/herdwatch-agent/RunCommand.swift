@@ -56,7 +56,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Milliseconds an event waits for its remaining records.")
     var eventTimeout: Int64 = 2000
 
+    @Option(help: "Auth log to follow for sshd, sudo and su lines ('none' to skip); default /var/log/auth.log when it exists.")
+    var authLog: String?
+
+    @Option(help: "Proc connector events to emit: none, exits or all (every exec and exit, even without audit rules).")
+    var processEvents: String = "exits"
+
     func validate() throws {
+        guard AuditCollector.ProcessEventOutput(rawValue: processEvents) != nil else {
+            throw ValidationError("--process-events must be none, exits or all")
+        }
         guard ["auto", "unicast", "multicast"].contains(mode) else {
             throw ValidationError("--mode must be auto, unicast or multicast")
         }
@@ -79,6 +88,7 @@ struct RunCommand: ParsableCommand {
         configuration.eventTimeoutMilliseconds = eventTimeout
         configuration.hostName = hostName ?? Self.localHostName()
         configuration.userNames = SystemUserNames()
+        configuration.processEvents = AuditCollector.ProcessEventOutput(rawValue: processEvents) ?? .exits
 
         let parser = AuditRuleParser()
         var ruleErrors: [AuditRuleError] = []
@@ -120,8 +130,18 @@ struct RunCommand: ParsableCommand {
             "collecting kernel audit events",
             metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)"])
         defer { collector.stop() }
+        let authPath = authLog ?? (access("/var/log/auth.log", R_OK) == 0 ? "/var/log/auth.log" : "none")
+        let auth = authPath == "none" ? nil : AuthLogSource(path: authPath, hostName: configuration.hostName, logger: logger)
+        if let auth { logger.info("following the auth log", metadata: ["path": "\(auth.path)"]) }
+
         // Events leave the process as soon as their batch is done: nothing waits in a buffer.
-        try collector.run(shouldStop: { stop.requested }, afterBatch: { try sink.flush() }) { event in
+        try collector.run(
+            shouldStop: { stop.requested },
+            afterBatch: {
+                try auth?.poll(emit: emit)
+                try sink.flush()
+            }
+        ) { event in
             try emit(event)
         }
         collector.stop()
