@@ -20,7 +20,7 @@ public struct ECSEncoder: Sendable {
         writer.key("event")
         writer.beginObject()
         writer.key("kind")
-        writer.string("event")
+        writer.string(event.kind == .agentHeartbeat ? "metric" : "event")
         writer.key("module")
         writer.string(event.module)
         writer.key("category")
@@ -79,6 +79,30 @@ public struct ECSEncoder: Sendable {
             writer.endObject()
         }
         if let audit = event.audit { encode(audit, into: &writer) }
+        if let health = event.agentHealth {
+            writer.key("herdwatch")
+            writer.beginObject()
+            writer.key("agent")
+            writer.beginObject()
+            writer.key("interval_seconds")
+            writer.decimal(health.intervalSeconds)
+            writer.key("events_per_second")
+            writer.beginObject()
+            for (source, rate) in health.eventsPerSecond.sorted(by: { $0.key < $1.key }) {
+                writer.key(source)
+                writer.decimal(rate)
+            }
+            writer.endObject()
+            writer.member("events_total", health.eventsTotal)
+            writer.member("lost_total", health.lostTotal)
+            writer.member("rss_bytes", health.residentBytes)
+            writer.key("cpu_percent")
+            writer.decimal(health.cpuPercent)
+            writer.key("uptime_seconds")
+            writer.decimal(health.uptimeSeconds)
+            writer.endObject()
+            writer.endObject()
+        }
         if let loss = event.loss {
             writer.key("herdwatch")
             writer.beginObject()

@@ -24,6 +24,8 @@ public struct Event: Sendable {
     public var audit: Audit?
     /// `herdwatch.loss.*`: for `telemetryLoss` events, what was lost and where.
     public var loss: Loss?
+    /// `herdwatch.agent.*`: for `agentHeartbeat` events, the agent's own health.
+    public var agentHealth: AgentHealth?
     /// ECS `container.id`, from the process's cgroup.
     public var containerID: String?
     /// ECS `event.dataset`-like origin: `auditd` (default), `proc-connector`, `auth-log`.
@@ -35,6 +37,33 @@ public struct Event: Sendable {
         self.outcome = outcome
         self.host = host
         self.tags = []
+    }
+
+    /// What the agent did and cost in the last interval.
+    public struct AgentHealth: Sendable, Hashable {
+        public var intervalSeconds: Double
+        /// Events per second in the interval, by source (`auditd`, `proc-connector`, `auth-log`, ...).
+        public var eventsPerSecond: [String: Double]
+        public var eventsTotal: Int
+        /// Everything lost since the agent started (telemetry-loss counts summed).
+        public var lostTotal: Int
+        public var residentBytes: Int
+        /// CPU time used in the interval, as a percentage of one core.
+        public var cpuPercent: Double
+        public var uptimeSeconds: Double
+
+        public init(
+            intervalSeconds: Double, eventsPerSecond: [String: Double], eventsTotal: Int, lostTotal: Int,
+            residentBytes: Int, cpuPercent: Double, uptimeSeconds: Double
+        ) {
+            self.intervalSeconds = intervalSeconds
+            self.eventsPerSecond = eventsPerSecond
+            self.eventsTotal = eventsTotal
+            self.lostTotal = lostTotal
+            self.residentBytes = residentBytes
+            self.cpuPercent = cpuPercent
+            self.uptimeSeconds = uptimeSeconds
+        }
     }
 
     /// Telemetry the agent could not deliver in a window: counted, and reported as an event itself.

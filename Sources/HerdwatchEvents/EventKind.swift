@@ -48,6 +48,8 @@ public enum EventKind: Sendable, Hashable {
     case auditDaemon
     /// An access denied by a mandatory access control (SELinux AVC, AppArmor).
     case accessDenied
+    /// The agent's periodic health report; see `Event.agentHealth`.
+    case agentHeartbeat
     /// The agent lost telemetry (kernel lost counter, socket overflow, events cut short); see `Event.loss`.
     case telemetryLoss
     /// Any syscall the model has no dedicated case for; the name is in `Event.audit.syscall`.
@@ -76,7 +78,7 @@ extension EventKind {
         case .mount, .unmount: ["file"]
         case .auditConfigChange, .auditDaemon: ["configuration"]
         case .accessDenied: ["intrusion_detection"]
-        case .telemetryLoss: ["host"]
+        case .telemetryLoss, .agentHeartbeat: ["host"]
         case .syscall, .other: []
         }
     }
@@ -110,7 +112,7 @@ extension EventKind {
         case .auditConfigChange: ["change"]
         case .auditDaemon: ["change"]
         case .accessDenied: ["denied"]
-        case .telemetryLoss: ["info"]
+        case .telemetryLoss, .agentHeartbeat: ["info"]
         case .syscall, .other: ["info"]
         }
     }
@@ -153,6 +155,7 @@ extension EventKind {
         case .auditDaemon: "audit-daemon-changed"
         case .accessDenied: "access-denied"
         case .telemetryLoss: "telemetry-loss"
+        case .agentHeartbeat: "agent-heartbeat"
         case .syscall: "syscall"
         case .other: "audit-record"
         }

@@ -82,6 +82,35 @@ public struct JSONWriter {
         pendingValue = true
     }
 
+    /// Writes a key held in a String (escaped).
+    public mutating func key(_ key: String) {
+        var key = key
+        key.withUTF8 { self.key(bytes: $0) }
+    }
+
+    /// Writes a number with up to three decimals (`12.5`, `0.125`, `3`); not-finite values as 0.
+    public mutating func decimal(_ value: Double) {
+        beginValue()
+        guard value.isFinite else {
+            storage.append(UInt8(ascii: "0"))
+            return
+        }
+        let scaled = (abs(value) * 1000).rounded()
+        guard scaled < 9e15 else {
+            appendDecimal(Int64(value))
+            return
+        }
+        var thousandths = Int64(scaled)
+        if value < 0 && thousandths != 0 { storage.append(UInt8(ascii: "-")) }
+        appendDecimal(thousandths / 1000)
+        thousandths %= 1000
+        guard thousandths != 0 else { return }
+        storage.append(UInt8(ascii: "."))
+        var digits = [UInt8(48 + thousandths / 100), UInt8(48 + thousandths / 10 % 10), UInt8(48 + thousandths % 10)]
+        while digits.last == UInt8(ascii: "0") { digits.removeLast() }
+        storage.append(contentsOf: digits)
+    }
+
     @usableFromInline var pendingValue = false
 
     /// Separates a value from the previous one, unless it follows its key.

@@ -62,6 +62,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Proc connector events to emit: none, exits or all (every exec and exit, even without audit rules).")
     var processEvents: String = "exits"
 
+    @Option(help: "Seconds between agent-heartbeat events (events/s by source, losses, memory, CPU); 0 for none.")
+    var heartbeatInterval: Double = 60
+
     func validate() throws {
         guard AuditCollector.ProcessEventOutput(rawValue: processEvents) != nil else {
             throw ValidationError("--process-events must be none, exits or all")
@@ -71,6 +74,7 @@ struct RunCommand: ParsableCommand {
         }
         guard DefaultRules.named(profile) != nil else { throw ValidationError("--profile must be pet or cattle") }
         if eventTimeout < 0 { throw ValidationError("--event-timeout must not be negative") }
+        if heartbeatInterval < 0 { throw ValidationError("--heartbeat-interval must not be negative") }
     }
 
     func run() throws {
@@ -111,7 +115,11 @@ struct RunCommand: ParsableCommand {
         let sink = try OutputFile(path: output, capacity: 64 * 1024)
         let encoder = ECSEncoder()
         var writer = JSONWriter()
+        let health = AgentHealthMonitor(
+            intervalMilliseconds: Int64(heartbeatInterval * 1000), hostName: configuration.hostName,
+            now: Self.nowMilliseconds())
         let emit: (Event) throws -> Void = { event in
+            health.record(event)
             writer.reset()
             encoder.encode(event, into: &writer)
             try writer.withUnsafeBytes { try sink.writeLine($0) }
@@ -139,6 +147,7 @@ struct RunCommand: ParsableCommand {
             shouldStop: { stop.requested },
             afterBatch: {
                 try auth?.poll(emit: emit)
+                if heartbeatInterval > 0, let beat = health.heartbeat(now: Self.nowMilliseconds()) { try emit(beat) }
                 try sink.flush()
             }
         ) { event in

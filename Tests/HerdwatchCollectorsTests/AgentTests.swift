@@ -35,7 +35,8 @@ import Testing
             let log = folder.appendingPathComponent("agent.log")
 
             let pid = try spawnWithDefaultSignals(
-                Self.agent, ["run", "--mode", "unicast", "--rules", rules.path, "--output", output.path],
+                Self.agent,
+                ["run", "--mode", "unicast", "--rules", rules.path, "--output", output.path, "--heartbeat-interval", "0.3"],
                 standardError: log.path)
             var exited = false
             defer {
@@ -68,6 +69,20 @@ import Testing
             #expect(process?["args"] as? [String] == ["/bin/echo", marker])
             #expect(object["tags"] as? [String] == [key])
             #expect((object["host"] as? [String: Any])?["name"] is String)
+
+            // The agent reports on itself.
+            var beat: [String: Any]?
+            for _ in 0..<50 where beat == nil {
+                let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+                beat = text.split(separator: "\n").reversed().lazy
+                    .filter { $0.contains("\"agent-heartbeat\"") && $0.contains("\"auditd\"") }
+                    .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.first
+                if beat == nil { usleep(100_000) }
+            }
+            let agent = try #require((beat?["herdwatch"] as? [String: Any])?["agent"] as? [String: Any], "no heartbeat")
+            #expect((agent["rss_bytes"] as? Int ?? 0) > 1_000_000)
+            #expect((agent["events_per_second"] as? [String: Any])?["auditd"] is NSNumber)
+            #expect((beat?["event"] as? [String: Any])?["kind"] as? String == "metric")
 
             kill(pid, SIGTERM)
             var status: Int32 = 0

@@ -68,4 +68,11 @@ import Testing
         writer.appendTimestamp(AuditTimestamp(seconds: seconds, milliseconds: 7))
         #expect(String(decoding: writer.bytes, as: UTF8.self) == "\"\(expected).007Z\"")
     }
+
+    @Test(arguments: [(0.0, "0"), (12.5, "12.5"), (0.125, "0.125"), (3.0, "3"), (-1.25, "-1.25"), (2.0004, "2"), (Double.nan, "0")])
+    func decimals(value: Double, expected: String) {
+        var writer = JSONWriter()
+        writer.decimal(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+    }
 }
