@@ -59,6 +59,7 @@ let package = Package(
             name: "herdwatch-agent",
             dependencies: [
                 "HerdwatchPipeline", "HerdwatchCollectors",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

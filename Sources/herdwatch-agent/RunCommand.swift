@@ -38,43 +38,71 @@ struct RunCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Read audit records from this stream ('-' or a FIFO) instead of the kernel.")
     var input: String?
 
+    @Option(name: .shortAndLong, help: "Agent configuration file (YAML; see `herdwatch-agent config`).")
+    var config: String?
+
     @Option(name: .shortAndLong, help: "Where events go: '-' (standard output) or a file.")
-    var output: String = "-"
+    var output: String?
 
     @Option(help: "Kernel mode: auto, unicast or multicast.")
-    var mode: String = "auto"
+    var mode: String?
 
     @Option(name: .customLong("rules"), help: "Audit rule file in auditctl syntax (repeatable); replaces the profile's rules.")
     var ruleFiles: [String] = []
 
-    @Option(help: "Built-in rule set when no --rules are given: pet or cattle.")
-    var profile: String = "pet"
+    @Option(help: "Built-in rule set when no rule files are given: pet or cattle.")
+    var profile: String?
 
     @Option(help: "host.name for records without node=; defaults to this host's name.")
     var hostName: String?
 
     @Option(help: "Milliseconds an event waits for its remaining records.")
-    var eventTimeout: Int64 = 2000
+    var eventTimeout: Int64?
 
     @Option(help: "Auth log to follow for sshd, sudo and su lines ('none' to skip); default /var/log/auth.log when it exists.")
     var authLog: String?
 
     @Option(help: "Proc connector events to emit: none, exits or all (every exec and exit, even without audit rules).")
-    var processEvents: String = "exits"
+    var processEvents: String?
 
     @Option(help: "Seconds between agent-heartbeat events (events/s by source, losses, memory, CPU); 0 for none.")
-    var heartbeatInterval: Double = 60
+    var heartbeatInterval: Double?
 
     func validate() throws {
-        guard AuditCollector.ProcessEventOutput(rawValue: processEvents) != nil else {
+        if let processEvents, AuditCollector.ProcessEventOutput(rawValue: processEvents) == nil {
             throw ValidationError("--process-events must be none, exits or all")
         }
-        guard ["auto", "unicast", "multicast"].contains(mode) else {
+        if let mode, !["auto", "unicast", "multicast"].contains(mode) {
             throw ValidationError("--mode must be auto, unicast or multicast")
         }
-        guard DefaultRules.named(profile) != nil else { throw ValidationError("--profile must be pet or cattle") }
-        if eventTimeout < 0 { throw ValidationError("--event-timeout must not be negative") }
-        if heartbeatInterval < 0 { throw ValidationError("--heartbeat-interval must not be negative") }
+        if let profile, DefaultRules.named(profile) == nil { throw ValidationError("--profile must be pet or cattle") }
+        if let eventTimeout, eventTimeout < 0 { throw ValidationError("--event-timeout must not be negative") }
+        if let heartbeatInterval, heartbeatInterval < 0 { throw ValidationError("--heartbeat-interval must not be negative") }
+    }
+
+    /// The file's settings with the command line's on top.
+    func settings() throws -> AgentConfiguration {
+        var settings = AgentConfiguration()
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw ValidationError("cannot read configuration file \(config)")
+            }
+            do {
+                settings = try AgentConfiguration.load(text: text, file: config)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        if let output { settings.output = output }
+        if let mode { settings.auditMode = mode }
+        if !ruleFiles.isEmpty { settings.ruleFiles = ruleFiles }
+        if let profile { settings.profile = profile }
+        if let hostName { settings.hostName = hostName }
+        if let eventTimeout { settings.eventTimeoutMilliseconds = eventTimeout }
+        if let authLog { settings.authLog = authLog }
+        if let processEvents { settings.processEvents = processEvents }
+        if let heartbeatInterval { settings.heartbeatSeconds = heartbeatInterval }
+        return settings
     }
 
     func run() throws {
@@ -85,38 +113,51 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    private func runKernel() throws {
-        let logger = Logger(label: "herdwatch.agent")
-        var configuration = AuditCollector.Configuration()
-        configuration.mode = mode == "auto" ? nil : AuditNetlink.Mode(rawValue: mode)
-        configuration.eventTimeoutMilliseconds = eventTimeout
-        configuration.hostName = hostName ?? Self.localHostName()
-        configuration.userNames = SystemUserNames()
-        configuration.processEvents = AuditCollector.ProcessEventOutput(rawValue: processEvents) ?? .exits
-
+    /// Rule lines from the settings' files, or the profile's built-in rules; bad lines are logged
+    /// with file and line and left out.
+    static func rules(_ settings: AgentConfiguration, logger: Logger) throws -> [AuditRuleLine] {
         let parser = AuditRuleParser()
-        var ruleErrors: [AuditRuleError] = []
-        if ruleFiles.isEmpty {
-            let (lines, errors) = parser.parse(DefaultRules.named(profile) ?? "", source: "<\(profile) profile>")
-            configuration.rules = lines
-            ruleErrors += errors
+        var lines: [AuditRuleLine] = []
+        var errors: [AuditRuleError] = []
+        if settings.ruleFiles.isEmpty {
+            let (parsed, problems) = parser.parse(
+                DefaultRules.named(settings.profile) ?? "", source: "<\(settings.profile) profile>")
+            lines = parsed
+            errors = problems
         } else {
-            for file in ruleFiles {
+            for file in settings.ruleFiles {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                     throw ValidationError("cannot read rule file \(file)")
                 }
-                let (lines, errors) = parser.parse(text, source: file)
-                configuration.rules += lines
-                ruleErrors += errors
+                let (parsed, problems) = parser.parse(text, source: file)
+                lines += parsed
+                errors += problems
             }
         }
-        for error in ruleErrors { logger.error("audit rule skipped", metadata: ["where": "\(error)"]) }
+        for error in errors { logger.error("audit rule skipped", metadata: ["where": "\(error)"]) }
+        return lines
+    }
 
-        let sink = try OutputFile(path: output, capacity: 64 * 1024)
+    private func runKernel() throws {
+        let logger = Logger(label: "herdwatch.agent")
+        let command = self
+        let settings = try settings()
+        var configuration = AuditCollector.Configuration()
+        configuration.mode = settings.auditMode == "auto" ? nil : AuditNetlink.Mode(rawValue: settings.auditMode)
+        configuration.eventTimeoutMilliseconds = settings.eventTimeoutMilliseconds
+        configuration.hostName = settings.hostName ?? Self.localHostName()
+        configuration.userNames = SystemUserNames()
+        configuration.processEvents = AuditCollector.ProcessEventOutput(rawValue: settings.processEvents) ?? .exits
+        configuration.tracksProcesses = settings.tracksProcesses
+        configuration.backlogLimit = settings.backlogLimit
+        configuration.keepsRulesOnStop = settings.keepRulesOnStop
+        configuration.rules = try Self.rules(settings, logger: logger)
+
+        let sink = try OutputFile(path: settings.output, capacity: 64 * 1024)
         let encoder = ECSEncoder()
         var writer = JSONWriter()
         let health = AgentHealthMonitor(
-            intervalMilliseconds: Int64(heartbeatInterval * 1000), hostName: configuration.hostName,
+            intervalMilliseconds: Int64(settings.heartbeatSeconds * 1000), hostName: configuration.hostName,
             now: Self.nowMilliseconds())
         let emit: (Event) throws -> Void = { event in
             health.record(event)
@@ -125,7 +166,7 @@ struct RunCommand: ParsableCommand {
             try writer.withUnsafeBytes { try sink.writeLine($0) }
         }
 
-        let stop = StopSignals()
+        let signals = StopSignals()
         let collector = AuditCollector(configuration: configuration, logger: logger)
         do {
             try collector.start()
@@ -138,16 +179,29 @@ struct RunCommand: ParsableCommand {
             "collecting kernel audit events",
             metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)"])
         defer { collector.stop() }
-        let authPath = authLog ?? (access("/var/log/auth.log", R_OK) == 0 ? "/var/log/auth.log" : "none")
+
+        let authPath = settings.authLog ?? (access("/var/log/auth.log", R_OK) == 0 ? "/var/log/auth.log" : "none")
         let auth = authPath == "none" ? nil : AuthLogSource(path: authPath, hostName: configuration.hostName, logger: logger)
         if let auth { logger.info("following the auth log", metadata: ["path": "\(auth.path)"]) }
 
         // Events leave the process as soon as their batch is done: nothing waits in a buffer.
         try collector.run(
-            shouldStop: { stop.requested },
+            shouldStop: { signals.stopRequested },
             afterBatch: {
+                if signals.takeReloadRequest() {
+                    // SIGHUP: read the configuration and rule files again and swap the rules.
+                    do {
+                        let reloaded = try Self.rules(try command.settings(), logger: logger)
+                        collector.replaceRules(reloaded)
+                        logger.info("rules reloaded", metadata: ["rules": "\(reloaded.count)"])
+                    } catch {
+                        logger.error("reload failed; the current rules stay", metadata: ["error": "\(error)"])
+                    }
+                }
                 try auth?.poll(emit: emit)
-                if heartbeatInterval > 0, let beat = health.heartbeat(now: Self.nowMilliseconds()) { try emit(beat) }
+                if settings.heartbeatSeconds > 0, let beat = health.heartbeat(now: Self.nowMilliseconds()) {
+                    try emit(beat)
+                }
                 try sink.flush()
             }
         ) { event in
@@ -164,12 +218,14 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("cannot open \(input): \(String(cString: strerror(errno)))")
         }
         let reader = LineReader(streaming: descriptor, name: input == "-" ? "<stdin>" : input)
-        let sink = try OutputFile(path: output, capacity: 64 * 1024)
+        let settings = try settings()
+        let eventTimeout = settings.eventTimeoutMilliseconds
+        let sink = try OutputFile(path: settings.output, capacity: 64 * 1024)
         var assembler = AuditEventAssembler.Configuration()
         assembler.timeoutMilliseconds = eventTimeout
         var pipeline = AuditPipeline(
             assembler: AuditEventAssembler(configuration: assembler),
-            interpreter: AuditInterpreter(hostName: hostName ?? Self.localHostName()))
+            interpreter: AuditInterpreter(hostName: settings.hostName ?? Self.localHostName()))
         let encoder = ECSEncoder()
         var writer = JSONWriter()
         let emit: (Event) throws -> Void = { event in
@@ -216,29 +272,40 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// SIGTERM and SIGINT ask for a clean stop (rules removed, settings restored) instead of killing.
+/// SIGTERM and SIGINT ask for a clean stop (rules removed, settings restored) instead of killing;
+/// SIGHUP asks for the rules to be reloaded.
 final class StopSignals {
-    private final class Flag: Sendable {
-        let value = Atomic(false)
+    private final class Flags: Sendable {
+        let stop = Atomic(false)
+        let reload = Atomic(false)
     }
-    private let flag = Flag()
+    private let flags = Flags()
     private let sources: [any DispatchSourceSignal]
 
     init() {
         let queue = DispatchQueue(label: "herdwatch.signals")
         var sources: [any DispatchSourceSignal] = []
-        let flag = self.flag
-        for number in [SIGTERM, SIGINT] {
+        let flags = self.flags
+        for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { flag.value.store(true, ordering: .relaxed) }
+            source.setEventHandler {
+                if number == SIGHUP {
+                    flags.reload.store(true, ordering: .relaxed)
+                } else {
+                    flags.stop.store(true, ordering: .relaxed)
+                }
+            }
             source.resume()
             sources.append(source)
         }
         self.sources = sources
     }
 
-    var requested: Bool { flag.value.load(ordering: .relaxed) }
+    var stopRequested: Bool { flags.stop.load(ordering: .relaxed) }
+
+    /// Whether a reload was asked for since the last call.
+    func takeReloadRequest() -> Bool { flags.reload.exchange(false, ordering: .relaxed) }
 }
 
 /// uid/gid → names from the host's user database (getpwuid_r), cached.

@@ -84,6 +84,17 @@ import Testing
             #expect((agent["events_per_second"] as? [String: Any])?["auditd"] is NSNumber)
             #expect((beat?["event"] as? [String: Any])?["kind"] as? String == "metric")
 
+            // SIGHUP reloads the rule files: the old key goes, the new one loads.
+            let newKey = key + "-reloaded"
+            try "-a always,exit -F arch=b64 -S execve -k \(newKey)\n".write(to: rules, atomically: true, encoding: .utf8)
+            kill(pid, SIGHUP)
+            var keys: [String] = []
+            for _ in 0..<50 where !keys.contains(newKey) {
+                keys = try netlink.listRules().flatMap { AuditRuleData.keys(of: $0) }
+                if !keys.contains(newKey) { usleep(100_000) }
+            }
+            #expect(keys.contains(newKey) && !keys.contains(key), "rules after SIGHUP: \(keys)")
+
             kill(pid, SIGTERM)
             var status: Int32 = 0
             for _ in 0..<100 where !exited {
@@ -95,7 +106,48 @@ import Testing
             let logText = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             #expect(logText.contains("test.rules:3"), "the broken rule is reported with its line: \(logText)")
             #expect(try netlink.status().pid == 0)
-            #expect(try netlink.listRules().allSatisfy { !AuditRuleData.keys(of: $0).contains(key) })
+            #expect(try netlink.listRules().allSatisfy { AuditRuleData.keys(of: $0).allSatisfy { !$0.hasPrefix(key) } })
+        }
+    }
+
+    /// Runs the agent binary to completion and returns its exit status and standard output.
+    func runAgent(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.agent)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: agent), "needs the built agent"))
+    func configurationFileIsCheckedKeyByKey() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (status, defaults) = try runAgent(["config"])
+        #expect(status == 0 && defaults.contains("heartbeat_seconds: 60"))
+        let good = folder.appendingPathComponent("good.yml").path
+        try defaults.write(toFile: good, atomically: true, encoding: .utf8)
+        #expect(try runAgent(["config", "--check", good]).0 == 0, "the printed defaults must load")
+        let cases = [
+            ("audit:\n  mod: unicast\n", "key 'audit.mod': unknown key"),
+            ("audit:\n  mode: sideways\n", "key 'audit.mode': 'sideways' is not one of"),
+            ("heartbeat_seconds: soon\n", "key 'heartbeat_seconds': expected a number"),
+            ("processes: [1, 2]\n", "key 'processes': expected a mapping"),
+            ("audit: {rules: /etc/one.rules}\n", "key 'audit.rules': expected a list"),
+            (": : :\n", "not valid YAML"),
+        ]
+        for (text, expected) in cases {
+            let file = folder.appendingPathComponent("bad.yml").path
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            let (status, output) = try runAgent(["config", "--check", file])
+            #expect(status == 1)
+            #expect(output.contains(expected), "\(text): \(output)")
         }
     }
 }

@@ -50,6 +50,8 @@ public final class AuditCollector {
     }
 
     public let configuration: Configuration
+    /// The rules in force: the configuration's, until `replaceRules`.
+    public private(set) var rules: [AuditRuleLine]
     public private(set) var mode: AuditNetlink.Mode = .unicast
     private let logger: Logger
     private var netlink: AuditNetlink?
@@ -75,6 +77,7 @@ public final class AuditCollector {
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
+        self.rules = configuration.rules
         self.logger = logger
         var assembler = AuditEventAssembler.Configuration()
         assembler.timeoutMilliseconds = configuration.eventTimeoutMilliseconds
@@ -150,7 +153,7 @@ public final class AuditCollector {
     }
 
     private func applyRules(_ netlink: AuditNetlink) {
-        for line in configuration.rules {
+        for line in rules {
             do {
                 switch line.command {
                 case .add(let rule):
@@ -193,6 +196,19 @@ public final class AuditCollector {
                 logger.error("audit rule not loaded", metadata: ["where": "\(failure)"])
             }
         }
+    }
+
+    /// Swaps the loaded rules for `lines` (SIGHUP): the old ones go, the new ones load, refusals
+    /// are reported in `ruleErrors`. Only when the collector owns the audit socket.
+    public func replaceRules(_ lines: [AuditRuleLine]) {
+        guard mode == .unicast, let netlink, saved?.enabled != 2 else { return }
+        for rule in addedRules.reversed() {
+            do { try netlink.deleteRule(rule) } catch { logger.error("could not remove an audit rule", metadata: ["error": "\(error)"]) }
+        }
+        addedRules = []
+        ruleErrors = []
+        rules = lines
+        applyRules(netlink)
     }
 
     private func deleteAll(_ netlink: AuditNetlink, key: String?) throws(AuditNetlinkError) {
