@@ -16,6 +16,8 @@ struct AgentConfiguration: Equatable {
     /// nil: /var/log/auth.log when it exists; "none": off.
     var authLog: String?
     var heartbeatSeconds: Double = 60
+    /// Where state that outlives a restart is kept (the process table).
+    var stateDirectory = "/var/lib/herdwatch"
 
     static let defaultText = """
         # herdwatch-agent configuration (YAML). Every key is optional; these are the defaults.
@@ -33,6 +35,7 @@ struct AgentConfiguration: Equatable {
           events: exits             # proc-connector events emitted: none | exits | all
         # auth_log: /var/log/auth.log   # sshd/sudo/su lines; "none" to skip; default: that file if it exists
         heartbeat_seconds: 60       # agent-heartbeat events; 0 for none
+        state_dir: /var/lib/herdwatch   # process table kept across restarts (entity ids stay the same)
         """
 
     struct Problem: Error, CustomStringConvertible {
@@ -86,7 +89,8 @@ struct AgentConfiguration: Equatable {
             return map
         }
 
-        try unknown(top, ["output", "host_name", "audit", "processes", "auth_log", "heartbeat_seconds"], prefix: "")
+        try unknown(top, ["output", "host_name", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir"], prefix: "")
+        if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
         configuration.hostName = try string(top, "host_name", "host_name")
         configuration.authLog = try string(top, "auth_log", "auth_log")

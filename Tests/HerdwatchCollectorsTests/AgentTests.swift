@@ -36,7 +36,10 @@ import Testing
 
             let pid = try spawnWithDefaultSignals(
                 Self.agent,
-                ["run", "--mode", "unicast", "--rules", rules.path, "--output", output.path, "--heartbeat-interval", "0.3"],
+                [
+                    "run", "--mode", "unicast", "--rules", rules.path, "--output", output.path, "--heartbeat-interval", "0.3",
+                    "--state-dir", folder.path,
+                ],
                 standardError: log.path)
             var exited = false
             defer {
@@ -107,6 +110,8 @@ import Testing
             #expect(logText.contains("test.rules:3"), "the broken rule is reported with its line: \(logText)")
             #expect(try netlink.status().pid == 0)
             #expect(try netlink.listRules().allSatisfy { AuditRuleData.keys(of: $0).allSatisfy { !$0.hasPrefix(key) } })
+            let state = folder.appendingPathComponent("process-table.json")
+            #expect(FileManager.default.fileExists(atPath: state.path), "the process table is saved on stop")
         }
     }
 

@@ -57,4 +57,23 @@ import Testing
         #expect(table.count == 50)
         #expect(table.entry(pid: 451)?.entityID == "b00710d0-451-\(451 * ProcessTable.clockTicksPerSecond)")
     }
+
+    @Test func idsOfRunningProcessesAreTakenBackAfterARestart() throws {
+        let before = ProcessTable()
+        before.seed()
+        var saved = before.runningEntries()
+        let index = try #require(saved.firstIndex { $0.pid == getpid() })
+        saved[index].entityID = "given-by-the-last-run"
+        var gone = saved[index]
+        gone.pid = 0x3FFF_FFF0  // no such process
+        saved.append(gone)
+        let encoded = try JSONEncoder().encode(saved)
+
+        let after = ProcessTable()
+        after.seed()
+        let kept = after.restore(try JSONDecoder().decode([ProcessTable.Entry].self, from: encoded))
+        #expect(after.entry(pid: getpid())?.entityID == "given-by-the-last-run")
+        #expect(after.entry(pid: 0x3FFF_FFF0) == nil)
+        #expect(kept == saved.count - 1 || kept >= saved.count / 2, "most processes still run")
+    }
 }

@@ -15,7 +15,7 @@ import Glibc
 /// processes stay for `exitGraceMilliseconds`, and the table never holds more than
 /// `maximumEntries`: the oldest exited, then the oldest, go first.
 public final class ProcessTable {
-    public struct Entry: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable, Codable {
         public var pid: Int32
         public var parentPID: Int32
         /// Clock ticks since boot (/proc/PID/stat field 22).
@@ -91,19 +91,15 @@ public final class ProcessTable {
         let startedAt = bootMillis + Int64(nanosecondsSinceBoot / 1_000_000)
         let parentEntry = lookup(pid: parent, at: startedAt)
         let ticks = nanosecondsSinceBoot / (1_000_000_000 / Self.clockTicksPerSecond)
-        // /proc is read after the fact: trust it only if it is the process that forked then.
-        let current = read(pid: child).flatMap { $0.startTicks + 2 >= ticks && $0.startTicks <= ticks + 2 ? $0 : nil }
-        var entry = current
-            ?? {
-                // Gone already: keep what we know, with the start time the fork gives.
-                var entry = Entry(
-                    pid: child, parentPID: parent, startTicks: ticks, startedAt: startedAt,
-                    entityID: entityID(pid: child, startTicks: ticks))
-                entry.name = parentEntry?.name
-                entry.args = parentEntry?.args
-                entry.containerID = parentEntry?.containerID
-                return entry
-            }()
+        // No /proc read: the fork's own timestamp gives the start tick, and a child starts as a
+        // copy of its parent (program, arguments, cgroup). For a process that lives on, the id is
+        // kept across agent restarts by the state file (see `save` and `restore`).
+        var entry = Entry(
+            pid: child, parentPID: parent, startTicks: ticks, startedAt: startedAt,
+            entityID: entityID(pid: child, startTicks: ticks))
+        entry.name = parentEntry?.name
+        entry.args = parentEntry?.args
+        entry.containerID = parentEntry?.containerID
         if entry.executable == nil { entry.executable = parentEntry?.executable }
         entry.startedAt = startedAt
         if var previous = entries[child]?.last {
@@ -279,12 +275,46 @@ public final class ProcessTable {
         }
     }
 
+    // MARK: State across restarts
+
+    /// The running processes, for `restore` after a restart.
+    public func runningEntries() -> [Entry] {
+        entries.values.compactMap { $0.last }.filter { $0.exitedAt == nil }.sorted { $0.pid < $1.pid }
+    }
+
+    /// Takes back the ids a previous run gave to processes that still run: a saved entry is kept
+    /// when its pid is alive with (nearly) the same start tick, so its entity id stays the same.
+    /// Returns how many were kept.
+    @discardableResult
+    public func restore(_ saved: [Entry]) -> Int {
+        var kept = 0
+        for entry in saved {
+            guard let now = read(pid: entry.pid, details: false),
+                now.startTicks + 2 >= entry.startTicks, now.startTicks <= entry.startTicks + 2
+            else { continue }
+            if let position = entries[entry.pid]?.lastIndex(where: { $0.startTicks == now.startTicks }) {
+                var merged = entries[entry.pid]![position]
+                merged.entityID = entry.entityID
+                if merged.executable == nil { merged.executable = entry.executable }
+                if merged.args == nil { merged.args = entry.args }
+                entries[entry.pid]![position] = merged
+            } else {
+                var restored = entry
+                restored.exitedAt = nil
+                append(restored)
+            }
+            kept += 1
+        }
+        return kept
+    }
+
     // MARK: /proc
 
     static let clockTicksPerSecond = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
 
-    /// One process from /proc, or nil if it is gone.
-    public func read(pid: Int32) -> Entry? {
+    /// One process from /proc, or nil if it is gone. Without `details`, only its stat file (name,
+    /// parent, start time).
+    public func read(pid: Int32, details: Bool = true) -> Entry? {
         let base = "\(procRoot)/\(pid)"
         guard let stat = Self.readFile("\(base)/stat"), let parsed = Self.parseStat(stat) else { return nil }
         var entry = Entry(
@@ -292,6 +322,7 @@ public final class ProcessTable {
             startedAt: bootMillis + Int64(parsed.startTicks * 1000 / Self.clockTicksPerSecond),
             entityID: entityID(pid: pid, startTicks: parsed.startTicks))
         entry.name = parsed.name
+        guard details else { return entry }
         entry.executable = Self.readLink("\(base)/exe")
         if let cmdline = Self.readFile("\(base)/cmdline"), !cmdline.isEmpty {
             var parts = cmdline.split(separator: 0, omittingEmptySubsequences: false)
