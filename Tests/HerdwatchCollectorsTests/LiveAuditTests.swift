@@ -252,4 +252,72 @@ func collectEvents(_ collector: AuditCollector, seconds: Double = 10, until done
             #expect(exits.allSatisfy { $0.module == "proc-connector" && $0.process?.exitCode == 0 })
         }
     }
+
+    @Test(.enabled(if: available, "needs root and the kernel's audit subsystem"))
+    func connectWatchedFileWriteAndUserCommandArriveAsECSEvents() throws {
+        try withKernelAudit {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-watch-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let watched = folder.appendingPathComponent("watched.conf")
+            try "before\n".write(to: watched, atomically: false, encoding: .utf8)
+            let rules = """
+                -a always,exit -F arch=b64 -S connect -F key=hw-net
+                -w \(watched.path) -p wa -k hw-watch
+                """
+            let collector = try collector(rules, mode: .unicast)
+            try collector.start()
+            defer { collector.stop() }
+            #expect(collector.ruleErrors.isEmpty, "\(collector.ruleErrors)")
+
+            // A TCP connection to a listener of our own on 127.0.0.1.
+            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(listener) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+            listen(listener, 1)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+            }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            // From a child: the kernel never audits the audit daemon's own syscalls (this process).
+            let connector = try runProgram("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"])
+
+            // A write to the watched file, by another process.
+            try runProgram("/bin/sh", ["-c", "echo changed >> '\(watched.path)'"])
+
+            // A sudo-like USER_CMD record, sent the way sudo's PAM stack does (no sudo needed).
+            let command = "herdwatch-usercmd-\(UUID().uuidString)"
+            let hex = command.utf8.map { String(format: "%02X", $0) }.joined()
+            try AuditNetlink(mode: .unicast).sendUserMessage(
+                type: 1123, text: "cwd=\"/root\" cmd=\(hex) exe=\"/usr/bin/sudo\" terminal=pts/0 res=success")
+
+            let events = try collectEvents(collector) { events in
+                events.contains { $0.kind == .networkConnect && $0.destination?.port == port }
+                    && events.contains { $0.tags.contains("hw-watch") }
+                    && events.contains { $0.kind == .userCommand && $0.process?.commandLine == command }
+            }
+            let connectEvent = events.first(where: { $0.kind == .networkConnect && $0.destination?.port == port })
+            let network = try #require(connectEvent)
+            #expect(network.destination?.ip == "127.0.0.1")
+            #expect(network.process?.pid == Int64(connector))
+            #expect(network.process?.parentPID == Int64(getpid()))
+            #expect(network.process?.entityID != nil)
+            #expect(network.tags == ["hw-net"])
+            let writeEvent = events.first(where: { $0.tags.contains("hw-watch") })
+            let fileChange = try #require(writeEvent)
+            #expect(fileChange.file?.path == watched.path)
+            #expect(fileChange.process?.parent?.entityID == table(collector).read(pid: getpid())?.entityID)
+            let sudoEvent = events.first(where: { $0.kind == .userCommand && $0.process?.commandLine == command })
+            let userCommand = try #require(sudoEvent)
+            #expect(userCommand.process?.workingDirectory == "/root")
+            #expect(userCommand.outcome == .success)
+            #expect(userCommand.process?.pid == Int64(getpid()))
+        }
+    }
 }
+
+func table(_ collector: AuditCollector) -> ProcessTable { collector.processes ?? ProcessTable() }

@@ -145,6 +145,12 @@ public final class AuditNetlink {
         try set(status, mask: UInt32(AUDIT_STATUS_PID))
     }
 
+    /// Sends a user-space audit message (USER_CMD, USER_LOGIN, ...) as PAM and sudo do; the kernel
+    /// stamps it and logs it as a record of that type.
+    public func sendUserMessage(type: UInt16, text: String) throws(AuditNetlinkError) {
+        _ = try request(type: type, payload: Array(text.utf8) + [0], expectsReply: false)
+    }
+
     public func addRule(_ data: [UInt8]) throws(AuditNetlinkError) {
         _ = try request(type: UInt16(AUDIT_ADD_RULE), payload: data, expectsReply: false)
     }
