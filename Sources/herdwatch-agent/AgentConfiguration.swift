@@ -33,7 +33,7 @@ struct AgentConfiguration: Equatable {
         processes:
           track: true               # process table: entity ids, parents, ancestry, container ids
           events: exits             # proc-connector events emitted: none | exits | all
-        # auth_log: /var/log/auth.log   # sshd/sudo/su lines; "none" to skip; default: that file if it exists
+        # auth_log: /var/log/auth.log   # sshd/sudo/su messages: a file, "journal" or "none"; default: that file if it exists, else the journal
         heartbeat_seconds: 60       # agent-heartbeat events; 0 for none
         state_dir: /var/lib/herdwatch   # process table kept across restarts (entity ids stay the same)
         """

@@ -59,7 +59,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Milliseconds an event waits for its remaining records.")
     var eventTimeout: Int64?
 
-    @Option(help: "Auth log to follow for sshd, sudo and su lines ('none' to skip); default /var/log/auth.log when it exists.")
+    @Option(help: "Where sshd, sudo and su messages come from: a log file, 'journal' or 'none'; default /var/log/auth.log when it exists, else the journal when journald runs.")
     var authLog: String?
 
     @Option(help: "Proc connector events to emit: none, exits or all (every exec and exit, even without audit rules).")
@@ -185,9 +185,29 @@ struct RunCommand: ParsableCommand {
             metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)"])
         defer { collector.stop() }
 
-        let authPath = settings.authLog ?? (access("/var/log/auth.log", R_OK) == 0 ? "/var/log/auth.log" : "none")
-        let auth = authPath == "none" ? nil : AuthLogSource(path: authPath, hostName: configuration.hostName, logger: logger)
-        if let auth { logger.info("following the auth log", metadata: ["path": "\(auth.path)"]) }
+        // Auth events: the auth log file, or the journal on hosts without one (Debian 12's default).
+        let authChoice = settings.authLog
+            ?? (access("/var/log/auth.log", R_OK) == 0
+                ? "/var/log/auth.log"
+                : (access("/run/systemd/journal/socket", F_OK) == 0 && access("/usr/bin/journalctl", X_OK) == 0
+                    ? "journal" : "none"))
+        var auth: AuthLogSource?
+        var journal: JournalSource?
+        switch authChoice {
+        case "none":
+            break
+        case "journal":
+            do {
+                journal = try JournalSource(hostName: configuration.hostName, logger: logger)
+                logger.info("following the journal for sshd, sudo and su")
+            } catch {
+                logger.error("cannot follow the journal", metadata: ["error": "\(error)"])
+            }
+        default:
+            auth = AuthLogSource(path: authChoice, hostName: configuration.hostName, logger: logger)
+            logger.info("following the auth log", metadata: ["path": "\(authChoice)"])
+        }
+        defer { journal?.stop() }
 
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
@@ -206,6 +226,7 @@ struct RunCommand: ParsableCommand {
                     }
                 }
                 try auth?.poll(emit: emit)
+                try journal?.poll(emit: emit)
                 let now = Self.nowMilliseconds()
                 if settings.heartbeatSeconds > 0, let beat = health.heartbeat(now: now) {
                     try emit(beat)

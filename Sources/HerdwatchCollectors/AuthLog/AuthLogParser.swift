@@ -26,23 +26,30 @@ public struct AuthLogParser: Sendable {
     /// The event a line describes, or nil for lines that are not about logins, sessions, sudo or su.
     public func parse(_ line: Substring) -> Event? {
         guard let header = Self.header(line, year: year) else { return nil }
+        return parse(
+            program: header.program, pid: header.pid, host: header.host, milliseconds: header.milliseconds,
+            message: header.message)
+    }
+
+    /// The event one message describes, when its parts come separately (the journal's fields).
+    public func parse(program: Substring, pid: Int64?, host: Substring?, milliseconds: Int64, message: Substring) -> Event? {
         var event: Event?
-        switch header.program {
-        case "sshd": event = sshd(header.message)
-        case "sudo": event = sudo(header.message)
-        case "su": event = su(header.message)
+        switch program {
+        case "sshd": event = sshd(message)
+        case "sudo": event = sudo(message)
+        case "su": event = su(message)
         default: event = nil
         }
-        if event == nil, header.message.hasPrefix("pam_unix(") { event = pam(header.message) }
+        if event == nil, message.hasPrefix("pam_unix(") { event = pam(message) }
         guard var result = event else { return nil }
-        result.timestamp = AuditTimestamp(milliseconds: header.milliseconds)
+        result.timestamp = AuditTimestamp(milliseconds: milliseconds)
         result.module = "auth-log"
-        result.host.name = hostName ?? String(header.host)
+        result.host.name = hostName ?? host.map(String.init)
         var process = result.process ?? Event.Process()
-        process.name = String(header.program)
-        process.pid = header.pid
+        process.name = String(program)
+        process.pid = pid
         result.process = process
-        result.message = String(header.message)
+        result.message = String(message)
         return result
     }
 

@@ -1,0 +1,145 @@
+import Foundation
+import HerdwatchEvents
+import Logging
+
+/// Follows the systemd journal for sshd, sudo and su messages through `journalctl -f -o json`, for
+/// hosts that keep no /var/log/auth.log (Debian 12's default). Each entry's MESSAGE,
+/// SYSLOG_IDENTIFIER, _PID, _HOSTNAME and __REALTIME_TIMESTAMP go through the same parser as the
+/// auth log; new entries only.
+public final class JournalSource {
+    public static let identifiers = ["sshd", "sudo", "su", "login", "systemd-logind"]
+
+    private let parser: AuthLogParser
+    private let logger: Logger
+    private var child: pid_t = 0
+    private var descriptor: Int32 = -1
+    private var pending: [UInt8] = []
+    public private(set) var entriesRead = 0
+
+    public init(journalctl: String = "/usr/bin/journalctl", hostName: String?, logger: Logger) throws {
+        self.parser = AuthLogParser(year: 1970, hostName: hostName)
+        self.logger = logger
+        var arguments = [journalctl, "--follow", "--output=json", "--lines=0", "--no-pager"]
+        for (index, identifier) in Self.identifiers.enumerated() {
+            if index > 0 { arguments.append("+") }
+            arguments.append("SYSLOG_IDENTIFIER=\(identifier)")
+        }
+        let (pid, output) = try ChildProcess.spawn(arguments)
+        child = pid
+        descriptor = output
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+    }
+
+    deinit { stop() }
+
+    /// Stops journalctl.
+    public func stop() {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+        if child > 0 {
+            ChildProcess.terminate(child)
+            child = 0
+        }
+    }
+
+    /// Reads what journalctl printed since the last call and emits the events it describes.
+    public func poll(emit: (Event) throws -> Void) throws {
+        guard descriptor >= 0 else { return }
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count == 0 {
+                logger.error("journalctl ended; the journal is no longer followed")
+                stop()
+                return
+            }
+            guard count > 0 else { return }  // EAGAIN: nothing more for now
+            pending += chunk[0..<count]
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Data(pending[start..<newline])
+                start = newline + 1
+                entriesRead += 1
+                if let event = parse(entry: line) { try emit(event) }
+            }
+            pending.removeFirst(start)
+        }
+    }
+
+    func parse(entry: Data) -> Event? {
+        guard let object = try? JSONSerialization.jsonObject(with: entry) as? [String: Any] else { return nil }
+        // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
+        let message: String
+        if let text = object["MESSAGE"] as? String {
+            message = text
+        } else if let bytes = object["MESSAGE"] as? [Int] {
+            message = String(decoding: bytes.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+        } else {
+            return nil
+        }
+        guard let program = object["SYSLOG_IDENTIFIER"] as? String else { return nil }
+        let pid = (object["SYSLOG_PID"] as? String ?? object["_PID"] as? String).flatMap { Int64($0) }
+        let micros = (object["__REALTIME_TIMESTAMP"] as? String).flatMap { Int64($0) } ?? 0
+        return parser.parse(
+            program: program[...], pid: pid, host: (object["_HOSTNAME"] as? String)?[...], milliseconds: micros / 1000,
+            message: message[...])
+    }
+}
+
+/// Child processes started with default signal handling, their output on a pipe.
+enum ChildProcess {
+    struct Failure: Error, CustomStringConvertible {
+        var program: String
+        var code: Int32
+        var description: String { "cannot start \(program): \(String(cString: strerror(code)))" }
+    }
+
+    /// Starts `arguments[0]` with standard output on a pipe (returned) and standard error discarded.
+    static func spawn(_ arguments: [String]) throws -> (pid_t, Int32) {
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else { throw Failure(program: arguments[0], code: errno) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
+        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        close(pipeEnds[1])
+        guard result == 0 else {
+            close(pipeEnds[0])
+            throw Failure(program: arguments[0], code: result)
+        }
+        _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
+        return (pid, pipeEnds[0])
+    }
+
+    /// SIGTERM, then SIGKILL after two seconds; always reaped.
+    static func terminate(_ pid: pid_t) {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<20 {
+            if waitpid(pid, &status, WNOHANG) == pid { return }
+            usleep(100_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+    }
+}
