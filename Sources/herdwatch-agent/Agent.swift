@@ -2,7 +2,7 @@ import ArgumentParser
 import HerdwatchCollectors
 
 @main
-struct Agent: ParsableCommand {
+struct Agent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herdwatch-agent",
         abstract: "The Herdwatch host agent: collects security events on this host.",

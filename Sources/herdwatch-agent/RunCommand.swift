@@ -5,6 +5,7 @@ import HerdwatchCollectors
 import HerdwatchEvents
 import HerdwatchPipeline
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -18,7 +19,7 @@ import Glibc
 /// With `--input` from a stream instead, e.g. as an auditd plugin
 /// (`/etc/audit/plugins.d/herdwatch.conf`: `path = /usr/local/bin/herdwatch-agent`,
 /// `args = run --input -`, `format = string`).
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Collect audit events on this host and write ECS JSON lines.",
@@ -109,11 +110,11 @@ struct RunCommand: ParsableCommand {
         return settings
     }
 
-    func run() throws {
+    func run() async throws {
         if let input {
             try runStream(input)
         } else {
-            try runKernel()
+            try await runKernel()
         }
     }
 
@@ -142,9 +143,9 @@ struct RunCommand: ParsableCommand {
         return lines
     }
 
-    private func runKernel() throws {
-        let logger = Logger(label: "herdwatch.agent")
-        let command = self
+    private func runKernel() async throws {
+        var logger = Logger(label: "herdwatch.agent")
+        logger.logLevel = .info
         let settings = try settings()
         var configuration = AuditCollector.Configuration()
         configuration.mode = settings.auditMode == "auto" ? nil : AuditNetlink.Mode(rawValue: settings.auditMode)
@@ -158,91 +159,22 @@ struct RunCommand: ParsableCommand {
         configuration.rules = try Self.rules(settings, logger: logger)
         configuration.processStateFile = settings.stateDirectory + "/process-table.json"
 
-        let sink = try OutputFile(path: settings.output, capacity: 64 * 1024)
-        let encoder = ECSEncoder()
-        var writer = JSONWriter()
-        let health = AgentHealthMonitor(
-            intervalMilliseconds: Int64(settings.heartbeatSeconds * 1000), hostName: configuration.hostName,
-            now: Self.nowMilliseconds())
-        let emit: (Event) throws -> Void = { event in
-            health.record(event)
-            writer.reset()
-            encoder.encode(event, into: &writer)
-            try writer.withUnsafeBytes { try sink.writeLine($0) }
-        }
-
-        let signals = StopSignals()
-        let collector = AuditCollector(configuration: configuration, logger: logger)
-        do {
-            try collector.start()
-        } catch {
-            collector.stop()
-            logger.critical("cannot collect kernel audit events", metadata: ["error": "\(error)"])
-            throw ExitCode.failure
-        }
-        logger.info(
-            "collecting kernel audit events",
-            metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)"])
-        defer { collector.stop() }
-
-        // Auth events: the auth log file, or the journal on hosts without one (Debian 12's default).
-        let authChoice = settings.authLog
-            ?? (access("/var/log/auth.log", R_OK) == 0
-                ? "/var/log/auth.log"
-                : (access("/run/systemd/journal/socket", F_OK) == 0 && access("/usr/bin/journalctl", X_OK) == 0
-                    ? "journal" : "none"))
-        var auth: AuthLogSource?
-        var journal: JournalSource?
-        switch authChoice {
-        case "none":
-            break
-        case "journal":
-            do {
-                journal = try JournalSource(hostName: configuration.hostName, logger: logger)
-                logger.info("following the journal for sshd, sudo and su")
-            } catch {
-                logger.error("cannot follow the journal", metadata: ["error": "\(error)"])
-            }
-        default:
-            auth = AuthLogSource(path: authChoice, hostName: configuration.hostName, logger: logger)
-            logger.info("following the auth log", metadata: ["path": "\(authChoice)"])
-        }
-        defer { journal?.stop() }
-
-        // Events leave the process within 50 ms of being read.
-        var lastFlush: Int64 = 0
-        try collector.run(
-            pollMilliseconds: 50,
-            shouldStop: { signals.stopRequested },
-            afterBatch: {
-                if signals.takeReloadRequest() {
-                    // SIGHUP: read the configuration and rule files again and swap the rules.
-                    do {
-                        let reloaded = try Self.rules(try command.settings(), logger: logger)
-                        collector.replaceRules(reloaded)
-                        logger.info("rules reloaded", metadata: ["rules": "\(reloaded.count)"])
-                    } catch {
-                        logger.error("reload failed; the current rules stay", metadata: ["error": "\(error)"])
-                    }
-                }
-                try auth?.poll(emit: emit)
-                try journal?.poll(emit: emit)
-                let now = Self.nowMilliseconds()
-                if settings.heartbeatSeconds > 0, let beat = health.heartbeat(now: now) {
-                    try emit(beat)
-                }
-                // Out within 50 ms: one write for a burst instead of one per record.
-                if now - lastFlush >= 50 {
-                    try sink.flush()
-                    lastFlush = now
-                }
-            }
-        ) { event in
-            try emit(event)
-        }
-        try sink.flush()
-        collector.stop()
-        logger.info("stopped", metadata: ["events": "\(collector.statistics.events)"])
+        let command = self
+        let reloadLogger = logger
+        let collection = CollectionService(
+            settings: settings, configuration: configuration, logger: logger,
+            reloadRules: { try Self.rules(try command.settings(), logger: reloadLogger) })
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(
+                        service: collection, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup),
+                    .init(service: HangupService(collection: collection)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
     }
 
     private func runStream(_ input: String) throws {
@@ -304,42 +236,6 @@ struct RunCommand: ParsableCommand {
         guard gethostname(&buffer, buffer.count) == 0 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
-}
-
-/// SIGTERM and SIGINT ask for a clean stop (rules removed, settings restored) instead of killing;
-/// SIGHUP asks for the rules to be reloaded.
-final class StopSignals {
-    private final class Flags: Sendable {
-        let stop = Atomic(false)
-        let reload = Atomic(false)
-    }
-    private let flags = Flags()
-    private let sources: [any DispatchSourceSignal]
-
-    init() {
-        let queue = DispatchQueue(label: "herdwatch.signals")
-        var sources: [any DispatchSourceSignal] = []
-        let flags = self.flags
-        for number in [SIGTERM, SIGINT, SIGHUP] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler {
-                if number == SIGHUP {
-                    flags.reload.store(true, ordering: .relaxed)
-                } else {
-                    flags.stop.store(true, ordering: .relaxed)
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
-    }
-
-    var stopRequested: Bool { flags.stop.load(ordering: .relaxed) }
-
-    /// Whether a reload was asked for since the last call.
-    func takeReloadRequest() -> Bool { flags.reload.exchange(false, ordering: .relaxed) }
 }
 
 /// uid/gid → names from the host's user database (getpwuid_r), cached.

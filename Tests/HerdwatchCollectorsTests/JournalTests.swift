@@ -55,19 +55,5 @@ import Testing
         #expect(events.count == 2, "only the sshd and sudo messages are events")
     }
 
-    static func journaldRunning() -> Bool {
-        // The socket file outlives journald; a connect tells whether anyone listens.
-        let socket = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = "/run/systemd/journal/socket"
-        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
-            for (index, byte) in path.utf8.enumerated() where index < bytes.count - 1 { bytes[index] = byte }
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return result == 0
-    }
+    static func journaldRunning() -> Bool { JournalSource.journaldRunning() }
 }
