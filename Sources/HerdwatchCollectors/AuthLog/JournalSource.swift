@@ -1,6 +1,11 @@
+import CLinuxAudit
 import Foundation
 import HerdwatchEvents
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Follows the systemd journal for sshd, sudo and su messages through `journalctl -f -o json`, for
 /// hosts that keep no /var/log/auth.log (Debian 12's default). Each entry's MESSAGE,

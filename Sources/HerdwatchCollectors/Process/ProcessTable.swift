@@ -186,27 +186,49 @@ public final class ProcessTable {
         }
         process.entityID = entry.entityID
         if process.parentPID == nil, entry.parentPID > 0 { process.parentPID = Int64(entry.parentPID) }
-        var ancestry: [String] = []
-        var cursor = entry.parentPID
-        var seen: Set<Int32> = [pid]
-        while cursor > 0, ancestry.count < maximumAncestry, seen.insert(cursor).inserted,
-            let ancestor = lookup(pid: cursor, at: time) ?? resolve(pid: cursor)
-        {
-            if ancestry.isEmpty {
-                var parent = Event.Parent()
-                parent.entityID = ancestor.entityID
-                parent.name = ancestor.name
-                parent.executable = ancestor.executable
-                parent.args = ancestor.args
-                process.parent = parent
-            }
-            ancestry.append(ancestor.entityID)
-            cursor = ancestor.parentPID
+        // The parent and the chain above it are the same for every child of one parent: computed
+        // once per parent process and kept (bounded) while it runs.
+        if let parentEntry = entry.parentPID > 0 ? (lookup(pid: entry.parentPID, at: time) ?? resolve(pid: entry.parentPID)) : nil {
+            let (parent, above) = lineage(of: parentEntry, at: time, excluding: pid)
+            process.parent = parent
+            process.ancestry = above
+        } else {
+            process.ancestry = []
         }
-        process.ancestry = ancestry
         if event.containerID == nil { event.containerID = entry.containerID }
         event.process = process
         if event.kind == .processExit { exit(pid: pid, now: now) }
+    }
+
+    private struct Lineage {
+        var parent: Event.Parent
+        var ancestry: [String]
+        var executable: String?
+    }
+    private var lineages: [String: Lineage] = [:]
+
+    /// A process as a parent (`process.parent.*`) and the entity ids from it upwards.
+    private func lineage(of parentEntry: Entry, at time: Int64, excluding child: Int32) -> (Event.Parent, [String]) {
+        if let cached = lineages[parentEntry.entityID], cached.executable == parentEntry.executable {
+            return (cached.parent, cached.ancestry)
+        }
+        var parent = Event.Parent()
+        parent.entityID = parentEntry.entityID
+        parent.name = parentEntry.name
+        parent.executable = parentEntry.executable
+        parent.args = parentEntry.args
+        var ancestry = [parentEntry.entityID]
+        var cursor = parentEntry.parentPID
+        var seen: Set<Int32> = [child, parentEntry.pid]
+        while cursor > 0, ancestry.count < maximumAncestry, seen.insert(cursor).inserted,
+            let ancestor = lookup(pid: cursor, at: time) ?? resolve(pid: cursor)
+        {
+            ancestry.append(ancestor.entityID)
+            cursor = ancestor.parentPID
+        }
+        if lineages.count >= 4096 { lineages.removeAll(keepingCapacity: true) }
+        lineages[parentEntry.entityID] = Lineage(parent: parent, ancestry: ancestry, executable: parentEntry.executable)
+        return (parent, ancestry)
     }
 
     /// The generation of `pid` that was running at `time`: the newest whose life, widened by
