@@ -126,8 +126,13 @@ final class CollectionService: Service, Sendable {
                         logger.error("reload failed; the current rules stay", metadata: ["error": "\(error)"])
                     }
                 }
-                try auth?.poll(emit: emit)
-                try journal?.poll(emit: emit)
+                let enriched: (Event) throws -> Void = { event in
+                    var event = event
+                    collector.enrich(&event)
+                    try emit(event)
+                }
+                try auth?.poll(emit: enriched)
+                try journal?.poll(emit: enriched)
                 let now = RunCommand.nowMilliseconds()
                 if settings.heartbeatSeconds > 0, let beat = health.heartbeat(now: now) {
                     try emit(beat)

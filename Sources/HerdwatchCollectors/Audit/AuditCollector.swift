@@ -214,6 +214,12 @@ public final class AuditCollector {
         }
     }
 
+    /// Gives an event from another source (the auth log, the journal) the same process details as
+    /// audit events: entity ids, parent, ancestry, container.
+    public func enrich(_ event: inout Event) {
+        processes?.enrich(&event, now: Self.nowMilliseconds())
+    }
+
     /// Swaps the loaded rules for `lines` (SIGHUP): the old ones go, the new ones load, refusals
     /// are reported in `ruleErrors`. Only when the collector owns the audit socket.
     public func replaceRules(_ lines: [AuditRuleLine]) {
