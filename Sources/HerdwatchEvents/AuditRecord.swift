@@ -66,7 +66,12 @@ public struct AuditRecord: Sendable {
     public var bytes: [UInt8]
     /// Span of the `node=` value in `bytes`, when the record has one.
     public var nodeRange: Range<Int>?
-    public var fields: [AuditField]
+    public var fields: [AuditField] {
+        didSet { hasEnrichedFields = fields.contains { $0.isEnriched } }
+    }
+    /// Whether any field is an ENRICHED interpretation: netlink records and RAW logs have none, so
+    /// lookups of interpreted names can stop at once.
+    public private(set) var hasEnrichedFields: Bool
 
     public init(
         type: UInt16, typeName: String, timestamp: AuditTimestamp, serial: UInt64, bytes: [UInt8],
@@ -78,6 +83,7 @@ public struct AuditRecord: Sendable {
         self.serial = serial
         self.bytes = bytes
         self.nodeRange = nodeRange
+        self.hasEnrichedFields = fields.contains { $0.isEnriched }
         self.fields = fields
     }
 
@@ -101,6 +107,7 @@ public struct AuditRecord: Sendable {
 
     @inlinable
     public func field(_ key: StaticString, enriched: Bool) -> AuditField? {
+        if enriched && !hasEnrichedFields { return nil }
         let length = key.utf8CodeUnitCount
         let first = key.utf8Start.pointee
         for field in fields
