@@ -7,6 +7,7 @@ import PackageDescription
 //   HerdwatchAudit    audit record parser, event assembler, interpretation (syscalls, sockaddr, ...)
 //   HerdwatchPipeline reading logs (plain, gzip, stdin) through the audit stages to an event sink
 //   HerdwatchCollectors  live sources on the host: the kernel's audit netlink socket and its rules
+//   HerdwatchShipping    getting events off the host: the disk spool (sinks come next)
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "HerdwatchAudit", targets: ["HerdwatchAudit"]),
         .library(name: "HerdwatchPipeline", targets: ["HerdwatchPipeline"]),
         .library(name: "HerdwatchCollectors", targets: ["HerdwatchCollectors"]),
+        .library(name: "HerdwatchShipping", targets: ["HerdwatchShipping"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,6 +50,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .target(name: "HerdwatchShipping"),
         .executableTarget(
             name: "herdwatch",
             dependencies: [
@@ -74,6 +77,7 @@ let package = Package(
             dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping"]),
         .testTarget(
             name: "HerdwatchCollectorsTests",
             dependencies: [

@@ -1,0 +1,413 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed spool operation: which file and what went wrong.
+public struct SpoolError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    static func system(_ path: String, _ operation: String) -> SpoolError {
+        SpoolError(path: path, reason: "\(operation): \(String(cString: strerror(errno)))")
+    }
+
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// A place in the spool: a segment and a byte offset in it. Ordered as the records were written.
+public struct SpoolPosition: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var segment: UInt64
+    public var offset: UInt64
+
+    public init(segment: UInt64, offset: UInt64) {
+        self.segment = segment
+        self.offset = offset
+    }
+
+    public static func < (a: SpoolPosition, b: SpoolPosition) -> Bool {
+        (a.segment, a.offset) < (b.segment, b.offset)
+    }
+
+    public var description: String { "\(segment):\(offset)" }
+}
+
+/// The disk spool between the collectors and the sinks: events are appended to segment files as
+/// checksummed records, each sink reads from its own cursor, and a cursor only moves when its sink
+/// has acknowledged delivery, so a crash or an outage loses nothing that reached the disk.
+///
+/// Record: `length` (UInt32 LE) · `crc32c(payload)` (UInt32 LE) · payload. On open, the newest
+/// segment is scanned and a torn or corrupt tail is cut off (reported in `recovery`), never read as
+/// data. Segments roll over at `segmentBytes`; past `maximumBytes` the oldest segments are deleted
+/// and the records in them that a sink had not yet acknowledged are counted in `droppedRecords`.
+///
+/// Durability: `flush()` writes what was appended and, with `SyncPolicy.everyFlush`, fsyncs the
+/// segment before returning; with `.interval(ms)` at most once per interval; with `.never` the
+/// kernel decides (a power loss may lose the last seconds, a process crash loses nothing written).
+public final class Spool {
+    public enum SyncPolicy: Sendable, Equatable {
+        case everyFlush
+        case interval(milliseconds: Int64)
+        case never
+    }
+
+    public struct Configuration: Sendable {
+        public var directory: String
+        public var segmentBytes: UInt64 = 16 << 20
+        public var maximumBytes: UInt64 = 1 << 30
+        public var sync: SyncPolicy = .everyFlush
+
+        public init(directory: String) {
+            self.directory = directory
+        }
+    }
+
+    /// What opening the spool found and repaired.
+    public struct Recovery: Sendable, Equatable {
+        public var segments = 0
+        public var records = 0
+        /// Bytes cut from the end of the newest segment (a torn write or a corrupt record).
+        public var truncatedBytes: UInt64 = 0
+        public var reason: String?
+    }
+
+    public let configuration: Configuration
+    public private(set) var recovery = Recovery()
+    /// Records deleted unacknowledged because the spool was full, since it was opened.
+    public private(set) var droppedRecords = 0
+    private var segments: [UInt64] = []
+    private var writeDescriptor: Int32 = -1
+    private var writeOffset: UInt64 = 0
+    private var pending: [UInt8] = []
+    private var lastSync: Int64 = 0
+    private var cursors: [String: SpoolPosition] = [:]
+
+    static let headerSize = 8
+    static let maximumRecord = 64 << 20
+
+    public init(configuration: Configuration) throws(SpoolError) {
+        self.configuration = configuration
+        let directory = configuration.directory
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw .system(directory, "mkdir") }
+        segments = try Self.listSegments(directory)
+        recovery.segments = segments.count
+        if let newest = segments.last {
+            try recover(segment: newest)
+        } else {
+            segments = [1]
+        }
+        try openForAppend(segments.last!)
+        for name in try Self.listFiles(directory) where name.hasPrefix("cursor-") {
+            let sink = String(name.dropFirst("cursor-".count))
+            if let position = Self.readCursor("\(directory)/\(name)") { cursors[sink] = position }
+        }
+    }
+
+    deinit {
+        try? flush()
+        if writeDescriptor >= 0 { close(writeDescriptor) }
+    }
+
+    /// Where the next record will go.
+    public var end: SpoolPosition { SpoolPosition(segment: segments.last!, offset: writeOffset + UInt64(pending.count)) }
+
+    /// The oldest record still kept.
+    public var start: SpoolPosition { SpoolPosition(segment: segments.first!, offset: 0) }
+
+    // MARK: Writing
+
+    /// Adds one record (in memory until `flush`). Returns the position after it.
+    @discardableResult
+    public func append(_ payload: [UInt8]) throws(SpoolError) -> SpoolPosition {
+        guard !payload.isEmpty, payload.count <= Self.maximumRecord else {
+            throw SpoolError(path: configuration.directory, reason: "record of \(payload.count) bytes not allowed")
+        }
+        if writeOffset + UInt64(pending.count + Self.headerSize + payload.count) > configuration.segmentBytes,
+            writeOffset + UInt64(pending.count) > 0
+        {
+            try roll()
+        }
+        var header = [UInt8](repeating: 0, count: Self.headerSize)
+        Self.put(UInt32(payload.count), into: &header, at: 0)
+        Self.put(CRC32C.checksum(payload), into: &header, at: 4)
+        pending += header
+        pending += payload
+        return end
+    }
+
+    /// Writes what was appended; fsyncs according to the policy.
+    public func flush() throws(SpoolError) {
+        if !pending.isEmpty {
+            let path = segmentPath(segments.last!)
+            var written = 0
+            while written < pending.count {
+                let count = pending.withUnsafeBytes { bytes in
+                    write(writeDescriptor, bytes.baseAddress! + written, bytes.count - written)
+                }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw .system(path, "write")
+                }
+                written += count
+            }
+            writeOffset += UInt64(pending.count)
+            pending.removeAll(keepingCapacity: true)
+            try sync(force: false)
+        }
+        try enforceLimit()
+    }
+
+    private func sync(force: Bool) throws(SpoolError) {
+        let now = Self.monotonicMilliseconds()
+        switch configuration.sync {
+        case .never where !force:
+            return
+        case .interval(let milliseconds) where !force && now - lastSync < milliseconds:
+            return
+        default:
+            if fdatasync(writeDescriptor) != 0 { throw .system(segmentPath(segments.last!), "fdatasync") }
+            lastSync = now
+        }
+    }
+
+    private func roll() throws(SpoolError) {
+        try flush()
+        try sync(force: true)
+        close(writeDescriptor)
+        let next = segments.last! + 1
+        segments.append(next)
+        try openForAppend(next)
+        // The new file's name must survive a crash too.
+        let directory = open(configuration.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+
+    private func openForAppend(_ segment: UInt64) throws(SpoolError) {
+        let path = segmentPath(segment)
+        writeDescriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard writeDescriptor >= 0 else { throw .system(path, "open") }
+        var info = stat()
+        fstat(writeDescriptor, &info)
+        writeOffset = UInt64(info.st_size)
+    }
+
+    // MARK: Reading and acknowledging
+
+    /// Up to `maximumRecords` records after `position` (already written by `flush`), with the
+    /// position after each.
+    public func read(after position: SpoolPosition, maximumRecords: Int = 1024) throws(SpoolError)
+        -> [(payload: [UInt8], next: SpoolPosition)]
+    {
+        var records: [(payload: [UInt8], next: SpoolPosition)] = []
+        var cursor = max(position, start)
+        while records.count < maximumRecords {
+            guard let index = segments.firstIndex(of: cursor.segment) else { break }
+            let limit = cursor.segment == segments.last! ? writeOffset : UInt64.max
+            let (found, reachedEnd) = try Self.scan(
+                segmentPath(cursor.segment), from: cursor.offset, limit: limit, maximumRecords: maximumRecords - records.count)
+            for (payload, offset) in found {
+                records.append((payload, SpoolPosition(segment: cursor.segment, offset: offset)))
+            }
+            if let last = found.last { cursor.offset = last.1 }
+            guard reachedEnd, index + 1 < segments.count else { break }
+            cursor = SpoolPosition(segment: segments[index + 1], offset: 0)
+        }
+        return records
+    }
+
+    /// The sink's cursor: everything up to it has been delivered.
+    public func cursor(for sink: String) -> SpoolPosition { cursors[sink] ?? start }
+
+    /// Moves the sink's cursor (after the sink acknowledged everything up to `position`), durably.
+    public func acknowledge(sink: String, through position: SpoolPosition) throws(SpoolError) {
+        let path = "\(configuration.directory)/cursor-\(sink)"
+        let temporary = path + ".tmp"
+        let text = Array("\(position.segment) \(position.offset)\n".utf8)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .system(temporary, "open") }
+        let written = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor)
+        close(descriptor)
+        guard written == text.count, synced == 0 else { throw .system(temporary, "write") }
+        guard rename(temporary, path) == 0 else { throw .system(path, "rename") }
+        cursors[sink] = position
+        try enforceLimit()
+    }
+
+    // MARK: Capacity
+
+    /// Deletes the oldest segments while the spool is over `maximumBytes` (never the one being
+    /// written), counting the records no sink had acknowledged as dropped.
+    private func enforceLimit() throws(SpoolError) {
+        while segments.count > 1, totalBytes() > configuration.maximumBytes {
+            let oldest = segments.removeFirst()
+            let path = segmentPath(oldest)
+            let slowest = cursors.values.min() ?? SpoolPosition(segment: 0, offset: 0)
+            if slowest.segment <= oldest {
+                let from = slowest.segment == oldest ? slowest.offset : 0
+                droppedRecords += try Self.scan(path, from: from, limit: .max, maximumRecords: .max).records.count
+            }
+            unlink(path)
+        }
+        // A segment everyone has read past can go as well.
+        if let slowest = cursors.values.min() {
+            while segments.count > 1, segments.first! < slowest.segment {
+                unlink(segmentPath(segments.removeFirst()))
+            }
+        }
+    }
+
+    private func totalBytes() -> UInt64 {
+        var total: UInt64 = 0
+        for segment in segments {
+            var info = stat()
+            if stat(segmentPath(segment), &info) == 0 { total += UInt64(info.st_size) }
+        }
+        return total + UInt64(pending.count)
+    }
+
+    // MARK: Recovery
+
+    private func recover(segment: UInt64) throws(SpoolError) {
+        let path = segmentPath(segment)
+        let (records, _, validEnd, problem) = try Self.scanWithEnd(path)
+        recovery.records = records
+        var info = stat()
+        stat(path, &info)
+        let size = UInt64(info.st_size)
+        if validEnd < size {
+            guard truncate(path, off_t(validEnd)) == 0 else { throw .system(path, "truncate") }
+            recovery.truncatedBytes = size - validEnd
+            recovery.reason = problem
+        }
+    }
+
+    /// Records from `offset` up to `limit`; `reachedEnd` when the segment's end was reached cleanly.
+    static func scan(_ path: String, from offset: UInt64, limit: UInt64, maximumRecords: Int) throws(SpoolError)
+        -> (records: [([UInt8], UInt64)], reachedEnd: Bool)
+    {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .system(path, "open") }
+        defer { close(descriptor) }
+        var records: [([UInt8], UInt64)] = []
+        var position = offset
+        var header = [UInt8](repeating: 0, count: headerSize)
+        while records.count < maximumRecords, position + UInt64(headerSize) <= limit {
+            let got = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, headerSize, off_t(position)) }
+            guard got == headerSize else { return (records, true) }
+            let length = Int(Self.get(header, at: 0))
+            let checksum = Self.get(header, at: 4)
+            guard length > 0, length <= maximumRecord, position + UInt64(headerSize + length) <= limit else {
+                return (records, true)
+            }
+            var payload = [UInt8](repeating: 0, count: length)
+            let read = payload.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(position) + off_t(headerSize)) }
+            guard read == length, CRC32C.checksum(payload) == checksum else { return (records, true) }
+            position += UInt64(headerSize + length)
+            records.append((payload, position))
+        }
+        return (records, position + UInt64(headerSize) > limit)
+    }
+
+    /// Counts valid records from the start and finds where valid data ends.
+    static func scanWithEnd(_ path: String) throws(SpoolError) -> (Int, UInt64, UInt64, String?) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .system(path, "open") }
+        defer { close(descriptor) }
+        var info = stat()
+        fstat(descriptor, &info)
+        let size = UInt64(info.st_size)
+        var position: UInt64 = 0
+        var count = 0
+        var header = [UInt8](repeating: 0, count: headerSize)
+        while position < size {
+            guard position + UInt64(headerSize) <= size else { return (count, size, position, "torn record header") }
+            _ = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, headerSize, off_t(position)) }
+            let length = Int(get(header, at: 0))
+            guard length > 0, length <= maximumRecord else { return (count, size, position, "invalid record length \(length)") }
+            guard position + UInt64(headerSize + length) <= size else { return (count, size, position, "torn record") }
+            var payload = [UInt8](repeating: 0, count: length)
+            _ = payload.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(position) + off_t(headerSize)) }
+            guard CRC32C.checksum(payload) == get(header, at: 4) else { return (count, size, position, "checksum mismatch") }
+            position += UInt64(headerSize + length)
+            count += 1
+        }
+        return (count, size, position, nil)
+    }
+
+    // MARK: Files
+
+    private func segmentPath(_ segment: UInt64) -> String {
+        let hex = String(segment, radix: 16)
+        return "\(configuration.directory)/\(String(repeating: "0", count: max(0, 16 - hex.count)))\(hex).seg"
+    }
+
+    static func listFiles(_ directory: String) throws(SpoolError) -> [String] {
+        guard let handle = opendir(directory) else { throw .system(directory, "opendir") }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func listSegments(_ directory: String) throws(SpoolError) -> [UInt64] {
+        try listFiles(directory).compactMap { name in
+            name.hasSuffix(".seg") ? UInt64(name.dropLast(4), radix: 16) : nil
+        }.sorted()
+    }
+
+    static func readCursor(_ path: String) -> SpoolPosition? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let parts = String(decoding: buffer[0..<count], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2, let segment = UInt64(parts[0]), let offset = UInt64(parts[1]) else { return nil }
+        return SpoolPosition(segment: segment, offset: offset)
+    }
+
+    static func put(_ value: UInt32, into bytes: inout [UInt8], at offset: Int) {
+        for index in 0..<4 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(index))) }
+    }
+
+    static func get(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        var value: UInt32 = 0
+        for index in 0..<4 { value |= UInt32(bytes[offset + index]) << (8 * UInt32(index)) }
+        return value
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    }
+}
+
+/// CRC-32C (Castagnoli), the checksum iSCSI, ext4 and Kafka use, table-driven.
+public enum CRC32C {
+    static let table: [UInt32] = (0..<256).map { index in
+        var crc = UInt32(index)
+        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+        return crc
+    }
+
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        table.withUnsafeBufferPointer { table in
+            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+@testable import HerdwatchShipping
+
+@Suite struct SpoolTests {
+    func folder() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-spool-\(UUID().uuidString)").path
+        return path
+    }
+
+    func record(_ index: Int, size: Int = 40) -> [UInt8] {
+        Array("event-\(index)-".utf8) + [UInt8](repeating: UInt8(65 + index % 26), count: size)
+    }
+
+    @Test func crc32cKnownValue() {
+        // The standard check value of CRC-32C over "123456789".
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+
+    @Test func recordsComeBackInOrderAcrossSegments() throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = Spool.Configuration(directory: directory)
+        configuration.segmentBytes = 1000
+        let spool = try Spool(configuration: configuration)
+        for index in 0..<100 { try spool.append(record(index)) }
+        try spool.flush()
+        var payloads: [[UInt8]] = []
+        var position = spool.cursor(for: "http")
+        while true {
+            let batch = try spool.read(after: position, maximumRecords: 7)
+            guard let last = batch.last else { break }
+            payloads += batch.map(\.payload)
+            position = last.next
+        }
+        #expect(payloads == (0..<100).map { record($0) })
+        #expect(try Spool.listSegments(directory).count > 5, "segments rolled over")
+    }
+
+    @Test func cursorsSurviveReopeningAndSinksAreIndependent() throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let spool = try Spool(configuration: Spool.Configuration(directory: directory))
+            for index in 0..<10 { try spool.append(record(index)) }
+            try spool.flush()
+            let firstFour = try spool.read(after: spool.cursor(for: "nats"), maximumRecords: 4)
+            try spool.acknowledge(sink: "nats", through: firstFour.last!.next)
+        }
+        let reopened = try Spool(configuration: Spool.Configuration(directory: directory))
+        #expect(reopened.recovery.records == 10 && reopened.recovery.truncatedBytes == 0)
+        let rest = try reopened.read(after: reopened.cursor(for: "nats"))
+        #expect(rest.map(\.payload) == (4..<10).map { record($0) })
+        let all = try reopened.read(after: reopened.cursor(for: "syslog"))
+        #expect(all.count == 10, "a sink with no cursor starts at the beginning")
+    }
+
+    @Test(arguments: ["torn-header", "torn-payload", "bad-checksum", "garbage"])
+    func aDamagedTailIsCutAndNothingBeforeItIsLost(damage: String) throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let spool = try Spool(configuration: Spool.Configuration(directory: directory))
+            for index in 0..<20 { try spool.append(record(index)) }
+            try spool.flush()
+        }
+        let segment = directory + "/" + (try Spool.listSegments(directory).map { String(format: "%016llx.seg", $0) }.last!)
+        let handle = try #require(FileHandle(forUpdatingAtPath: segment))
+        let size = try handle.seekToEnd()
+        switch damage {
+        case "torn-header":
+            handle.write(Data([12, 0, 0]))  // 3 bytes of a header
+        case "torn-payload":
+            handle.write(Data([200, 0, 0, 0, 1, 2, 3, 4]) + Data(repeating: 7, count: 50))  // says 200, has 50
+        case "bad-checksum":
+            // Flip a byte in the last record's payload.
+            try handle.seek(toOffset: size - 3)
+            handle.write(Data([0xFF]))
+        default:
+            handle.write(Data((0..<100).map { UInt8($0 * 37 % 251) }))
+        }
+        try handle.close()
+
+        let reopened = try Spool(configuration: Spool.Configuration(directory: directory))
+        let expected = damage == "bad-checksum" ? 19 : 20
+        #expect(reopened.recovery.records == expected)
+        #expect(reopened.recovery.truncatedBytes > 0)
+        #expect(reopened.recovery.reason != nil)
+        let payloads = try reopened.read(after: reopened.start).map(\.payload)
+        #expect(payloads == (0..<expected).map { record($0) })
+        // Appending after the repair works and reads back.
+        try reopened.append(record(99))
+        try reopened.flush()
+        #expect(try reopened.read(after: reopened.start).last?.payload == record(99))
+    }
+
+    @Test func aFullSpoolDropsTheOldestAndCountsExactly() throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = Spool.Configuration(directory: directory)
+        configuration.segmentBytes = 560  // ten 56-byte records per segment
+        configuration.maximumBytes = 3 * 560
+        let spool = try Spool(configuration: configuration)
+        // One sink has read the first 5 records; nothing else is acknowledged.
+        for index in 0..<5 { try spool.append(record(index)) }
+        try spool.flush()
+        let five = try spool.read(after: spool.cursor(for: "http"), maximumRecords: 5)
+        try spool.acknowledge(sink: "http", through: five.last!.next)
+        for index in 5..<60 { try spool.append(record(index)) }
+        try spool.flush()
+        let left = try spool.read(after: spool.start, maximumRecords: 1000).map(\.payload)
+        let firstKept = try #require(left.first)
+        let firstIndex = (0..<60).first { record($0) == firstKept }!
+        #expect(left == (firstIndex..<60).map { record($0) }, "what is kept is a contiguous tail")
+        #expect(spool.droppedRecords == firstIndex - 5, "dropped = deleted records the sink had not acknowledged")
+        #expect(firstIndex > 5)
+    }
+}
