@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "herdwatch-agent",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchCollectors",
+                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchShipping",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -41,6 +41,7 @@ public struct ECSEncoder: Sendable {
             writer.key("sequence")
             writer.number(audit.sequence)
         }
+        writer.member("id", event.id)
         writer.endObject()
 
         if let name = event.host.name {

@@ -30,6 +30,9 @@ public struct Event: Sendable {
     public var containerID: String?
     /// ECS `event.dataset`-like origin: `auditd` (default), `proc-connector`, `auth-log`.
     public var module: String = "auditd"
+    /// ECS `event.id`: unique per event and the same on every delivery of it, so receivers can
+    /// drop duplicates (the agent sets it before spooling).
+    public var id: String?
 
     public init(timestamp: AuditTimestamp, kind: EventKind, outcome: Outcome = .unknown, host: Host = Host()) {
         self.timestamp = timestamp

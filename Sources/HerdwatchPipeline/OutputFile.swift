@@ -19,14 +19,16 @@ public final class OutputFile {
     private var buffer: [UInt8] = []
     private let capacity: Int
 
-    public init(path: String, capacity: Int = 256 * 1024) throws {
+    /// `appending`: keep what the file holds and add to its end (the agent, across restarts);
+    /// otherwise the file is replaced (replay).
+    public init(path: String, capacity: Int = 256 * 1024, appending: Bool = false) throws {
         self.path = path
         self.capacity = capacity
         if path == "-" {
             descriptor = STDOUT_FILENO
             ownsDescriptor = false
         } else {
-            descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
             guard descriptor >= 0 else { throw OutputError(path: path, reason: String(cString: strerror(errno))) }
             ownsDescriptor = true
         }
@@ -56,6 +58,9 @@ public final class OutputFile {
         buffer.append(UInt8(ascii: "\n"))
         if buffer.count >= capacity { try flush() }
     }
+
+    /// Drops what is buffered and not yet written (after a failed write, before a retry).
+    public func discardBuffered() { buffer.removeAll(keepingCapacity: true) }
 
     public func flush() throws {
         var offset = 0

@@ -2,6 +2,7 @@ import Dispatch
 import HerdwatchCollectors
 import HerdwatchEvents
 import HerdwatchPipeline
+import HerdwatchShipping
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -61,18 +62,65 @@ final class CollectionService: Service, Sendable {
     private func collect() throws {
         let settings = self.settings
         let logger = self.logger
-        let sink = try OutputFile(path: settings.output, capacity: 64 * 1024)
+        let sink = try OutputFile(path: settings.output, capacity: 64 * 1024, appending: true)
         let encoder = ECSEncoder()
         var writer = JSONWriter()
         let health = AgentHealthMonitor(
             intervalMilliseconds: Int64(settings.heartbeatSeconds * 1000), hostName: configuration.hostName,
             now: RunCommand.nowMilliseconds())
+        // Every event goes to the disk spool first; the output is fed from it and its cursor moves
+        // only once the bytes are out, so a crash loses nothing and repeats only what was not yet
+        // acknowledged (event.id tells the repeats apart).
+        let spool = try Spool(configuration: Spool.Configuration(directory: settings.stateDirectory + "/spool"))
+        if spool.recovery.truncatedBytes > 0 {
+            logger.warning(
+                "spool tail repaired",
+                metadata: ["bytes": "\(spool.recovery.truncatedBytes)", "reason": "\(spool.recovery.reason ?? "")"])
+        }
+        let idPrefix = "\(Self.machineID().prefix(8))-\(RunCommand.nowMilliseconds())"
+        var sequence = 0
         let emit: (Event) throws -> Void = { event in
             health.record(event)
+            var event = event
+            sequence += 1
+            event.id = "\(idPrefix)-\(sequence)"
             writer.reset()
             encoder.encode(event, into: &writer)
-            try writer.withUnsafeBytes { try sink.writeLine($0) }
+            try spool.append(writer.bytes)
         }
+        // A failing output (disk full, a closed pipe) stops nothing: events wait in the spool and
+        // delivery is retried, backing off to once every 5 s.
+        var retryAt: Int64 = 0
+        var backoff: Int64 = 100
+        var failing = false
+        let deliver: () throws -> Void = {
+            try spool.flush()
+            let now = RunCommand.nowMilliseconds()
+            guard now >= retryAt else { return }
+            do {
+                while true {
+                    let batch = try spool.read(after: spool.cursor(for: "output"), maximumRecords: 4096)
+                    guard let last = batch.last else { break }
+                    for record in batch {
+                        try record.payload.withUnsafeBytes { try sink.writeLine($0) }
+                    }
+                    try sink.flush()
+                    try spool.acknowledge(sink: "output", through: last.next)
+                }
+                if failing { logger.notice("output delivering again", metadata: ["output": "\(settings.output)"]) }
+                failing = false
+                backoff = 100
+            } catch let error as SpoolError {
+                throw error
+            } catch {
+                if !failing { logger.error("output failing; events wait in the spool", metadata: ["error": "\(error)"]) }
+                failing = true
+                sink.discardBuffered()
+                retryAt = now + backoff
+                backoff = min(backoff * 2, 5000)
+            }
+        }
+        try deliver()  // what an earlier run spooled and did not deliver
 
         let collector = AuditCollector(configuration: configuration, logger: logger)
         do {
@@ -139,16 +187,27 @@ final class CollectionService: Service, Sendable {
                 }
                 // Out within 50 ms: one write for a burst instead of one per record.
                 if now - lastFlush >= 50 {
-                    try sink.flush()
+                    try deliver()
                     lastFlush = now
                 }
             }
         ) { event in
             try emit(event)
         }
-        try sink.flush()
+        try deliver()
         collector.stop()
         logger.info("stopped", metadata: ["events": "\(collector.statistics.events)"])
+    }
+}
+
+extension CollectionService {
+    /// /etc/machine-id, the host's stable id (random when absent).
+    static func machineID() -> String {
+        if let bytes = ProcessTable.readFile("/etc/machine-id") {
+            let text = String(decoding: bytes, as: UTF8.self).filter { $0.isHexDigit }
+            if !text.isEmpty { return text }
+        }
+        return String(UInt64.random(in: 0...UInt64.max), radix: 16)
     }
 }
 

@@ -158,6 +158,7 @@ struct RunCommand: AsyncParsableCommand {
         configuration.keepsRulesOnStop = settings.keepRulesOnStop
         configuration.rules = try Self.rules(settings, logger: logger)
         configuration.processStateFile = settings.stateDirectory + "/process-table.json"
+        configuration.adoptsExistingRules = true
 
         let command = self
         let reloadLogger = logger

@@ -155,4 +155,83 @@ import Testing
             #expect(output.contains(expected), "\(text): \(output)")
         }
     }
+
+    @Test(.enabled(if: available, "needs root, the kernel's audit subsystem and the built agent"))
+    func spooledEventsSurviveAFailingOutputAndKill9() throws {
+        try withKernelAudit {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-kill-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let key = "hw-kill-\(getpid())"
+            let rules = folder.appendingPathComponent("kill.rules")
+            try "-a always,exit -F arch=b64 -S execve -k \(key)\n".write(to: rules, atomically: true, encoding: .utf8)
+            let output = folder.appendingPathComponent("events.jsonl")
+            func arguments(_ output: String) -> [String] {
+                [
+                    "run", "--mode", "unicast", "--rules", rules.path, "--output", output, "--state-dir", folder.path,
+                    "--heartbeat-interval", "0", "--auth-log", "none", "--process-events", "none",
+                ]
+            }
+            let netlink = try AuditNetlink(mode: .unicast)
+            func startAgent(_ output: String) throws -> pid_t {
+                let pid = try spawnWithDefaultSignals(
+                    Self.agent, arguments(output), standardError: folder.appendingPathComponent("agent-\(UUID().uuidString).log").path)
+                waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
+                return pid
+            }
+            func markers() -> [(id: String, marker: Int)] {
+                let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+                return text.split(separator: "\n").compactMap { line -> (String, Int)? in
+                    guard line.contains("\"\(key)\""),
+                        let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                        let id = (object["event"] as? [String: Any])?["id"] as? String,
+                        let args = (object["process"] as? [String: Any])?["args"] as? [String],
+                        let mark = args.last.flatMap({ $0.hasPrefix("MARK-") ? Int($0.dropFirst(5)) : nil })
+                    else { return nil }
+                    return (id, mark)
+                }
+            }
+            func segmentBytes() -> Int {
+                let spool = folder.appendingPathComponent("spool").path
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
+                return names.filter { $0.hasSuffix(".seg") }.reduce(0) { total, name in
+                    total + ((try? FileManager.default.attributesOfItem(atPath: spool + "/" + name)[.size] as? Int) ?? 0)
+                }
+            }
+
+            // The output refuses every write (/dev/full): events can only wait in the spool.
+            var agent = try startAgent("/dev/full")
+            var status: Int32 = 0
+            defer {
+                kill(agent, SIGKILL)
+                waitpid(agent, &status, 0)
+            }
+            let count = 100
+            try runProgram("/bin/bash", ["-c", "for i in $(seq 1 \(count)); do /bin/true MARK-$i; done"])
+            let spooled = segmentBytes
+            waitUntil(seconds: 5) { spooled() > count * 1000 }
+            usleep(300_000)  // the last batch reaches the disk (flushed every 50 ms)
+
+            // Crash, then come back with an output that works.
+            kill(agent, SIGKILL)
+            waitpid(agent, &status, 0)
+            agent = try startAgent(output.path)
+            waitUntil(seconds: 10) { Set(markers().map(\.marker)).count >= count }
+            kill(agent, SIGTERM)
+            waitpid(agent, &status, 0)
+
+            let seen = markers()
+            let distinct = Set(seen.map(\.marker))
+            #expect(distinct == Set(1...count), "missing: \(Set(1...count).subtracting(distinct).sorted().prefix(20))")
+            var idsByMarker: [Int: Set<String>] = [:]
+            for (id, marker) in seen { idsByMarker[marker, default: []].insert(id) }
+            #expect(idsByMarker.values.allSatisfy { $0.count == 1 }, "a repeated event carries the same id")
+        }
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or the time is up.
+func waitUntil(seconds: Double, _ condition: () -> Bool) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition(), Date() < deadline { usleep(50_000) }
 }

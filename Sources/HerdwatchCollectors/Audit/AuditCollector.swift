@@ -42,6 +42,9 @@ public final class AuditCollector {
         /// Where the process table is kept across restarts (entity ids of running processes stay the
         /// same); nil: not kept.
         public var processStateFile: String?
+        /// A rule the kernel already has counts as loaded (and is removed on stop), instead of being
+        /// reported as refused: what an agent restarted after a crash needs.
+        public var adoptsExistingRules = false
         public var coalesceBelow = 64
         public var coalesceMicroseconds = 2000
 
@@ -174,8 +177,13 @@ public final class AuditCollector {
                 switch line.command {
                 case .add(let rule):
                     let data = rule.kernelData()
-                    try netlink.addRule(data)
-                    addedRules.append(data)
+                    do {
+                        try netlink.addRule(data)
+                    } catch where error.code == EEXIST && configuration.adoptsExistingRules {
+                        // Left by an agent that did not stop cleanly: ours to remove on stop.
+                        logger.notice("audit rule already loaded; adopting it", metadata: ["line": "\(line.source):\(line.line)"])
+                    }
+                    if !addedRules.contains(data) { addedRules.append(data) }
                 case .delete(let rule):
                     try netlink.deleteRule(rule.kernelData())
                 case .setBacklogLimit(let value):
