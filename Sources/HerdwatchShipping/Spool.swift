@@ -85,6 +85,12 @@ public final class Spool {
     private var pending: [UInt8] = []
     private var lastSync: Int64 = 0
     private var cursors: [String: SpoolPosition] = [:]
+    /// Records appended by this process, kept in memory so sinks that keep up read them without
+    /// touching the disk: (position before, payload, position after). Bounded by `cacheBytes`.
+    private var recent: [(start: SpoolPosition, payload: [UInt8], next: SpoolPosition)] = []
+    private var recentHead = 0
+    private var recentBytes = 0
+    private let cacheBytes = 8 << 20
 
     static let headerSize = 8
     static let maximumRecord = 64 << 20
@@ -92,7 +98,7 @@ public final class Spool {
     public init(configuration: Configuration) throws(SpoolError) {
         self.configuration = configuration
         let directory = configuration.directory
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw .system(directory, "mkdir") }
+        try Self.makeDirectories(directory)
         segments = try Self.listSegments(directory)
         recovery.segments = segments.count
         if let newest = segments.last {
@@ -134,9 +140,21 @@ public final class Spool {
         var header = [UInt8](repeating: 0, count: Self.headerSize)
         Self.put(UInt32(payload.count), into: &header, at: 0)
         Self.put(CRC32C.checksum(payload), into: &header, at: 4)
+        let before = end
         pending += header
         pending += payload
-        return end
+        let after = end
+        recent.append((before, payload, after))
+        recentBytes += payload.count
+        while recentBytes > cacheBytes, recentHead < recent.count {
+            recentBytes -= recent[recentHead].payload.count
+            recentHead += 1
+        }
+        if recentHead > 4096, recentHead * 2 > recent.count {
+            recent.removeFirst(recentHead)
+            recentHead = 0
+        }
+        return after
     }
 
     /// Writes what was appended; fsyncs according to the policy.
@@ -207,6 +225,24 @@ public final class Spool {
     {
         var records: [(payload: [UInt8], next: SpoolPosition)] = []
         var cursor = max(position, start)
+        // From memory when the cursor is within what this process appended and wrote.
+        if recentHead < recent.count, cursor >= recent[recentHead].start {
+            let written = SpoolPosition(segment: segments.last!, offset: writeOffset)
+            var low = recentHead
+            var high = recent.count
+            while low < high {
+                let middle = (low + high) / 2
+                if recent[middle].start < cursor { low = middle + 1 } else { high = middle }
+            }
+            var index = low
+            if index < recent.count, recent[index].start == cursor {
+                while index < recent.count, records.count < maximumRecords, recent[index].next <= written {
+                    records.append((recent[index].payload, recent[index].next))
+                    index += 1
+                }
+                return records
+            }
+        }
         while records.count < maximumRecords {
             guard let index = segments.firstIndex(of: cursor.segment) else { break }
             let limit = cursor.segment == segments.last! ? writeOffset : UInt64.max
@@ -349,6 +385,15 @@ public final class Spool {
         return "\(configuration.directory)/\(String(repeating: "0", count: max(0, 16 - hex.count)))\(hex).seg"
     }
 
+    /// `mkdir -p`, private to root.
+    static func makeDirectories(_ path: String) throws(SpoolError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST { throw .system(prefix, "mkdir") }
+        }
+    }
+
     static func listFiles(_ directory: String) throws(SpoolError) -> [String] {
         guard let handle = opendir(directory) else { throw .system(directory, "opendir") }
         defer { closedir(handle) }
@@ -395,18 +440,45 @@ public final class Spool {
     }
 }
 
-/// CRC-32C (Castagnoli), the checksum iSCSI, ext4 and Kafka use, table-driven.
+/// CRC-32C (Castagnoli), the checksum iSCSI, ext4 and Kafka use; slicing-by-8, eight bytes a step.
 public enum CRC32C {
-    static let table: [UInt32] = (0..<256).map { index in
-        var crc = UInt32(index)
-        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-        return crc
-    }
+    /// tables[k][b]: the CRC of byte b followed by k zero bytes.
+    static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
+        for index in 0..<256 {
+            var crc = UInt32(index)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+            tables[index] = crc
+        }
+        for index in 0..<256 {
+            for slice in 1..<8 {
+                let previous = tables[(slice - 1) * 256 + index]
+                tables[slice * 256 + index] = tables[Int(previous & 0xFF)] ^ (previous >> 8)
+            }
+        }
+        return tables
+    }()
 
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
-        table.withUnsafeBufferPointer { table in
-            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        tables.withUnsafeBufferPointer { t in
+            bytes.withUnsafeBytes { data in
+                var index = 0
+                let count = data.count
+                while index + 8 <= count {
+                    let low = UInt32(littleEndian: data.loadUnaligned(fromByteOffset: index, as: UInt32.self)) ^ crc
+                    let high = UInt32(littleEndian: data.loadUnaligned(fromByteOffset: index + 4, as: UInt32.self))
+                    crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+                        ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
+                        ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
+                        ^ t[1 * 256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+                    index += 8
+                }
+                while index < count {
+                    crc = t[Int((crc ^ UInt32(data[index])) & 0xFF)] ^ (crc >> 8)
+                    index += 1
+                }
+            }
         }
         return crc ^ 0xFFFF_FFFF
     }

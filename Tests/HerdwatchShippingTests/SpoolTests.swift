@@ -5,8 +5,8 @@ import Testing
 
 @Suite struct SpoolTests {
     func folder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-spool-\(UUID().uuidString)").path
-        return path
+        // Two levels that do not exist yet: the spool makes them.
+        FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-spool-\(UUID().uuidString)/spool").path
     }
 
     func record(_ index: Int, size: Int = 40) -> [UInt8] {
@@ -20,7 +20,7 @@ import Testing
 
     @Test func recordsComeBackInOrderAcrossSegments() throws {
         let directory = try folder()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
         var configuration = Spool.Configuration(directory: directory)
         configuration.segmentBytes = 1000
         let spool = try Spool(configuration: configuration)
@@ -40,7 +40,7 @@ import Testing
 
     @Test func cursorsSurviveReopeningAndSinksAreIndependent() throws {
         let directory = try folder()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
         do {
             let spool = try Spool(configuration: Spool.Configuration(directory: directory))
             for index in 0..<10 { try spool.append(record(index)) }
@@ -59,7 +59,7 @@ import Testing
     @Test(arguments: ["torn-header", "torn-payload", "bad-checksum", "garbage"])
     func aDamagedTailIsCutAndNothingBeforeItIsLost(damage: String) throws {
         let directory = try folder()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
         do {
             let spool = try Spool(configuration: Spool.Configuration(directory: directory))
             for index in 0..<20 { try spool.append(record(index)) }
@@ -97,7 +97,7 @@ import Testing
 
     @Test func aFullSpoolDropsTheOldestAndCountsExactly() throws {
         let directory = try folder()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
         var configuration = Spool.Configuration(directory: directory)
         configuration.segmentBytes = 560  // ten 56-byte records per segment
         configuration.maximumBytes = 3 * 560
