@@ -159,6 +159,7 @@ struct RunCommand: AsyncParsableCommand {
         configuration.rules = try Self.rules(settings, logger: logger)
         configuration.processStateFile = settings.stateDirectory + "/process-table.json"
         configuration.adoptsExistingRules = true
+        configuration.kernelStateFile = settings.stateDirectory + "/kernel-audit.json"
 
         let command = self
         let reloadLogger = logger

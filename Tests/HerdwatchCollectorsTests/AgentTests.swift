@@ -199,6 +199,7 @@ import Testing
                 }
             }
 
+            let before = try netlink.status()
             // The output refuses every write (/dev/full): events can only wait in the spool.
             var agent = try startAgent("/dev/full")
             var status: Int32 = 0
@@ -219,6 +220,12 @@ import Testing
             waitUntil(seconds: 10) { Set(markers().map(\.marker)).count >= count }
             kill(agent, SIGTERM)
             waitpid(agent, &status, 0)
+
+            // The restarted agent put back the settings from before the crashed one, not its own.
+            let after = try netlink.status()
+            #expect(after.enabled == before.enabled && after.backlogLimit == before.backlogLimit)
+            #expect(after.backlogWaitTime == before.backlogWaitTime && after.pid == 0)
+            #expect(try netlink.listRules().allSatisfy { !AuditRuleData.keys(of: $0).contains(key) }, "adopted rule removed")
 
             let seen = markers()
             let distinct = Set(seen.map(\.marker))

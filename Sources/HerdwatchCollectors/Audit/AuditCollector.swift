@@ -45,6 +45,10 @@ public final class AuditCollector {
         /// A rule the kernel already has counts as loaded (and is removed on stop), instead of being
         /// reported as refused: what an agent restarted after a crash needs.
         public var adoptsExistingRules = false
+        /// Where the kernel's settings from before the agent took over are kept while it runs, so
+        /// an agent restarted after a crash still puts back the original ones, not the crashed
+        /// run's; removed on a clean stop.
+        public var kernelStateFile: String?
         public var coalesceBelow = 64
         public var coalesceMicroseconds = 2000
 
@@ -143,12 +147,38 @@ public final class AuditCollector {
             netlink = control
             try control.register()
             registered = true
+            adoptOriginalSettings(current: status)
             if status.enabled == 2 {
                 logger.warning("audit configuration is locked (enabled=2): rules and settings stay as they are")
             } else {
                 try applySettings(control, status)
                 applyRules(control)
             }
+        }
+    }
+
+    /// The settings to restore on stop: those a crashed run saved, else the current ones (saved now).
+    private func adoptOriginalSettings(current: AuditStatus) {
+        guard let file = configuration.kernelStateFile else { return }
+        if let data = FileManager.default.contents(atPath: file),
+            let original = try? JSONDecoder().decode(AuditStatus.self, from: data)
+        {
+            saved = original
+            // Whatever the crashed run changed is put back too.
+            if original.enabled != current.enabled { changedMask |= UInt32(AUDIT_STATUS_ENABLED) }
+            if original.backlogLimit != current.backlogLimit { changedMask |= UInt32(AUDIT_STATUS_BACKLOG_LIMIT) }
+            if original.backlogWaitTime != current.backlogWaitTime { changedMask |= UInt32(AUDIT_STATUS_BACKLOG_WAIT_TIME) }
+            if original.rateLimit != current.rateLimit { changedMask |= UInt32(AUDIT_STATUS_RATE_LIMIT) }
+            if original.failure != current.failure { changedMask |= UInt32(AUDIT_STATUS_FAILURE) }
+            logger.notice("the last run did not stop cleanly; its saved kernel settings will be restored", metadata: ["file": "\(file)"])
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try JSONEncoder().encode(current).write(to: URL(fileURLWithPath: file), options: .atomic)
+        } catch {
+            logger.warning("could not save the kernel's audit settings", metadata: ["file": "\(file)", "error": "\(error)"])
         }
     }
 
@@ -421,6 +451,7 @@ public final class AuditCollector {
                 logger.error("could not restore audit settings", metadata: ["error": "\(error)"])
             }
         }
+        if let file = configuration.kernelStateFile { unlink(file) }
         if registered {
             do { try netlink.unregister() } catch { logger.error("could not release the audit pid", metadata: ["error": "\(error)"]) }
             registered = false

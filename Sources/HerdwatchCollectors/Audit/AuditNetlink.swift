@@ -21,7 +21,7 @@ public struct AuditNetlinkError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The kernel's audit status (`struct audit_status`, `auditctl -s`).
-public struct AuditStatus: Sendable, Equatable {
+public struct AuditStatus: Sendable, Equatable, Codable {
     public var enabled: UInt32 = 0
     public var failure: UInt32 = 0
     /// The pid of the process that receives records over unicast netlink (the audit daemon), or 0.
