@@ -69,34 +69,15 @@ public final class AuditNetlink {
 
     public init(mode: Mode, receiveBufferBytes: Int32 = 16 << 20) throws(AuditNetlinkError) {
         self.mode = mode
-        let descriptor = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_AUDIT)
-        guard descriptor >= 0 else { throw AuditNetlinkError("socket(NETLINK_AUDIT)", code: errno) }
-        self.descriptor = descriptor
+        self.descriptor = try NetlinkSocket.open(
+            family: NETLINK_AUDIT, type: SOCK_RAW,
+            groups: mode == .multicast ? 1 << (UInt32(AUDIT_NLGRP_READLOG.rawValue) - 1) : 0,
+            receiveBufferBytes: receiveBufferBytes, name: "NETLINK_AUDIT",
+            bindFailure: mode == .multicast ? "joining the audit log group" : "bind(NETLINK_AUDIT)")
         self.buffer = [UInt8](repeating: 0, count: 1 << 17)
-        var size = receiveBufferBytes
-        // Root may exceed rmem_max; records arrive in bursts and the kernel drops what does not fit.
-        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = mode == .multicast ? 1 << (UInt32(AUDIT_NLGRP_READLOG.rawValue) - 1) : 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(descriptor)
-            throw AuditNetlinkError(mode == .multicast ? "joining the audit log group" : "bind(NETLINK_AUDIT)", code: code)
-        }
     }
 
     deinit { close(descriptor) }
-
-    /// The descriptor, for poll(2).
-    public var fileDescriptor: Int32 { descriptor }
 
     // MARK: Requests
 
@@ -241,21 +222,10 @@ public final class AuditNetlink {
         guard ready > 0 else { return [] }
         var messages: [AuditNetlinkMessage] = []
         // Drain what is queued without blocking, so a burst is read in one go.
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if count < 0 {
-                switch errno {
-                case EAGAIN, EWOULDBLOCK: return messages
-                case EINTR: continue
-                case ENOBUFS:
-                    overflows += 1
-                    continue
-                default: throw AuditNetlinkError("recv", code: errno)
-                }
-            }
-            guard count > 0 else { return messages }
-            Self.split(buffer, count: count, into: &messages)
+        try NetlinkSocket.drain(descriptor, buffer: &buffer, overflows: &overflows, name: "NETLINK_AUDIT") { bytes, count in
+            Self.split(bytes, count: count, into: &messages)
         }
+        return messages
     }
 
     static func split(_ buffer: [UInt8], count: Int, into messages: inout [AuditNetlinkMessage]) {

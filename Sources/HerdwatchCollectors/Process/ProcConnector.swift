@@ -22,26 +22,9 @@ public final class ProcConnector {
     public private(set) var overflows = 0
 
     public init(receiveBufferBytes: Int32 = 4 << 20) throws(AuditNetlinkError) {
-        let descriptor = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_CONNECTOR)
-        guard descriptor >= 0 else { throw AuditNetlinkError("socket(NETLINK_CONNECTOR)", code: errno) }
-        self.descriptor = descriptor
-        var size = receiveBufferBytes
-        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = UInt32(CN_IDX_PROC)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(descriptor)
-            throw AuditNetlinkError("bind(NETLINK_CONNECTOR)", code: code)
-        }
+        self.descriptor = try NetlinkSocket.open(
+            family: NETLINK_CONNECTOR, type: SOCK_DGRAM, groups: UInt32(CN_IDX_PROC),
+            receiveBufferBytes: receiveBufferBytes, name: "NETLINK_CONNECTOR", bindFailure: "bind(NETLINK_CONNECTOR)")
         do {
             try send(operation: UInt32(PROC_CN_MCAST_LISTEN.rawValue))
         } catch {
@@ -54,8 +37,6 @@ public final class ProcConnector {
         try? send(operation: UInt32(PROC_CN_MCAST_IGNORE.rawValue))
         close(descriptor)
     }
-
-    public var fileDescriptor: Int32 { descriptor }
 
     private func send(operation: UInt32) throws(AuditNetlinkError) {
         let headerSize = MemoryLayout<nlmsghdr>.size
@@ -78,27 +59,10 @@ public final class ProcConnector {
     /// Everything queued, without blocking.
     public func drain() throws(AuditNetlinkError) -> [Event] {
         var events: [Event] = []
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if count < 0 {
-                switch errno {
-                case EAGAIN, EWOULDBLOCK: return events
-                case EINTR: continue
-                case ENOBUFS:
-                    overflows += 1
-                    continue
-                default: throw AuditNetlinkError("recv(NETLINK_CONNECTOR)", code: errno)
-                }
-            }
-            guard count > 0 else { return events }
-            Self.decode(buffer, count: count, into: &events)
+        try NetlinkSocket.drain(descriptor, buffer: &buffer, overflows: &overflows, name: "NETLINK_CONNECTOR") { bytes, count in
+            Self.decode(bytes, count: count, into: &events)
         }
-    }
-
-    /// Waits up to `timeoutMilliseconds` for something to read.
-    public func wait(timeoutMilliseconds: Int32) -> Bool {
-        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        return poll(&poller, 1, timeoutMilliseconds) > 0
+        return events
     }
 
     static func decode(_ buffer: [UInt8], count: Int, into events: inout [Event]) {
