@@ -56,51 +56,17 @@ final class PrivateAuditd {
     /// SIGTERM, then SIGKILL if it has not exited within five seconds.
     func stop() {
         if pid > 0 {
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            var exited = false
-            for _ in 0..<50 {
-                if waitpid(pid, &status, WNOHANG) == pid {
-                    exited = true
-                    break
-                }
-                usleep(100_000)
-            }
-            if !exited {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-            }
+            ChildProcess.terminate(pid, gracePeriodSeconds: 5)
             pid = 0
         }
         try? FileManager.default.removeItem(at: folder)
     }
 }
 
-/// posix_spawn with an empty signal mask and default dispositions: the test runner's threads block
-/// signals, and a daemon that inherited that mask would never see its SIGTERM.
+/// A program started with default signal handling (see `ChildProcess`), output discarded,
+/// standard error to `standardError`.
 func spawnWithDefaultSignals(_ path: String, _ arguments: [String], standardError: String = "/dev/null") throws -> pid_t {
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    var defaults = sigset_t()
-    sigfillset(&defaults)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    let argv = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid: pid_t = 0
-    let result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-    guard result == 0 else { throw AuditNetlinkError("posix_spawn \(path)", code: result) }
-    return pid
+    try ChildProcess.spawn([path] + arguments, standardError: .file(standardError)).pid
 }
 
 @Suite(.serialized) struct AuditdTests {

@@ -29,9 +29,9 @@ public final class JournalSource {
             if index > 0 { arguments.append("+") }
             arguments.append("SYSLOG_IDENTIFIER=\(identifier)")
         }
-        let (pid, output) = try ChildProcess.spawn(arguments)
+        let (pid, output) = try ChildProcess.spawn(arguments, standardOutput: .pipe)
         child = pid
-        descriptor = output
+        descriptor = output ?? -1
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
@@ -108,61 +108,5 @@ public final class JournalSource {
         return parser.parse(
             program: program[...], pid: pid, host: (object["_HOSTNAME"] as? String)?[...], milliseconds: micros / 1000,
             message: message[...])
-    }
-}
-
-/// Child processes started with default signal handling, their output on a pipe.
-enum ChildProcess {
-    struct Failure: Error, CustomStringConvertible {
-        var program: String
-        var code: Int32
-        var description: String { "cannot start \(program): \(String(cString: strerror(code)))" }
-    }
-
-    /// Starts `arguments[0]` with standard output on a pipe (returned) and standard error discarded.
-    static func spawn(_ arguments: [String]) throws -> (pid_t, Int32) {
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw Failure(program: arguments[0], code: errno) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-        close(pipeEnds[1])
-        guard result == 0 else {
-            close(pipeEnds[0])
-            throw Failure(program: arguments[0], code: result)
-        }
-        _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
-        return (pid, pipeEnds[0])
-    }
-
-    /// SIGTERM, then SIGKILL after two seconds; always reaped.
-    static func terminate(_ pid: pid_t) {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<20 {
-            if waitpid(pid, &status, WNOHANG) == pid { return }
-            usleep(100_000)
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
     }
 }
