@@ -302,7 +302,7 @@ public final class AuditCollector {
             try emit(event)
         }
         // Connector events first: a fork must be in the table before the exec record that follows it.
-        try drainConnector(emit: enrich, emitPlain: emit)
+        try drainConnector(emit: emit)
         var messages = try netlink.receive(timeoutMilliseconds: timeoutMilliseconds)
         if !messages.isEmpty && messages.count < configuration.coalesceBelow {
             // A trickle: wait a moment and take what came meanwhile, so a busy host costs one
@@ -311,7 +311,7 @@ public final class AuditCollector {
             nanosleep(&pause, nil)
             messages += try netlink.receive(timeoutMilliseconds: 0)
         }
-        try drainConnector(emit: enrich, emitPlain: emit)
+        try drainConnector(emit: emit)
         for message in messages {
             try handle(message, emit: enrich)
         }
@@ -321,7 +321,7 @@ public final class AuditCollector {
         if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
     }
 
-    private func drainConnector(emit: (Event) throws -> Void, emitPlain: (Event) throws -> Void) throws {
+    private func drainConnector(emit: (Event) throws -> Void) throws {
         guard let connector, let processes else { return }
         let now = Self.nowMilliseconds()
         for event in try connector.drain() {
@@ -331,49 +331,44 @@ public final class AuditCollector {
             case .exec(let pid, let time):
                 // The audit record of the exec (when a rule asks for it) brings the program and its
                 // arguments; /proc is read only when this event is emitted itself.
+                guard configuration.processEvents == .all else { continue }
                 let at = processes.bootMillis + Int64(time / 1_000_000)
-                if configuration.processEvents == .all {
-                    processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
-                    var exec = Event(timestamp: AuditTimestamp(milliseconds: at), kind: .processStart, outcome: .success)
-                    exec.module = "proc-connector"
-                    exec.host.name = configuration.hostName
-                    var process = Event.Process()
-                    process.pid = Int64(pid)
-                    if let entry = processes.entry(pid: pid) {
-                        process.name = entry.name
-                        process.executable = entry.executable
-                        process.args = entry.args
-                        process.commandLine = entry.args?.joined(separator: " ")
-                    }
-                    exec.process = process
-                    try emit(exec)
-                }
+                processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
+                var exec = connectorEvent(.processStart, pid: pid, at: at, processes)
+                processes.enrich(&exec, now: at)
+                try emit(exec)
             case .exit(let pid, let code, _, let time):
                 let at = processes.bootMillis + Int64(time / 1_000_000)
                 guard configuration.processEvents != .none else {
                     processes.exit(pid: pid, now: at)
                     continue
                 }
-                var exit = Event(timestamp: AuditTimestamp(milliseconds: at), kind: .processExit, outcome: .success)
-                exit.module = "proc-connector"
-                exit.host.name = configuration.hostName
-                var process = Event.Process()
-                process.pid = Int64(pid)
-                if let entry = processes.entry(pid: pid) {
-                    process.name = entry.name
-                    process.executable = entry.executable
-                    process.args = entry.args
-                }
+                var exit = connectorEvent(.processExit, pid: pid, at: at, processes)
                 // The wait status: exit code in bits 8-15, or the signal in the low 7 bits.
-                process.exitCode = code & 0x7F == 0 ? Int64(code >> 8) : 128 + Int64(code & 0x7F)
-                exit.process = process
-                var enriched = exit
-                processes.enrich(&enriched, now: at)  // also marks the exit in the table
-                try emitPlain(enriched)
+                exit.process?.exitCode = code & 0x7F == 0 ? Int64(code >> 8) : 128 + Int64(code & 0x7F)
+                processes.enrich(&exit, now: at)  // also marks the exit in the table
+                try emit(exit)
             case .uid, .sid:
                 break
             }
         }
+    }
+
+    /// A process event of the proc connector, with what the table knows of the process.
+    private func connectorEvent(_ kind: EventKind, pid: Int32, at time: Int64, _ processes: ProcessTable) -> Event {
+        var event = Event(timestamp: AuditTimestamp(milliseconds: time), kind: kind, outcome: .success)
+        event.module = "proc-connector"
+        event.host.name = configuration.hostName
+        var process = Event.Process()
+        process.pid = Int64(pid)
+        if let entry = processes.entry(pid: pid) {
+            process.name = entry.name
+            process.executable = entry.executable
+            process.args = entry.args
+            if kind == .processStart { process.commandLine = entry.args?.joined(separator: " ") }
+        }
+        event.process = process
+        return event
     }
 
     private func handle(_ message: AuditNetlinkMessage, emit: (Event) throws -> Void) throws {
