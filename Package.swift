@@ -50,7 +50,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
-        .target(name: "HerdwatchShipping"),
+        .target(name: "HerdwatchShipping", dependencies: ["HerdwatchEvents"]),
         .executableTarget(
             name: "herdwatch",
             dependencies: [

@@ -114,15 +114,9 @@ struct Progress {
         self.enabled = enabled && isatty(STDERR_FILENO) == 1
     }
 
-    static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
-
     mutating func update(_ statistics: PipelineStatistics, bytes: UInt64) {
         guard enabled else { return }
-        let now = Self.now()
+        let now = Double(SystemClock.monotonicMilliseconds()) / 1000
         guard now - lastDraw >= 0.5 else { return }
         lastDraw = now
         drew = true

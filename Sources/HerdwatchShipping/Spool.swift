@@ -1,3 +1,5 @@
+import HerdwatchEvents
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -180,7 +182,7 @@ public final class Spool {
     }
 
     private func sync(force: Bool) throws(SpoolError) {
-        let now = Self.monotonicMilliseconds()
+        let now = SystemClock.monotonicMilliseconds()
         switch configuration.sync {
         case .never where !force:
             return
@@ -431,12 +433,6 @@ public final class Spool {
         var value: UInt32 = 0
         for index in 0..<4 { value |= UInt32(bytes[offset + index]) << (8 * UInt32(index)) }
         return value
-    }
-
-    static func monotonicMilliseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 }
 

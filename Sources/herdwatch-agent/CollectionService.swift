@@ -67,7 +67,7 @@ final class CollectionService: Service, Sendable {
         var writer = JSONWriter()
         let health = AgentHealthMonitor(
             intervalMilliseconds: Int64(settings.heartbeatSeconds * 1000), hostName: configuration.hostName,
-            now: RunCommand.nowMilliseconds())
+            now: SystemClock.wallMilliseconds())
         // Every event goes to the disk spool first; the output is fed from it and its cursor moves
         // only once the bytes are out, so a crash loses nothing and repeats only what was not yet
         // acknowledged (event.id tells the repeats apart).
@@ -77,7 +77,7 @@ final class CollectionService: Service, Sendable {
                 "spool tail repaired",
                 metadata: ["bytes": "\(spool.recovery.truncatedBytes)", "reason": "\(spool.recovery.reason ?? "")"])
         }
-        let idPrefix = "\(Self.machineID().prefix(8))-\(RunCommand.nowMilliseconds())"
+        let idPrefix = "\(Self.machineID().prefix(8))-\(SystemClock.wallMilliseconds())"
         var sequence = 0
         let emit: (Event) throws -> Void = { event in
             health.record(event)
@@ -95,7 +95,7 @@ final class CollectionService: Service, Sendable {
         var failing = false
         let deliver: () throws -> Void = {
             try spool.flush()
-            let now = RunCommand.nowMilliseconds()
+            let now = SystemClock.wallMilliseconds()
             guard now >= retryAt else { return }
             do {
                 while true {
@@ -181,7 +181,7 @@ final class CollectionService: Service, Sendable {
                 }
                 try auth?.poll(emit: enriched)
                 try journal?.poll(emit: enriched)
-                let now = RunCommand.nowMilliseconds()
+                let now = SystemClock.wallMilliseconds()
                 if settings.heartbeatSeconds > 0, let beat = health.heartbeat(now: now) {
                     try emit(beat)
                 }

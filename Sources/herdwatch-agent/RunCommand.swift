@@ -220,17 +220,11 @@ struct RunCommand: AsyncParsableCommand {
                     }
                 }
             }
-            try pipeline.flush(olderThan: Self.nowMilliseconds(), emit: emit)
+            try pipeline.flush(olderThan: SystemClock.wallMilliseconds(), emit: emit)
             try sink.flush()
         }
         try pipeline.finish(emit: emit)
         try sink.flush()
-    }
-
-    static func nowMilliseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 
     static func localHostName() -> String? {

@@ -255,7 +255,7 @@ public final class AuditCollector {
     /// Gives an event from another source (the auth log, the journal) the same process details as
     /// audit events: entity ids, parent, ancestry, container.
     public func enrich(_ event: inout Event) {
-        processes?.enrich(&event, now: Self.nowMilliseconds())
+        processes?.enrich(&event, now: SystemClock.wallMilliseconds())
     }
 
     /// Swaps the loaded rules for `lines` (SIGHUP): the old ones go, the new ones load, refusals
@@ -298,7 +298,7 @@ public final class AuditCollector {
         let enrich: (Event) throws -> Void = { [processes] event in
             guard let processes else { return try emit(event) }
             var event = event
-            processes.enrich(&event, now: Self.nowMilliseconds())
+            processes.enrich(&event, now: SystemClock.wallMilliseconds())
             try emit(event)
         }
         // Connector events first: a fork must be in the table before the exec record that follows it.
@@ -315,7 +315,7 @@ public final class AuditCollector {
         for message in messages {
             try handle(message, emit: enrich)
         }
-        let now = Self.nowMilliseconds()
+        let now = SystemClock.wallMilliseconds()
         try pipeline.flush(olderThan: now, emit: enrich)
         processes?.expire(now: now)
         if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
@@ -323,7 +323,7 @@ public final class AuditCollector {
 
     private func drainConnector(emit: (Event) throws -> Void) throws {
         guard let connector, let processes else { return }
-        let now = Self.nowMilliseconds()
+        let now = SystemClock.wallMilliseconds()
         for event in try connector.drain() {
             switch event {
             case .fork(let parent, let child, let time):
@@ -451,12 +451,6 @@ public final class AuditCollector {
             do { try netlink.unregister() } catch { logger.error("could not release the audit pid", metadata: ["error": "\(error)"]) }
             registered = false
         }
-    }
-
-    static func nowMilliseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 }
 

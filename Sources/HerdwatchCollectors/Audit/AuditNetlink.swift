@@ -1,4 +1,5 @@
 import CLinuxAudit
+import HerdwatchEvents
 
 #if canImport(Glibc)
 import Glibc
@@ -175,9 +176,9 @@ public final class AuditNetlink {
 
         var replies: [AuditNetlinkMessage] = []
         var acknowledged = false
-        let deadline = Self.monotonicMilliseconds() + 5000
+        let deadline = SystemClock.monotonicMilliseconds() + 5000
         while true {
-            let remaining = deadline - Self.monotonicMilliseconds()
+            let remaining = deadline - SystemClock.monotonicMilliseconds()
             guard remaining > 0 else { throw AuditNetlinkError("\(Self.name(type)): no answer", code: ETIMEDOUT) }
             for message in try read(timeoutMilliseconds: Int32(remaining)) {
                 guard message.sequence == sent, message.type < 1000 || message.type == type else {
@@ -282,12 +283,6 @@ public final class AuditNetlink {
     /// a control message.
     public static func isRecord(_ type: UInt16) -> Bool {
         type == UInt16(AUDIT_LOGIN) || (type >= 1100 && type < 3000)
-    }
-
-    static func monotonicMilliseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 
     static func name(_ type: UInt16) -> String {

@@ -54,11 +54,7 @@ public final class ProcessTable {
         self.maximumEntries = maximumEntries
         self.exitGraceMilliseconds = exitGraceMilliseconds
         self.maximumAncestry = maximumAncestry
-        var real = timespec()
-        var monotonic = timespec()
-        clock_gettime(CLOCK_REALTIME, &real)
-        clock_gettime(CLOCK_MONOTONIC, &monotonic)
-        bootMillis = (Int64(real.tv_sec) - Int64(monotonic.tv_sec)) * 1000 + (Int64(real.tv_nsec) - Int64(monotonic.tv_nsec)) / 1_000_000
+        bootMillis = SystemClock.wallMilliseconds() - SystemClock.monotonicMilliseconds()
     }
 
     public var count: Int { total }
