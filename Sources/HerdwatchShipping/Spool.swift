@@ -248,13 +248,14 @@ public final class Spool {
         while records.count < maximumRecords {
             guard let index = segments.firstIndex(of: cursor.segment) else { break }
             let limit = cursor.segment == segments.last! ? writeOffset : UInt64.max
-            let (found, reachedEnd) = try Self.scan(
-                segmentPath(cursor.segment), from: cursor.offset, limit: limit, maximumRecords: maximumRecords - records.count)
-            for (payload, offset) in found {
-                records.append((payload, SpoolPosition(segment: cursor.segment, offset: offset)))
+            let segment = cursor.segment
+            let walked = try Self.walk(
+                segmentPath(segment), from: cursor.offset, limit: limit, maximumRecords: maximumRecords - records.count
+            ) { payload, offset in
+                records.append((payload, SpoolPosition(segment: segment, offset: offset)))
             }
-            if let last = found.last { cursor.offset = last.1 }
-            guard reachedEnd, index + 1 < segments.count else { break }
+            cursor.offset = walked.end
+            guard !walked.stoppedEarly, index + 1 < segments.count else { break }
             cursor = SpoolPosition(segment: segments[index + 1], offset: 0)
         }
         return records
@@ -290,7 +291,7 @@ public final class Spool {
             let slowest = cursors.values.min() ?? SpoolPosition(segment: 0, offset: 0)
             if slowest.segment <= oldest {
                 let from = slowest.segment == oldest ? slowest.offset : 0
-                droppedRecords += try Self.scan(path, from: from, limit: .max, maximumRecords: .max).records.count
+                try Self.walk(path, from: from) { _, _ in droppedRecords += 1 }
             }
             unlink(path)
         }
@@ -315,7 +316,8 @@ public final class Spool {
 
     private func recover(segment: UInt64) throws(SpoolError) {
         let path = segmentPath(segment)
-        let (records, _, validEnd, problem) = try Self.scanWithEnd(path)
+        var records = 0
+        let (validEnd, _, problem) = try Self.walk(path, from: 0) { _, _ in records += 1 }
         recovery.records = records
         var info = stat()
         stat(path, &info)
@@ -327,57 +329,41 @@ public final class Spool {
         }
     }
 
-    /// Records from `offset` up to `limit`; `reachedEnd` when the segment's end was reached cleanly.
-    static func scan(_ path: String, from offset: UInt64, limit: UInt64, maximumRecords: Int) throws(SpoolError)
-        -> (records: [([UInt8], UInt64)], reachedEnd: Bool)
-    {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .system(path, "open") }
-        defer { close(descriptor) }
-        var records: [([UInt8], UInt64)] = []
-        var position = offset
-        var header = [UInt8](repeating: 0, count: headerSize)
-        while records.count < maximumRecords, position + UInt64(headerSize) <= limit {
-            let got = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, headerSize, off_t(position)) }
-            guard got == headerSize else { return (records, true) }
-            let length = Int(Self.get(header, at: 0))
-            let checksum = Self.get(header, at: 4)
-            guard length > 0, length <= maximumRecord, position + UInt64(headerSize + length) <= limit else {
-                return (records, true)
-            }
-            var payload = [UInt8](repeating: 0, count: length)
-            let read = payload.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(position) + off_t(headerSize)) }
-            guard read == length, CRC32C.checksum(payload) == checksum else { return (records, true) }
-            position += UInt64(headerSize + length)
-            records.append((payload, position))
-        }
-        return (records, position + UInt64(headerSize) > limit)
-    }
-
-    /// Counts valid records from the start and finds where valid data ends.
-    static func scanWithEnd(_ path: String) throws(SpoolError) -> (Int, UInt64, UInt64, String?) {
+    /// Walks the valid records of a segment from `offset`, up to `limit` bytes or the file's end
+    /// and at most `maximumRecords`, handing each payload and the offset after it to `body`.
+    /// Returns where valid data ends, whether it stopped for `maximumRecords`, and — when it stopped
+    /// at a torn or corrupt record before the end — why.
+    @discardableResult
+    static func walk(
+        _ path: String, from offset: UInt64, limit: UInt64 = .max, maximumRecords: Int = .max,
+        _ body: ([UInt8], UInt64) -> Void = { _, _ in }
+    ) throws(SpoolError) -> (end: UInt64, stoppedEarly: Bool, problem: String?) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw .system(path, "open") }
         defer { close(descriptor) }
         var info = stat()
         fstat(descriptor, &info)
-        let size = UInt64(info.st_size)
-        var position: UInt64 = 0
+        let end = min(limit, UInt64(info.st_size))
+        var position = offset
         var count = 0
         var header = [UInt8](repeating: 0, count: headerSize)
-        while position < size {
-            guard position + UInt64(headerSize) <= size else { return (count, size, position, "torn record header") }
+        while position < end {
+            guard count < maximumRecords else { return (position, true, nil) }
+            guard position + UInt64(headerSize) <= end else { return (position, false, "torn record header") }
             _ = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, headerSize, off_t(position)) }
             let length = Int(get(header, at: 0))
-            guard length > 0, length <= maximumRecord else { return (count, size, position, "invalid record length \(length)") }
-            guard position + UInt64(headerSize + length) <= size else { return (count, size, position, "torn record") }
+            guard length > 0, length <= maximumRecord else { return (position, false, "invalid record length \(length)") }
+            guard position + UInt64(headerSize + length) <= end else { return (position, false, "torn record") }
             var payload = [UInt8](repeating: 0, count: length)
-            _ = payload.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(position) + off_t(headerSize)) }
-            guard CRC32C.checksum(payload) == get(header, at: 4) else { return (count, size, position, "checksum mismatch") }
+            let read = payload.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(position) + off_t(headerSize)) }
+            guard read == length, CRC32C.checksum(payload) == get(header, at: 4) else {
+                return (position, false, "checksum mismatch")
+            }
             position += UInt64(headerSize + length)
             count += 1
+            body(payload, position)
         }
-        return (count, size, position, nil)
+        return (position, false, nil)
     }
 
     // MARK: Files
