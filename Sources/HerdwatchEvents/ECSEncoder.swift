@@ -80,45 +80,12 @@ public struct ECSEncoder: Sendable {
             writer.endObject()
         }
         if let audit = event.audit { encode(audit, into: &writer) }
-        if let health = event.agentHealth {
+        if event.agentHealth != nil || event.loss != nil {
+            // One `herdwatch` object for the fields ECS has no place for.
             writer.key("herdwatch")
             writer.beginObject()
-            writer.key("agent")
-            writer.beginObject()
-            writer.key("interval_seconds")
-            writer.decimal(health.intervalSeconds)
-            writer.key("events_per_second")
-            writer.beginObject()
-            for (source, rate) in health.eventsPerSecond.sorted(by: { $0.key < $1.key }) {
-                writer.key(source)
-                writer.decimal(rate)
-            }
-            writer.endObject()
-            writer.member("events_total", health.eventsTotal)
-            writer.member("lost_total", health.lostTotal)
-            writer.member("rss_bytes", health.residentBytes)
-            writer.key("cpu_percent")
-            writer.decimal(health.cpuPercent)
-            writer.key("uptime_seconds")
-            writer.decimal(health.uptimeSeconds)
-            writer.endObject()
-            writer.endObject()
-        }
-        if let loss = event.loss {
-            writer.key("herdwatch")
-            writer.beginObject()
-            writer.key("loss")
-            writer.beginObject()
-            writer.member("source", loss.source)
-            writer.member("count", loss.count)
-            writer.member("unit", loss.unit)
-            writer.key("window_start")
-            writer.beginValue()
-            writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowStart))
-            writer.key("window_end")
-            writer.beginValue()
-            writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowEnd))
-            writer.endObject()
+            if let health = event.agentHealth { encode(health, into: &writer) }
+            if let loss = event.loss { encode(loss, into: &writer) }
             writer.endObject()
         }
         writer.endObject()
@@ -129,6 +96,43 @@ public struct ECSEncoder: Sendable {
         var writer = JSONWriter()
         encode(event, into: &writer)
         return writer.bytes
+    }
+
+    private func encode(_ health: Event.AgentHealth, into writer: inout JSONWriter) {
+        writer.key("agent")
+        writer.beginObject()
+        writer.key("interval_seconds")
+        writer.decimal(health.intervalSeconds)
+        writer.key("events_per_second")
+        writer.beginObject()
+        for (source, rate) in health.eventsPerSecond.sorted(by: { $0.key < $1.key }) {
+            writer.key(source)
+            writer.decimal(rate)
+        }
+        writer.endObject()
+        writer.member("events_total", health.eventsTotal)
+        writer.member("lost_total", health.lostTotal)
+        writer.member("rss_bytes", health.residentBytes)
+        writer.key("cpu_percent")
+        writer.decimal(health.cpuPercent)
+        writer.key("uptime_seconds")
+        writer.decimal(health.uptimeSeconds)
+        writer.endObject()
+    }
+
+    private func encode(_ loss: Event.Loss, into writer: inout JSONWriter) {
+        writer.key("loss")
+        writer.beginObject()
+        writer.member("source", loss.source)
+        writer.member("count", loss.count)
+        writer.member("unit", loss.unit)
+        writer.key("window_start")
+        writer.beginValue()
+        writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowStart))
+        writer.key("window_end")
+        writer.beginValue()
+        writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowEnd))
+        writer.endObject()
     }
 
     private func encode(_ process: Event.Process, into writer: inout JSONWriter) {
