@@ -295,10 +295,9 @@ public final class AuditCollector {
     /// One pass: waits up to `timeoutMilliseconds` for records, handles what came.
     public func poll(timeoutMilliseconds: Int32, emit: (Event) throws -> Void) throws {
         guard let netlink else { return }
-        let enrich: (Event) throws -> Void = { [processes] event in
-            guard let processes else { return try emit(event) }
+        let enrich: (Event) throws -> Void = { event in
             var event = event
-            processes.enrich(&event, now: SystemClock.wallMilliseconds())
+            self.enrich(&event)
             try emit(event)
         }
         // Connector events first: a fork must be in the table before the exec record that follows it.
