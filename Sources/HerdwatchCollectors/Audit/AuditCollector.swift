@@ -461,8 +461,7 @@ enum AuditRuleData {
         guard data.count >= headerSize else { return [] }
         func word(_ offset: Int) -> UInt32 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) } }
         let count = Int(min(word(8), UInt32(AuditRule.maximumFields)))
-        let fieldsOffset = 12 + 4 * AuditRule.maskWords
-        let valuesOffset = fieldsOffset + 4 * AuditRule.maximumFields
+        let (fieldsOffset, valuesOffset) = (AuditRule.fieldsOffset, AuditRule.valuesOffset)
         var bufferOffset = headerSize
         let stringFields: Set<UInt32> = [
             UInt32(AUDIT_WATCH), UInt32(AUDIT_DIR), UInt32(AUDIT_EXE), UInt32(AUDIT_FILTERKEY),

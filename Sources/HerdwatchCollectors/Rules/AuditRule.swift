@@ -89,7 +89,12 @@ public struct AuditRule: Sendable, Hashable {
 
     static let maximumFields = Int(AUDIT_MAX_FIELDS)
     static let maskWords = Int(AUDIT_BITMASK_SIZE)
-    static let headerSize = 12 + 4 * maskWords + 3 * 4 * maximumFields + 4
+    // struct audit_rule_data: flags, action, field_count, mask[], fields[], values[], fieldflags[],
+    // buflen, then the buffer.
+    static let fieldsOffset = 12 + 4 * maskWords
+    static let valuesOffset = fieldsOffset + 4 * maximumFields
+    static let flagsOffset = valuesOffset + 4 * maximumFields
+    static let headerSize = flagsOffset + 4 * maximumFields + 4
 
     /// `struct audit_rule_data` followed by its string buffer, in host byte order, unpadded.
     public func kernelData() -> [UInt8] {
@@ -124,9 +129,7 @@ public struct AuditRule: Sendable, Hashable {
             }
             for word in 0..<Self.maskWords { put(mask[word], at: 12 + 4 * word) }
         }
-        let fieldsOffset = 12 + 4 * Self.maskWords
-        let valuesOffset = fieldsOffset + 4 * Self.maximumFields
-        let flagsOffset = valuesOffset + 4 * Self.maximumFields
+        let (fieldsOffset, valuesOffset, flagsOffset) = (Self.fieldsOffset, Self.valuesOffset, Self.flagsOffset)
         for (index, field) in allFields.enumerated() {
             put(field.id, at: fieldsOffset + 4 * index)
             switch field.value {
