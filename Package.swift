@@ -7,6 +7,7 @@ import PackageDescription
 //   HerdwatchAudit    audit record parser, event assembler, interpretation (syscalls, sockaddr, ...)
 //   HerdwatchPipeline reading logs (plain, gzip, stdin) through the audit stages to an event sink
 //   HerdwatchCollectors  live sources on the host: the kernel's audit netlink socket and its rules
+//   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
 //   HerdwatchShipping    getting events off the host: the disk spool (sinks come next)
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
@@ -20,6 +21,7 @@ let package = Package(
         .library(name: "HerdwatchAudit", targets: ["HerdwatchAudit"]),
         .library(name: "HerdwatchPipeline", targets: ["HerdwatchPipeline"]),
         .library(name: "HerdwatchCollectors", targets: ["HerdwatchCollectors"]),
+        .library(name: "HerdwatchPolicy", targets: ["HerdwatchPolicy"]),
         .library(name: "HerdwatchShipping", targets: ["HerdwatchShipping"]),
     ],
     dependencies: [
@@ -50,6 +52,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .target(
+            name: "HerdwatchPolicy",
+            dependencies: ["HerdwatchEvents", .product(name: "Metrics", package: "swift-metrics")]
+        ),
         .target(name: "HerdwatchShipping", dependencies: ["HerdwatchEvents"]),
         .executableTarget(
             name: "herdwatch",
@@ -62,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "herdwatch-agent",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchShipping",
+                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -78,6 +84,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping"]),
+        .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchCollectorsTests",
             dependencies: [

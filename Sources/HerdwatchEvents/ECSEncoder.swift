@@ -20,7 +20,7 @@ public struct ECSEncoder: Sendable {
         writer.key("event")
         writer.beginObject()
         writer.key("kind")
-        writer.string(event.kind == .agentHeartbeat ? "metric" : "event")
+        writer.string(event.kind == .agentHeartbeat || event.kind == .telemetryAggregate ? "metric" : "event")
         writer.key("module")
         writer.string(event.module)
         writer.key("category")
@@ -80,12 +80,21 @@ public struct ECSEncoder: Sendable {
             writer.endObject()
         }
         if let audit = event.audit { encode(audit, into: &writer) }
-        if event.agentHealth != nil || event.loss != nil {
+        if event.agentHealth != nil || event.loss != nil || event.sampling != nil || event.firstSeen
+            || event.aggregate != nil || event.levelChange != nil
+        {
             // One `herdwatch` object for the fields ECS has no place for.
             writer.key("herdwatch")
             writer.beginObject()
             if let health = event.agentHealth { encode(health, into: &writer) }
             if let loss = event.loss { encode(loss, into: &writer) }
+            if let sampling = event.sampling { encode(sampling, into: &writer) }
+            if event.firstSeen {
+                writer.key("first_seen")
+                writer.bool(true)
+            }
+            if let aggregate = event.aggregate { encode(aggregate, into: &writer) }
+            if let change = event.levelChange { encode(change, into: &writer) }
             writer.endObject()
         }
         writer.endObject()
@@ -117,6 +126,64 @@ public struct ECSEncoder: Sendable {
         writer.decimal(health.cpuPercent)
         writer.key("uptime_seconds")
         writer.decimal(health.uptimeSeconds)
+        writer.member("profile", health.profile)
+        if !health.cost.isEmpty {
+            writer.key("cost")
+            writer.beginObject()
+            for line in health.cost {
+                writer.key(line.eventClass)
+                writer.beginObject()
+                writer.member("events_before", line.eventsBefore)
+                writer.member("events_after", line.eventsAfter)
+                writer.member("bytes_before", line.bytesBefore)
+                writer.member("bytes_after", line.bytesAfter)
+                writer.endObject()
+            }
+            writer.endObject()
+        }
+        writer.endObject()
+    }
+
+    private func encode(_ sampling: Event.Sampling, into writer: inout JSONWriter) {
+        writer.key("sampling")
+        writer.beginObject()
+        writer.key("rate")
+        writer.decimal(sampling.rate)
+        writer.member("tree_id", sampling.treeID)
+        if sampling.promoted {
+            writer.key("promoted")
+            writer.bool(true)
+        }
+        writer.endObject()
+    }
+
+    private func encode(_ aggregate: Event.Aggregate, into writer: inout JSONWriter) {
+        writer.key("aggregate")
+        writer.beginObject()
+        writer.member("class", aggregate.eventClass)
+        writer.member("key", aggregate.key)
+        writer.member("count", aggregate.count)
+        writer.key("window_start")
+        writer.beginValue()
+        writer.appendTimestamp(AuditTimestamp(milliseconds: aggregate.windowStart))
+        writer.key("window_end")
+        writer.beginValue()
+        writer.appendTimestamp(AuditTimestamp(milliseconds: aggregate.windowEnd))
+        writer.endObject()
+    }
+
+    private func encode(_ change: Event.LevelChange, into writer: inout JSONWriter) {
+        writer.key("level")
+        writer.beginObject()
+        writer.member("previous", change.previous)
+        writer.member("current", change.current)
+        writer.member("reason", change.reason)
+        writer.member("requested_by", change.requestedBy)
+        if let expires = change.expiresAt {
+            writer.key("expires_at")
+            writer.beginValue()
+            writer.appendTimestamp(AuditTimestamp(milliseconds: expires))
+        }
         writer.endObject()
     }
 
@@ -164,6 +231,13 @@ public struct ECSEncoder: Sendable {
                     writer.strings(args)
                 }
             }
+            writer.endObject()
+        }
+        if process.sessionLeaderEntityID != nil || process.sessionLeaderPID != nil {
+            writer.key("session_leader")
+            writer.beginObject()
+            writer.member("pid", process.sessionLeaderPID)
+            writer.member("entity_id", process.sessionLeaderEntityID)
             writer.endObject()
         }
         if !process.ancestry.isEmpty {

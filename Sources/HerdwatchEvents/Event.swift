@@ -33,6 +33,14 @@ public struct Event: Sendable {
     /// ECS `event.id`: unique per event and the same on every delivery of it, so receivers can
     /// drop duplicates (the agent sets it before spooling).
     public var id: String?
+    /// `herdwatch.sampling.*`: set when the event was kept by sampling, so counts can be scaled back.
+    public var sampling: Sampling?
+    /// `herdwatch.first_seen`: the first execution of this executable on this host (drift from the image).
+    public var firstSeen = false
+    /// `herdwatch.aggregate.*`: for `telemetryAggregate` events, what was counted instead of sent.
+    public var aggregate: Aggregate?
+    /// `herdwatch.level.*`: for `levelChange` events, the host's monitoring level before and after.
+    public var levelChange: LevelChange?
 
     public init(timestamp: AuditTimestamp, kind: EventKind, outcome: Outcome = .unknown, host: Host = Host()) {
         self.timestamp = timestamp
@@ -40,6 +48,78 @@ public struct Event: Sendable {
         self.outcome = outcome
         self.host = host
         self.tags = []
+    }
+
+    /// How a sampled event was chosen: whole process trees are kept or dropped together.
+    public struct Sampling: Sendable, Hashable {
+        /// The fraction of trees kept (0 < rate <= 1): each kept event stands for 1/rate events.
+        public var rate: Double
+        /// The entity id the decision was keyed on (the tree's session leader).
+        public var treeID: String?
+        /// Kept whole although the rate would drop it: a must-keep or first-seen event happened in it.
+        public var promoted: Bool
+
+        public init(rate: Double, treeID: String?, promoted: Bool = false) {
+            self.rate = rate
+            self.treeID = treeID
+            self.promoted = promoted
+        }
+    }
+
+    /// Events of one class counted under one key (an executable, a destination) over a window.
+    public struct Aggregate: Sendable, Hashable {
+        /// The event class (`process`, `network`, `file`, ...).
+        public var eventClass: String
+        /// What was counted: the executable, `ip:port`, the path or the action.
+        public var key: String
+        public var count: Int
+        public var windowStart: Int64
+        public var windowEnd: Int64
+
+        public init(eventClass: String, key: String, count: Int, windowStart: Int64, windowEnd: Int64) {
+            self.eventClass = eventClass
+            self.key = key
+            self.count = count
+            self.windowStart = windowStart
+            self.windowEnd = windowEnd
+        }
+    }
+
+    /// A change of the host's monitoring level (profile).
+    public struct LevelChange: Sendable, Hashable {
+        public var previous: String
+        public var current: String
+        /// `escalation`, `expiry`, `reset`, `restart`.
+        public var reason: String
+        /// Who asked: `local`, `server`, ...
+        public var requestedBy: String?
+        /// Milliseconds since the epoch when the level falls back; nil for no end.
+        public var expiresAt: Int64?
+
+        public init(previous: String, current: String, reason: String, requestedBy: String? = nil, expiresAt: Int64? = nil) {
+            self.previous = previous
+            self.current = current
+            self.reason = reason
+            self.requestedBy = requestedBy
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// What one event class cost in an interval, before and after the telemetry policy.
+    public struct ClassCost: Sendable, Hashable {
+        public var eventClass: String
+        public var eventsBefore: Int
+        public var eventsAfter: Int
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+
+        public init(eventClass: String, eventsBefore: Int, eventsAfter: Int, bytesBefore: Int, bytesAfter: Int) {
+            self.eventClass = eventClass
+            self.eventsBefore = eventsBefore
+            self.eventsAfter = eventsAfter
+            self.bytesBefore = bytesBefore
+            self.bytesAfter = bytesAfter
+        }
     }
 
     /// What the agent did and cost in the last interval.
@@ -54,6 +134,10 @@ public struct Event: Sendable {
         /// CPU time used in the interval, as a percentage of one core.
         public var cpuPercent: Double
         public var uptimeSeconds: Double
+        /// The monitoring level (profile) in force at the heartbeat.
+        public var profile: String?
+        /// Events and bytes per class in the interval, before and after the telemetry policy.
+        public var cost: [ClassCost] = []
 
         public init(
             intervalSeconds: Double, eventsPerSecond: [String: Double], eventsTotal: Int, lostTotal: Int,
@@ -115,6 +199,11 @@ public struct Event: Sendable {
         public var entityID: String?
         /// ECS `process.parent.*` beyond the pid.
         public var parent: Parent?
+        /// ECS `process.session_leader.*`: the nearest ancestor (or the process itself) that leads
+        /// its session; for a process whose session leader is gone, its topmost ancestor below
+        /// init. It roots the process tree that sampling keeps or drops whole.
+        public var sessionLeaderEntityID: String?
+        public var sessionLeaderPID: Int64?
         /// Entity ids of the ancestors, parent first, bounded (`process.Ext.ancestry`, as Elastic
         /// Endpoint writes it).
         public var ancestry: [String] = []

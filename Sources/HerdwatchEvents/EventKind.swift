@@ -50,6 +50,10 @@ public enum EventKind: Sendable, Hashable {
     case accessDenied
     /// The agent's periodic health report; see `Event.agentHealth`.
     case agentHeartbeat
+    /// The host's monitoring level (telemetry profile) changed; see `Event.levelChange`.
+    case levelChange
+    /// Events counted instead of sent, by the telemetry policy; see `Event.aggregate`.
+    case telemetryAggregate
     /// The agent lost telemetry (kernel lost counter, socket overflow, events cut short); see `Event.loss`.
     case telemetryLoss
     /// Any syscall the model has no dedicated case for; the name is in `Event.audit.syscall`.
@@ -78,7 +82,8 @@ extension EventKind {
         case .mount, .unmount: ["file"]
         case .auditConfigChange, .auditDaemon: ["configuration"]
         case .accessDenied: ["intrusion_detection"]
-        case .telemetryLoss, .agentHeartbeat: ["host"]
+        case .telemetryLoss, .agentHeartbeat, .telemetryAggregate: ["host"]
+        case .levelChange: ["configuration"]
         case .syscall, .other: []
         }
     }
@@ -112,7 +117,8 @@ extension EventKind {
         case .auditConfigChange: ["change"]
         case .auditDaemon: ["change"]
         case .accessDenied: ["denied"]
-        case .telemetryLoss, .agentHeartbeat: ["info"]
+        case .telemetryLoss, .agentHeartbeat, .telemetryAggregate: ["info"]
+        case .levelChange: ["change"]
         case .syscall, .other: ["info"]
         }
     }
@@ -156,6 +162,8 @@ extension EventKind {
         case .accessDenied: "access-denied"
         case .telemetryLoss: "telemetry-loss"
         case .agentHeartbeat: "agent-heartbeat"
+        case .levelChange: "monitoring-level-changed"
+        case .telemetryAggregate: "events-aggregated"
         case .syscall: "syscall"
         case .other: "audit-record"
         }

@@ -8,6 +8,9 @@ public struct JSONWriter {
     /// A copy of what has been written.
     public var bytes: [UInt8] { storage.array }
 
+    /// How many bytes have been written.
+    public var count: Int { storage.count }
+
     /// What has been written, without copying; valid inside `body` only.
     public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try body(UnsafeRawBufferPointer(start: storage.base, count: storage.count))

@@ -261,6 +261,34 @@ public final class Spool {
         return records
     }
 
+    /// What a sink has not yet acknowledged.
+    public struct Lag: Sendable, Equatable {
+        public var records = 0
+        /// Spool bytes (headers included).
+        public var bytes: UInt64 = 0
+        /// The oldest unacknowledged record, for its age.
+        public var oldest: [UInt8]?
+    }
+
+    /// Walks what `sink` has not acknowledged (written records only; a `stats` request, not a hot path).
+    public func lag(for sink: String) throws(SpoolError) -> Lag {
+        var lag = Lag()
+        var cursor = max(cursor(for: sink), start)
+        while let index = segments.firstIndex(of: cursor.segment) {
+            let last = index == segments.count - 1
+            let walked = try Self.walk(segmentPath(cursor.segment), from: cursor.offset, limit: last ? writeOffset : .max) {
+                payload, _ in
+                lag.records += 1
+                lag.bytes += UInt64(Self.headerSize + payload.count)
+                if lag.oldest == nil { lag.oldest = payload }
+            }
+            _ = walked
+            guard !last else { break }
+            cursor = SpoolPosition(segment: segments[index + 1], offset: 0)
+        }
+        return lag
+    }
+
     /// The sink's cursor: everything up to it has been delivered.
     public func cursor(for sink: String) -> SpoolPosition { cursors[sink] ?? start }
 

@@ -1,3 +1,4 @@
+import HerdwatchPolicy
 import Yams
 
 /// The agent's configuration file (YAML). Every key is optional; the defaults are what
@@ -6,7 +7,14 @@ struct AgentConfiguration: Equatable {
     var output = "-"
     var hostName: String?
     var auditMode = "auto"
-    var profile = "pet"
+    /// The telemetry policy; `policy.baseProfile` is the host's level (`profile:`).
+    var policy = PolicyConfiguration()
+    /// Lists of programs shipped with the image (first-seen baseline).
+    var baselineFiles: [String] = []
+    var profile: String {
+        get { policy.baseProfile }
+        set { policy.baseProfile = newValue }
+    }
     var ruleFiles: [String] = []
     var backlogLimit: UInt32 = 8192
     var eventTimeoutMilliseconds: Int64 = 2000
@@ -23,10 +31,22 @@ struct AgentConfiguration: Equatable {
         # herdwatch-agent configuration (YAML). Every key is optional; these are the defaults.
         output: "-"                 # events as ECS JSON lines: "-" (standard output) or a file
         # host_name: web1           # host.name; default: this host's name
+        profile: pet                # the host's monitoring level: pet (everything) | cattle (sampled) | one of policy.profiles
+        policy:
+          first_seen: true          # keep and flag (herdwatch.first_seen) the first run of each program on this host
+          baseline: []              # files listing the programs shipped with the image, one path per line
+          must_keep:                # always kept, on top of login, privilege, module, audit-config and health events
+            classes: []             # process | file | network | other
+            tags: []                # audit rule keys (-k) whose events are always kept
+            executables: []         # programs whose events are always kept
+          profiles: {}              # your own levels beside pet and cattle, e.g.
+          #  web:
+          #    rules: cattle        # built-in rule set (pet | cattle) or a list of rule files
+          #    process_events: exits
+          #    classes: {process: sample(5%), file: full, network: aggregate(60s), other: off}
         audit:
           mode: auto                # auto (multicast beside a running auditd, else unicast) | unicast | multicast
-          profile: pet              # built-in rules when no rule files are given: pet | cattle
-          rules: []                 # rule files in auditctl syntax; replace the profile's rules
+          rules: []                 # rule files in auditctl syntax; replace every profile's rules
           backlog_limit: 8192       # kernel queue length while the agent owns the audit socket
           event_timeout_ms: 2000    # how long an event waits for its last record
           keep_rules_on_stop: false # leave the rules loaded when the agent stops
@@ -83,32 +103,34 @@ struct AgentConfiguration: Equatable {
             guard let flag = value as? Bool else { throw Problem(file: file, key: path, reason: "expected true or false") }
             return flag
         }
-        func map(_ key: String) throws -> [String: Any]? {
-            guard let value = top[key] else { return nil }
-            guard let map = value as? [String: Any] else { throw Problem(file: file, key: key, reason: "expected a mapping") }
+        func strings(_ map: [String: Any], _ key: String, _ path: String) throws -> [String]? {
+            guard let value = map[key] else { return nil }
+            guard let list = value as? [Any], let texts = list as? [String] else {
+                throw Problem(file: file, key: path, reason: "expected a list of text")
+            }
+            return texts
+        }
+        func submap(_ map: [String: Any], _ key: String, _ path: String) throws -> [String: Any]? {
+            guard let value = map[key] else { return nil }
+            guard let map = value as? [String: Any] else { throw Problem(file: file, key: path, reason: "expected a mapping") }
             return map
         }
+        func map(_ key: String) throws -> [String: Any]? { try submap(top, key, key) }
 
-        try unknown(top, ["output", "host_name", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir"], prefix: "")
+        try unknown(
+            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir"],
+            prefix: "")
         if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
         configuration.hostName = try string(top, "host_name", "host_name")
         configuration.authLog = try string(top, "auth_log", "auth_log")
         if let seconds = try number(top, "heartbeat_seconds", "heartbeat_seconds") { configuration.heartbeatSeconds = seconds }
         if let audit = try map("audit") {
-            try unknown(audit, ["mode", "profile", "rules", "backlog_limit", "event_timeout_ms", "keep_rules_on_stop"], prefix: "audit.")
+            try unknown(audit, ["mode", "rules", "backlog_limit", "event_timeout_ms", "keep_rules_on_stop"], prefix: "audit.")
             if let mode = try string(audit, "mode", "audit.mode", allowed: ["auto", "unicast", "multicast"]) {
                 configuration.auditMode = mode
             }
-            if let profile = try string(audit, "profile", "audit.profile", allowed: ["pet", "cattle"]) {
-                configuration.profile = profile
-            }
-            if let rules = audit["rules"] {
-                guard let list = rules as? [Any], let files = list as? [String] else {
-                    throw Problem(file: file, key: "audit.rules", reason: "expected a list of file paths")
-                }
-                configuration.ruleFiles = files
-            }
+            if let files = try strings(audit, "rules", "audit.rules") { configuration.ruleFiles = files }
             if let limit = try number(audit, "backlog_limit", "audit.backlog_limit") {
                 guard limit <= Double(UInt32.max) else { throw Problem(file: file, key: "audit.backlog_limit", reason: "too large") }
                 configuration.backlogLimit = UInt32(limit)
@@ -117,6 +139,73 @@ struct AgentConfiguration: Equatable {
                 configuration.eventTimeoutMilliseconds = Int64(timeout)
             }
             if let keep = try bool(audit, "keep_rules_on_stop", "audit.keep_rules_on_stop") { configuration.keepRulesOnStop = keep }
+        }
+        if let profile = try string(top, "profile", "profile") { configuration.profile = profile }
+        if let policy = try map("policy") {
+            try unknown(policy, ["first_seen", "baseline", "must_keep", "profiles"], prefix: "policy.")
+            if let flag = try bool(policy, "first_seen", "policy.first_seen") { configuration.policy.flagsFirstSeen = flag }
+            if let files = try strings(policy, "baseline", "policy.baseline") { configuration.baselineFiles = files }
+            if let mustKeep = try submap(policy, "must_keep", "policy.must_keep") {
+                try unknown(mustKeep, ["classes", "tags", "executables"], prefix: "policy.must_keep.")
+                if let names = try strings(mustKeep, "classes", "policy.must_keep.classes") {
+                    var classes: [EventClass] = []
+                    for name in names {
+                        guard let eventClass = EventClass(rawValue: name) else {
+                            throw Problem(
+                                file: file, key: "policy.must_keep.classes",
+                                reason: "'\(name)' is not an event class (\(EventClass.allCases.map(\.rawValue).joined(separator: ", ")))")
+                        }
+                        classes.append(eventClass)
+                    }
+                    configuration.policy.keepAlways(classes)
+                }
+                if let tags = try strings(mustKeep, "tags", "policy.must_keep.tags") { configuration.policy.mustKeepTags = Set(tags) }
+                if let programs = try strings(mustKeep, "executables", "policy.must_keep.executables") {
+                    configuration.policy.mustKeepExecutables = Set(programs)
+                }
+            }
+            if let profiles = try submap(policy, "profiles", "policy.profiles") {
+                for (name, value) in profiles {
+                    let path = "policy.profiles.\(name)"
+                    guard let definition = value as? [String: Any] else { throw Problem(file: file, key: path, reason: "expected a mapping") }
+                    try unknown(definition, ["rules", "process_events", "classes"], prefix: path + ".")
+                    var profile = Profile(name: name, builtinRules: "pet")
+                    if let rules = definition["rules"] {
+                        if let builtin = rules as? String {
+                            guard builtin == "pet" || builtin == "cattle" else {
+                                throw Problem(file: file, key: path + ".rules", reason: "'\(builtin)' is not a built-in rule set (pet, cattle); give a list of files instead")
+                            }
+                            profile.builtinRules = builtin
+                        } else {
+                            profile.ruleFiles = try strings(definition, "rules", path + ".rules")
+                        }
+                    }
+                    profile.processEvents = try string(definition, "process_events", path + ".process_events", allowed: ["none", "exits", "all"])
+                    if let classes = try submap(definition, "classes", path + ".classes") {
+                        for (className, treatment) in classes {
+                            guard let eventClass = EventClass(rawValue: className) else {
+                                throw Problem(
+                                    file: file, key: path + ".classes." + className,
+                                    reason: "not an event class (\(EventClass.allCases.map(\.rawValue).joined(separator: ", ")))")
+                            }
+                            guard let text = treatment as? String else {
+                                throw Problem(file: file, key: path + ".classes." + className, reason: "expected full, sample(RATE), aggregate(INTERVAL) or off")
+                            }
+                            do {
+                                profile.treatments[eventClass] = try Treatment(parsing: text)
+                            } catch {
+                                throw Problem(file: file, key: path + ".classes." + className, reason: error.description)
+                            }
+                        }
+                    }
+                    configuration.policy.profiles[name] = profile
+                }
+            }
+        }
+        do {
+            try configuration.policy.validate()
+        } catch {
+            throw Problem(file: file, key: "profile", reason: error.description)
         }
         if let processes = try map("processes") {
             try unknown(processes, ["track", "events"], prefix: "processes.")

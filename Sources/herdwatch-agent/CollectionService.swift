@@ -2,6 +2,7 @@ import Dispatch
 import HerdwatchCollectors
 import HerdwatchEvents
 import HerdwatchPipeline
+import HerdwatchPolicy
 import HerdwatchShipping
 import Logging
 import ServiceLifecycle
@@ -13,9 +14,10 @@ import Glibc
 #endif
 
 /// The agent's collection loop as a service: kernel audit, proc connector, auth events and
-/// heartbeats into one output. The loop polls sockets synchronously, so it runs on a thread of its
-/// own; graceful shutdown (SIGTERM, SIGINT through the service group) ends it within one poll
-/// interval, after which the collector removes its rules and restores the kernel.
+/// heartbeats, through the telemetry policy, into the spool and out. The loop polls sockets
+/// synchronously, so it runs on a thread of its own; graceful shutdown (SIGTERM, SIGINT through the
+/// service group) ends it within one poll interval, after which the collector removes its rules and
+/// restores the kernel. Between batches it serves the control socket (`level`, `stats`).
 final class CollectionService: Service, Sendable {
     private final class Flags: Sendable {
         let stop = Atomic(false)
@@ -25,17 +27,18 @@ final class CollectionService: Service, Sendable {
     private let settings: AgentConfiguration
     private let configuration: AuditCollector.Configuration
     private let logger: Logger
-    private let reloadRules: @Sendable () throws -> [AuditRuleLine]
+    /// The rules of a level; `reread`: from the configuration file as it is now (SIGHUP).
+    private let rulesFor: @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
     private let flags = Flags()
 
     init(
         settings: AgentConfiguration, configuration: AuditCollector.Configuration, logger: Logger,
-        reloadRules: @escaping @Sendable () throws -> [AuditRuleLine]
+        rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
     ) {
         self.settings = settings
         self.configuration = configuration
         self.logger = logger
-        self.reloadRules = reloadRules
+        self.rulesFor = rulesFor
     }
 
     /// Asks the loop to read its rule files again (SIGHUP).
@@ -63,11 +66,6 @@ final class CollectionService: Service, Sendable {
         let settings = self.settings
         let logger = self.logger
         let sink = try OutputFile(path: settings.output, capacity: 64 * 1024, appending: true)
-        let encoder = ECSEncoder()
-        var writer = JSONWriter()
-        let health = AgentHealthMonitor(
-            intervalMilliseconds: Int64(settings.heartbeatSeconds * 1000), hostName: configuration.hostName,
-            now: SystemClock.wallMilliseconds())
         // Every event goes to the disk spool first; the output is fed from it and its cursor moves
         // only once the bytes are out, so a crash loses nothing and repeats only what was not yet
         // acknowledged (event.id tells the repeats apart).
@@ -77,50 +75,8 @@ final class CollectionService: Service, Sendable {
                 "spool tail repaired",
                 metadata: ["bytes": "\(spool.recovery.truncatedBytes)", "reason": "\(spool.recovery.reason ?? "")"])
         }
-        let idPrefix = "\(Self.machineID().prefix(8))-\(SystemClock.wallMilliseconds())"
-        var sequence = 0
-        let emit: (Event) throws -> Void = { event in
-            health.record(event)
-            var event = event
-            sequence += 1
-            event.id = "\(idPrefix)-\(sequence)"
-            writer.reset()
-            encoder.encode(event, into: &writer)
-            try spool.append(writer.bytes)
-        }
-        // A failing output (disk full, a closed pipe) stops nothing: events wait in the spool and
-        // delivery is retried, backing off to once every 5 s.
-        var retryAt: Int64 = 0
-        var backoff: Int64 = 100
-        var failing = false
-        let deliver: () throws -> Void = {
-            try spool.flush()
-            let now = SystemClock.wallMilliseconds()
-            guard now >= retryAt else { return }
-            do {
-                while true {
-                    let batch = try spool.read(after: spool.cursor(for: "output"), maximumRecords: 4096)
-                    guard let last = batch.last else { break }
-                    for record in batch {
-                        try record.payload.withUnsafeBytes { try sink.writeLine($0) }
-                    }
-                    try sink.flush()
-                    try spool.acknowledge(sink: "output", through: last.next)
-                }
-                if failing { logger.notice("output delivering again", metadata: ["output": "\(settings.output)"]) }
-                failing = false
-                backoff = 100
-            } catch let error as SpoolError {
-                throw error
-            } catch {
-                if !failing { logger.error("output failing; events wait in the spool", metadata: ["error": "\(error)"]) }
-                failing = true
-                sink.discardBuffered()
-                retryAt = now + backoff
-                backoff = min(backoff * 2, 5000)
-            }
-        }
-        try deliver()  // what an earlier run spooled and did not deliver
+        let delivery = Delivery(spool: spool, sink: sink, output: settings.output, logger: logger)
+        try delivery.deliver()  // what an earlier run spooled and did not deliver
 
         let collector = AuditCollector(configuration: configuration, logger: logger)
         do {
@@ -132,8 +88,90 @@ final class CollectionService: Service, Sendable {
         }
         logger.info(
             "collecting kernel audit events",
-            metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)"])
+            metadata: ["mode": "\(collector.mode.rawValue)", "rules": "\(configuration.rules.count)", "level": "\(settings.profile)"])
         defer { collector.stop() }
+
+        // The policy, with the programs of the image (baseline files) and those running now as
+        // the programs this host already knows.
+        var baseline = settings.baselineFiles.flatMap { ExecutableRegistry.lines($0) }
+        baseline += collector.processes?.runningEntries().compactMap(\.executable) ?? []
+        let registry = ExecutableRegistry(path: settings.stateDirectory + "/executables", baseline: baseline)
+        let policy = try TelemetryPolicy(
+            configuration: settings.policy, executables: registry, hostName: configuration.hostName,
+            now: SystemClock.wallMilliseconds())
+        let levelFile = settings.stateDirectory + "/level"
+        let health = AgentHealthMonitor(
+            intervalMilliseconds: Int64(settings.heartbeatSeconds * 1000), hostName: configuration.hostName,
+            now: SystemClock.wallMilliseconds())
+        let encoder = ECSEncoder()
+        var writer = JSONWriter()
+        let idPrefix = "\(Self.machineID().prefix(8))-\(SystemClock.wallMilliseconds())"
+        var sequence = 0
+
+        /// One event through the policy into the spool. `produced`: made by the policy itself
+        /// (aggregates, level changes), so it counts as sent only.
+        func emit(_ event: Event, produced: Bool = false) throws {
+            health.record(event)
+            var event = event
+            let now = SystemClock.wallMilliseconds()
+            let verdict = produced ? .keep(EventClass(event.kind)) : policy.admit(&event, now: now)
+            let level = policy.profile.name
+            guard verdict.kept else {
+                var bytes: Int?
+                if policy.cost.wantsMeasurement(verdict.eventClass) {
+                    writer.reset()
+                    encoder.encode(event, into: &writer)
+                    bytes = writer.count
+                }
+                policy.cost.record(verdict.eventClass, profile: level, bytes: bytes, kept: false, now: now)
+                return
+            }
+            sequence += 1
+            event.id = "\(idPrefix)-\(sequence)"
+            writer.reset()
+            encoder.encode(event, into: &writer)
+            try spool.append(writer.bytes)
+            if produced {
+                policy.cost.recordProduced(verdict.eventClass, profile: level, bytes: writer.count, now: now)
+            } else {
+                policy.cost.record(verdict.eventClass, profile: level, bytes: writer.count, kept: true, now: now)
+            }
+        }
+
+        // The level in force: its rules and process events, kept in the state directory so a
+        // restart keeps a raised level until it expires.
+        var appliedLevel = settings.profile
+        func applyLevel() {
+            let profile = policy.profile
+            guard profile.name != appliedLevel else { return }
+            do {
+                let rules = try rulesFor(profile.name, false)
+                if rules != collector.rules { collector.replaceRules(rules) }
+            } catch {
+                logger.error("the level's rules could not be read; the current rules stay", metadata: ["error": "\(error)"])
+            }
+            let processEvents = profile.processEvents ?? settings.processEvents
+            collector.processEvents = AuditCollector.ProcessEventOutput(rawValue: processEvents) ?? collector.processEvents
+            appliedLevel = profile.name
+            LevelFile.save(levelFile, profile: profile.name, expiresAt: policy.expiresAt, base: settings.profile)
+            logger.notice(
+                "monitoring level in force",
+                metadata: ["level": "\(profile.name)", "expires": "\(policy.expiresAt.map(String.init) ?? "never")"])
+        }
+        if let saved = LevelFile.load(levelFile), let resumed = policy.resume(saved.profile, until: saved.expiresAt, now: SystemClock.wallMilliseconds()) {
+            try emit(resumed, produced: true)
+        }
+        applyLevel()
+
+        let control: ControlServer?
+        do {
+            control = try ControlServer(path: settings.stateDirectory + "/control.sock")
+        } catch {
+            logger.error("no control socket: `herdwatch-agent level` and `stats` cannot reach this agent", metadata: ["error": "\(error)"])
+            control = nil
+        }
+        let commands = ControlCommands(
+            policy: policy, spool: spool, hostName: configuration.hostName, started: SystemClock.wallMilliseconds())
 
         // Auth events: the auth log file, or the journal on hosts without one (Debian 12's default).
         let authChoice = settings.authLog
@@ -167,7 +205,7 @@ final class CollectionService: Service, Sendable {
                 if flags.reload.exchange(false, ordering: .relaxed) {
                     // SIGHUP: read the configuration and rule files again and swap the rules.
                     do {
-                        let reloaded = try reloadRules()
+                        let reloaded = try rulesFor(policy.profile.name, true)
                         collector.replaceRules(reloaded)
                         logger.info("rules reloaded", metadata: ["rules": "\(reloaded.count)"])
                     } catch {
@@ -181,22 +219,114 @@ final class CollectionService: Service, Sendable {
                 }
                 try auth?.poll(emit: enriched)
                 try journal?.poll(emit: enriched)
-                let now = SystemClock.wallMilliseconds()
-                if settings.heartbeatSeconds > 0, let beat = health.heartbeat(now: now) {
-                    try emit(beat)
+                var now = SystemClock.wallMilliseconds()
+                for event in policy.tick(now: now) { try emit(event, produced: true) }
+                applyLevel()
+                var failure: (any Error)?
+                control?.serve { request in
+                    let (reply, events) = commands.handle(request, now: SystemClock.wallMilliseconds())
+                    do {
+                        for event in events { try emit(event, produced: true) }
+                        applyLevel()
+                        // A level change is on its way out before the command returns.
+                        if !events.isEmpty { try delivery.deliver() }
+                    } catch {
+                        failure = error
+                    }
+                    return reply
+                }
+                if let failure { throw failure }
+                now = SystemClock.wallMilliseconds()
+                if settings.heartbeatSeconds > 0, var beat = health.heartbeat(now: now) {
+                    beat.agentHealth?.profile = policy.profile.name
+                    beat.agentHealth?.cost = policy.cost.takeSinceHeartbeat()
+                    try emit(beat, produced: true)
                 }
                 // Out within 50 ms: one write for a burst instead of one per record.
                 if now - lastFlush >= 50 {
-                    try deliver()
+                    try delivery.deliver()
                     lastFlush = now
                 }
             }
         ) { event in
             try emit(event)
         }
-        try deliver()
+        for event in policy.finish(now: SystemClock.wallMilliseconds()) { try emit(event, produced: true) }
+        try delivery.deliver()
         collector.stop()
         logger.info("stopped", metadata: ["events": "\(collector.statistics.events)"])
+    }
+}
+
+/// Feeds the output from the spool: its cursor moves only once the bytes are out. A failing output
+/// (disk full, a closed pipe) stops nothing: events wait in the spool and delivery is retried,
+/// backing off to once every 5 s.
+final class Delivery {
+    let spool: Spool
+    let sink: OutputFile
+    let output: String
+    let logger: Logger
+    private var retryAt: Int64 = 0
+    private var backoff: Int64 = 100
+    private var failing = false
+
+    init(spool: Spool, sink: OutputFile, output: String, logger: Logger) {
+        self.spool = spool
+        self.sink = sink
+        self.output = output
+        self.logger = logger
+    }
+
+    func deliver() throws {
+        try spool.flush()
+        let now = SystemClock.wallMilliseconds()
+        guard now >= retryAt else { return }
+        do {
+            while true {
+                let batch = try spool.read(after: spool.cursor(for: "output"), maximumRecords: 4096)
+                guard let last = batch.last else { break }
+                for record in batch {
+                    try record.payload.withUnsafeBytes { try sink.writeLine($0) }
+                }
+                try sink.flush()
+                try spool.acknowledge(sink: "output", through: last.next)
+            }
+            if failing { logger.notice("output delivering again", metadata: ["output": "\(output)"]) }
+            failing = false
+            backoff = 100
+        } catch let error as SpoolError {
+            throw error
+        } catch {
+            if !failing { logger.error("output failing; events wait in the spool", metadata: ["error": "\(error)"]) }
+            failing = true
+            sink.discardBuffered()
+            retryAt = now + backoff
+            backoff = min(backoff * 2, 5000)
+        }
+    }
+}
+
+/// The raised level a run leaves for the next one: `PROFILE EXPIRES_MS` (or `-` for no expiry).
+enum LevelFile {
+    static func save(_ path: String, profile: String, expiresAt: Int64?, base: String) {
+        if profile == base && expiresAt == nil {
+            unlink(path)
+            return
+        }
+        let text = Array("\(profile) \(expiresAt.map(String.init) ?? "-")\n".utf8)
+        let temporary = path + ".tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return }
+        _ = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        rename(temporary, path)
+    }
+
+    static func load(_ path: String) -> (profile: String, expiresAt: Int64?)? {
+        guard let bytes = ProcessTable.readFile(path) else { return nil }
+        let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2 else { return nil }
+        return (String(parts[0]), Int64(parts[1]))
     }
 }
 

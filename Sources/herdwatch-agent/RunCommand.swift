@@ -4,6 +4,7 @@ import HerdwatchAudit
 import HerdwatchCollectors
 import HerdwatchEvents
 import HerdwatchPipeline
+import HerdwatchPolicy
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -51,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("rules"), help: "Audit rule file in auditctl syntax (repeatable); replaces the profile's rules.")
     var ruleFiles: [String] = []
 
-    @Option(help: "Built-in rule set when no rule files are given: pet or cattle.")
+    @Option(help: "The host's monitoring level: pet, cattle or a profile from the configuration file.")
     var profile: String?
 
     @Option(help: "host.name for records without node=; defaults to this host's name.")
@@ -79,7 +80,6 @@ struct RunCommand: AsyncParsableCommand {
         if let mode, !["auto", "unicast", "multicast"].contains(mode) {
             throw ValidationError("--mode must be auto, unicast or multicast")
         }
-        if let profile, DefaultRules.named(profile) == nil { throw ValidationError("--profile must be pet or cattle") }
         if let eventTimeout, eventTimeout < 0 { throw ValidationError("--event-timeout must not be negative") }
         if let heartbeatInterval, heartbeatInterval < 0 { throw ValidationError("--heartbeat-interval must not be negative") }
     }
@@ -107,6 +107,11 @@ struct RunCommand: AsyncParsableCommand {
         if let processEvents { settings.processEvents = processEvents }
         if let heartbeatInterval { settings.heartbeatSeconds = heartbeatInterval }
         if let stateDir { settings.stateDirectory = stateDir }
+        do {
+            try settings.policy.validate()
+        } catch {
+            throw ValidationError("--profile: \(error)")
+        }
         return settings
     }
 
@@ -118,19 +123,21 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
-    /// Rule lines from the settings' files, or the profile's built-in rules; bad lines are logged
-    /// with file and line and left out.
-    static func rules(_ settings: AgentConfiguration, logger: Logger) throws -> [AuditRuleLine] {
+    /// The rules for a level: the settings' rule files (which replace every profile's), else the
+    /// profile's files, else its built-in set. Bad lines are logged with file and line and left out.
+    static func rules(_ settings: AgentConfiguration, profile name: String? = nil, logger: Logger) throws -> [AuditRuleLine] {
         let parser = AuditRuleParser()
         var lines: [AuditRuleLine] = []
         var errors: [AuditRuleError] = []
-        if settings.ruleFiles.isEmpty {
+        let profile = settings.policy.profiles[name ?? settings.profile] ?? .pet
+        let files = settings.ruleFiles.isEmpty ? profile.ruleFiles ?? [] : settings.ruleFiles
+        if files.isEmpty {
             let (parsed, problems) = parser.parse(
-                DefaultRules.named(settings.profile) ?? "", source: "<\(settings.profile) profile>")
+                DefaultRules.named(profile.builtinRules) ?? "", source: "<\(profile.builtinRules) rules>")
             lines = parsed
             errors = problems
         } else {
-            for file in settings.ruleFiles {
+            for file in files {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                     throw ValidationError("cannot read rule file \(file)")
                 }
@@ -152,7 +159,8 @@ struct RunCommand: AsyncParsableCommand {
         configuration.eventTimeoutMilliseconds = settings.eventTimeoutMilliseconds
         configuration.hostName = settings.hostName ?? Self.localHostName()
         configuration.userNames = SystemUserNames()
-        configuration.processEvents = AuditCollector.ProcessEventOutput(rawValue: settings.processEvents) ?? .exits
+        configuration.processEvents = AuditCollector.ProcessEventOutput(
+            rawValue: settings.policy.profiles[settings.profile]?.processEvents ?? settings.processEvents) ?? .exits
         configuration.tracksProcesses = settings.tracksProcesses
         configuration.backlogLimit = settings.backlogLimit
         configuration.keepsRulesOnStop = settings.keepRulesOnStop
@@ -165,7 +173,9 @@ struct RunCommand: AsyncParsableCommand {
         let reloadLogger = logger
         let collection = CollectionService(
             settings: settings, configuration: configuration, logger: logger,
-            reloadRules: { try Self.rules(try command.settings(), logger: reloadLogger) })
+            rulesFor: { profile, reread in
+                try Self.rules(reread ? try command.settings() : settings, profile: profile, logger: reloadLogger)
+            })
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [

@@ -65,6 +65,8 @@ public final class AuditCollector {
     }
 
     public let configuration: Configuration
+    /// Proc-connector events emitted; starts as the configuration's, changes with the monitoring level.
+    public var processEvents: ProcessEventOutput
     /// The rules in force: the configuration's, until `replaceRules`.
     public private(set) var rules: [AuditRuleLine]
     public private(set) var mode: AuditNetlink.Mode = .unicast
@@ -93,6 +95,7 @@ public final class AuditCollector {
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
         self.rules = configuration.rules
+        self.processEvents = configuration.processEvents
         self.logger = logger
         var assembler = AuditEventAssembler.Configuration()
         assembler.timeoutMilliseconds = configuration.eventTimeoutMilliseconds
@@ -201,12 +204,15 @@ public final class AuditCollector {
         }
     }
 
-    private func applyRules(_ netlink: AuditNetlink) {
+    /// Loads `rules`; those in `loaded` are in the kernel already (kept across a replace).
+    private func applyRules(_ netlink: AuditNetlink, loaded: Set<[UInt8]> = []) {
+        var loaded = loaded
         for line in rules {
             do {
                 switch line.command {
                 case .add(let rule):
                     let data = rule.kernelData()
+                    if loaded.remove(data) != nil { continue }
                     do {
                         try netlink.addRule(data)
                     } catch where error.code == EEXIST && configuration.adoptsExistingRules {
@@ -241,6 +247,7 @@ public final class AuditCollector {
                     break
                 case .deleteAll(let key):
                     try deleteAll(netlink, key: key)
+                    addedRules.removeAll { rule in key.map { AuditRuleData.keys(of: rule).contains($0) } ?? true }
                 case .makeLoginUIDImmutable, .resetLostCounter, .ignoreErrors, .continueOnErrors:
                     logger.debug("rule file option not applied by the agent", metadata: ["line": "\(line.text)"])
                 }
@@ -258,17 +265,23 @@ public final class AuditCollector {
         processes?.enrich(&event, now: SystemClock.wallMilliseconds())
     }
 
-    /// Swaps the loaded rules for `lines` (SIGHUP): the old ones go, the new ones load, refusals
-    /// are reported in `ruleErrors`. Only when the collector owns the audit socket.
+    /// Swaps the loaded rules for `lines` (SIGHUP, a change of monitoring level): rules only the old
+    /// set has go, rules only the new set has load, and rules both have stay loaded throughout, so
+    /// what both sets watch has no gap. Refusals are reported in `ruleErrors`. Only when the
+    /// collector owns the audit socket.
     public func replaceRules(_ lines: [AuditRuleLine]) {
         guard mode == .unicast, let netlink, saved?.enabled != 2 else { return }
-        for rule in addedRules.reversed() {
+        var wanted = Set<[UInt8]>()
+        for line in lines {
+            if case .add(let rule) = line.command { wanted.insert(rule.kernelData()) }
+        }
+        for rule in addedRules.reversed() where !wanted.contains(rule) {
             do { try netlink.deleteRule(rule) } catch { logger.error("could not remove an audit rule", metadata: ["error": "\(error)"]) }
         }
-        addedRules = []
+        addedRules.removeAll { !wanted.contains($0) }
         ruleErrors = []
         rules = lines
-        applyRules(netlink)
+        applyRules(netlink, loaded: Set(addedRules))
     }
 
     private func deleteAll(_ netlink: AuditNetlink, key: String?) throws(AuditNetlinkError) {
@@ -289,6 +302,7 @@ public final class AuditCollector {
             try afterBatch()
         }
         try pipeline.finish(emit: emit)
+        try emitExits(olderThan: .max, emit: emit)
         try afterBatch()
     }
 
@@ -316,6 +330,7 @@ public final class AuditCollector {
         }
         let now = SystemClock.wallMilliseconds()
         try pipeline.flush(olderThan: now, emit: enrich)
+        try emitExits(olderThan: now - Self.exitDelay, emit: emit)
         processes?.expire(now: now)
         if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
     }
@@ -330,26 +345,43 @@ public final class AuditCollector {
             case .exec(let pid, let time):
                 // The audit record of the exec (when a rule asks for it) brings the program and its
                 // arguments; /proc is read only when this event is emitted itself.
-                guard configuration.processEvents == .all else { continue }
+                guard processEvents == .all else { continue }
                 let at = processes.bootMillis + Int64(time / 1_000_000)
                 processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
                 var exec = connectorEvent(.processStart, pid: pid, at: at, processes)
                 processes.enrich(&exec, now: at)
                 try emit(exec)
             case .exit(let pid, let code, _, let time):
-                let at = processes.bootMillis + Int64(time / 1_000_000)
-                guard configuration.processEvents != .none else {
-                    processes.exit(pid: pid, now: at)
-                    continue
-                }
-                var exit = connectorEvent(.processExit, pid: pid, at: at, processes)
-                // The wait status: exit code in bits 8-15, or the signal in the low 7 bits.
-                exit.process?.exitCode = code & 0x7F == 0 ? Int64(code >> 8) : 128 + Int64(code & 0x7F)
-                processes.enrich(&exit, now: at)  // also marks the exit in the table
-                try emit(exit)
-            case .uid, .sid:
+                // Held back a moment: the audit record of the process's last exec may still be on
+                // its way (kauditd lags the connector), and the exit should name that program.
+                pendingExits.append((pid, code, processes.bootMillis + Int64(time / 1_000_000)))
+            case .sid(let pid):
+                processes.setsid(pid: pid)
+            case .uid:
                 break
             }
+        }
+    }
+
+    /// How long a process exit waits for the audit records of its exec.
+    static let exitDelay: Int64 = 250
+    private var pendingExits: [(pid: Int32, code: UInt32, at: Int64)] = []
+
+    /// Marks exits in the table (and emits them, unless process events are off), oldest first.
+    private func emitExits(olderThan limit: Int64, emit: (Event) throws -> Void) throws {
+        guard let processes, let first = pendingExits.first, first.at <= limit else { return }
+        let due = pendingExits.prefix { $0.at <= limit }
+        pendingExits.removeFirst(due.count)
+        for (pid, code, at) in due {
+            guard processEvents != .none else {
+                processes.exit(pid: pid, now: at)
+                continue
+            }
+            var exit = connectorEvent(.processExit, pid: pid, at: at, processes)
+            // The wait status: exit code in bits 8-15, or the signal in the low 7 bits.
+            exit.process?.exitCode = code & 0x7F == 0 ? Int64(code >> 8) : 128 + Int64(code & 0x7F)
+            processes.enrich(&exit, now: at)  // also marks the exit in the table
+            try emit(exit)
         }
     }
 
@@ -360,7 +392,7 @@ public final class AuditCollector {
         event.host.name = configuration.hostName
         var process = Event.Process()
         process.pid = Int64(pid)
-        if let entry = processes.entry(pid: pid) {
+        if let entry = processes.entry(pid: pid, at: time) {
             process.name = entry.name
             process.executable = entry.executable
             process.args = entry.args

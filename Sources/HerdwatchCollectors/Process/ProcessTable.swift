@@ -27,6 +27,8 @@ public final class ProcessTable {
         public var executable: String?
         public var args: [String]?
         public var containerID: String?
+        /// The session id (/proc/PID/stat field 6): the pid of the session's leader.
+        public var sessionID: Int32?
         /// Milliseconds since the epoch; nil while running.
         public var exitedAt: Int64?
     }
@@ -62,6 +64,9 @@ public final class ProcessTable {
     /// The newest generation of a pid.
     public func entry(pid: Int32) -> Entry? { entries[pid]?.last }
 
+    /// The generation of a pid that was running at `time` (milliseconds since the epoch).
+    public func entry(pid: Int32, at time: Int64) -> Entry? { lookup(pid: pid, at: time) }
+
     public func entityID(pid: Int32, startTicks: UInt64) -> String {
         "\(bootID.prefix(8))-\(pid)-\(startTicks)"
     }
@@ -96,6 +101,7 @@ public final class ProcessTable {
         entry.name = parentEntry?.name
         entry.args = parentEntry?.args
         entry.containerID = parentEntry?.containerID
+        entry.sessionID = parentEntry?.sessionID
         if entry.executable == nil { entry.executable = parentEntry?.executable }
         entry.startedAt = startedAt
         if var previous = entries[child]?.last {
@@ -139,10 +145,19 @@ public final class ProcessTable {
         }
     }
 
-    public func exit(pid: Int32, now: Int64) {
+    /// The process made itself a session leader (setsid): it roots a new process tree.
+    public func setsid(pid: Int32) {
         guard var entry = entries[pid]?.last, entry.exitedAt == nil else { return }
-        entry.exitedAt = now
+        entry.sessionID = pid
         replaceLast(entry)
+        leaders[entry.entityID] = nil
+    }
+
+    /// The process with this pid that was running at `now` ended then.
+    public func exit(pid: Int32, now: Int64) {
+        guard var entry = lookup(pid: pid, at: now), entry.exitedAt == nil else { return }
+        entry.exitedAt = now
+        replace(entry)
         exitedOrder.append((pid, entry.entityID))
         expire(now: now)
     }
@@ -191,9 +206,43 @@ public final class ProcessTable {
         } else {
             process.ancestry = []
         }
+        let leader = sessionLeader(of: entry, at: time)
+        process.sessionLeaderEntityID = leader.entityID
+        process.sessionLeaderPID = Int64(leader.pid)
         if event.containerID == nil { event.containerID = entry.containerID }
         event.process = process
         if event.kind == .processExit { exit(pid: pid, now: now) }
+    }
+
+    private var leaders: [String: (entityID: String, pid: Int32)] = [:]
+
+    /// The root of a process's tree: itself when it leads its session (sshd's session child, a cron
+    /// job, a container's init, a daemon), else its parent's root; a process whose parent is init
+    /// or kthreadd (or unknown) roots its own tree. Sessions are inherited at fork, so this is the
+    /// session leader while it runs, and stays the same after it exits. Cached per process.
+    private func sessionLeader(of entry: Entry, at time: Int64) -> (entityID: String, pid: Int32) {
+        var chain: [Entry] = []
+        var cursor = entry
+        var result: (entityID: String, pid: Int32)?
+        while result == nil {
+            if let known = leaders[cursor.entityID] {
+                result = known
+            } else if cursor.sessionID == cursor.pid || cursor.parentPID <= 2 || chain.count >= 64 {
+                result = (cursor.entityID, cursor.pid)
+                chain.append(cursor)
+            } else if let parent = lookup(pid: cursor.parentPID, at: time) ?? resolve(pid: cursor.parentPID),
+                parent.pid != cursor.pid, !chain.contains(where: { $0.entityID == parent.entityID })
+            {
+                chain.append(cursor)
+                cursor = parent
+            } else {
+                result = (cursor.entityID, cursor.pid)
+                chain.append(cursor)
+            }
+        }
+        if leaders.count >= 16_384 { leaders.removeAll(keepingCapacity: true) }
+        for member in chain { leaders[member.entityID] = result! }
+        return result!
     }
 
     private struct Lineage {
@@ -340,6 +389,7 @@ public final class ProcessTable {
             startedAt: bootMillis + Int64(parsed.startTicks * 1000 / Self.clockTicksPerSecond),
             entityID: entityID(pid: pid, startTicks: parsed.startTicks))
         entry.name = parsed.name
+        entry.sessionID = parsed.sessionID
         guard details else { return entry }
         entry.executable = Self.readLink("\(base)/exe")
         if let cmdline = Self.readFile("\(base)/cmdline"), !cmdline.isEmpty {
@@ -353,17 +403,17 @@ public final class ProcessTable {
 
     /// `pid (comm) state ppid ... starttime`: comm may hold spaces and parentheses, so fields are
     /// counted from the last ')'.
-    static func parseStat(_ bytes: [UInt8]) -> (name: String, parentPID: Int32, startTicks: UInt64)? {
+    static func parseStat(_ bytes: [UInt8]) -> (name: String, parentPID: Int32, startTicks: UInt64, sessionID: Int32?)? {
         guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
             let close = bytes.lastIndex(of: UInt8(ascii: ")")), close > open
         else { return nil }
         let name = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
         let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
-        // fields[0] is state (field 3); ppid is field 4, starttime field 22.
+        // fields[0] is state (field 3); ppid is field 4, session field 6, starttime field 22.
         guard fields.count > 19, let parent = Int32(String(decoding: fields[1], as: UTF8.self)),
             let start = UInt64(String(decoding: fields[19], as: UTF8.self))
         else { return nil }
-        return (name, parent, start)
+        return (name, parent, start, Int32(String(decoding: fields[3], as: UTF8.self)))
     }
 
     /// A container id in a cgroup path: 64 hex digits after docker-, crio-, cri-containerd-,
