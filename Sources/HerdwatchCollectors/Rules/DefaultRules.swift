@@ -46,7 +46,13 @@ public enum DefaultRules {
     /// Immutable, replaceable hosts ("cattle"): what a change to the image would look like, little else.
     public static let cattle = """
         # Herdwatch default rules for the "cattle" profile: immutable, replaceable hosts.
+        # Programs started (sampled by process tree under the cattle policy; a program new to the
+        # host is always kept), connections to IPv4/IPv6 addresses (counted per destination), and
+        # what is never sampled: privilege changes, injection, kernel modules, identity files.
         -a always,exit -F arch=b64 -S execve,execveat -k exec
+        -a always,exit -F arch=b64 -S connect -F a2=16 -k net-connect
+        -a always,exit -F arch=b64 -S connect -F a2=28 -k net-connect
+        -a always,exit -F arch=b64 -S setuid,setgid,setreuid,setregid,setresuid,setresgid,setgroups,capset -k privilege
         -a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules
         -a always,exit -F arch=b64 -S ptrace -k ptrace
         -w /etc/passwd -p wa -k identity
