@@ -28,15 +28,15 @@ public struct Profile: Sendable, Equatable {
     /// Long-lived, mutable hosts: everything, with the full rule set.
     public static let pet = Profile(name: "pet", builtinRules: "pet")
 
-    /// Immutable hosts: one process tree in ten, connections counted per destination each minute,
-    /// the rest of the security-critical activity in full (its rules are few and quiet), and every
-    /// first execution of a program the image did not run before.
+    /// Immutable hosts: program starts of one process tree in ten (no exit events), connections
+    /// counted per destination each minute, the security-critical activity in full (its rules are
+    /// few and quiet), and every first execution of a program the image did not run before.
     public static let cattle = Profile(
         name: "cattle",
         treatments: [
             .process: .sample(0.1), .network: .aggregate(intervalMilliseconds: 60_000), .other: .sample(0.1),
         ],
-        builtinRules: "cattle")
+        builtinRules: "cattle", processEvents: "none")
 
     public static let builtIn: [String: Profile] = ["pet": pet, "cattle": cattle]
 }

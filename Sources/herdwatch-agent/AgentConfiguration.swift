@@ -188,7 +188,8 @@ struct AgentConfiguration: Equatable {
                                     file: file, key: path + ".classes." + className,
                                     reason: "not an event class (\(EventClass.allCases.map(\.rawValue).joined(separator: ", ")))")
                             }
-                            guard let text = treatment as? String else {
+                            // YAML reads a bare `off` as false.
+                            guard let text = treatment as? String ?? ((treatment as? Bool) == false ? "off" : nil) else {
                                 throw Problem(file: file, key: path + ".classes." + className, reason: "expected full, sample(RATE), aggregate(INTERVAL) or off")
                             }
                             do {

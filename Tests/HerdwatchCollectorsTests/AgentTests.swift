@@ -145,6 +145,13 @@ import Testing
             ("heartbeat_seconds: soon\n", "key 'heartbeat_seconds': expected a number"),
             ("processes: [1, 2]\n", "key 'processes': expected a mapping"),
             ("audit: {rules: /etc/one.rules}\n", "key 'audit.rules': expected a list"),
+            ("profile: gold\n", "key 'profile': profile 'gold' is not defined"),
+            ("policy: {profiles: {web: {classes: {login: off}}}}\n", "profile 'web': login events are always kept; 'off' is not allowed"),
+            ("policy: {profiles: {web: {classes: {process: sample(2)}}}}\n", "key 'policy.profiles.web.classes.process': 'sample(2)'"),
+            ("policy: {profiles: {web: {classes: {disk: off}}}}\n", "key 'policy.profiles.web.classes.disk': not an event class"),
+            ("policy: {profiles: {web: {rules: gold}}}\n", "key 'policy.profiles.web.rules': 'gold' is not a built-in rule set"),
+            ("policy: {must_keep: {classes: [disk]}}\n", "key 'policy.must_keep.classes': 'disk' is not an event class"),
+            ("policy: {first_seen: maybe}\n", "key 'policy.first_seen': expected true or false"),
             (": : :\n", "not valid YAML"),
         ]
         for (text, expected) in cases {

@@ -166,6 +166,29 @@ import Testing
                 try workload(cattleRun, trees: 1...treeCount, critical: true, folder: cattle.folder)
                 usleep(1_500_000)
 
+                // What it costs, by class, before and after the policy.
+                let stats = Process()
+                stats.executableURL = URL(fileURLWithPath: AgentTests.agent)
+                stats.arguments = ["stats", "--json", "--state-dir", cattle.folder.path]
+                let pipe = Pipe()
+                stats.standardOutput = pipe
+                try stats.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                stats.waitUntilExit()
+                let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+                let total = ((report["cost"] as? [String: Any])?["total"] as? [String: Any])?["cattle"] as? [String: [String: Int]]
+                let process = try #require(total?["process"], "stats: \(report)")
+                #expect(process["events_before"]! > process["events_after"]! && process["events_after"]! > 0)
+                #expect(process["bytes_before"]! > process["bytes_after"]!)
+                #expect(total?["privilege"]?["events_before"] == total?["privilege"]?["events_after"])
+                #expect((report["sinks"] as? [String: Any])?["output"] != nil)
+                let beats = cattle.events().filter { ($0["event"] as? [String: Any])?["action"] as? String == "agent-heartbeat" }
+                    .compactMap { ($0["herdwatch"] as? [String: Any])?["agent"] as? [String: Any] }
+                #expect(!beats.isEmpty && beats.allSatisfy { $0["profile"] as? String == "cattle" })
+                #expect(
+                    beats.contains { (($0["cost"] as? [String: Any])?["process"] as? [String: Int])?["events_before"] ?? 0 > 0 },
+                    "heartbeats carry the cost")
+
                 // Raise to pet for 30 minutes: in force (rules included) when the command returns.
                 requested = Date()
                 let raised = try cattle.level(["pet", "--for", "30m"])
