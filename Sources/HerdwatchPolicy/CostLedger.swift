@@ -39,7 +39,24 @@ public final class CostLedger {
     private var sinceBeat: [EventClass: Counts] = [:]
     private var measured: [EventClass: (bytes: Int, events: Int)] = [:]
     private var unmeasuredDrops: [EventClass: Int] = [:]
-    private var counters: [String: Counter] = [:]
+    /// swift-metrics counters per profile and class, made on first use.
+    private struct Counters {
+        let eventsBefore: Counter
+        let bytesBefore: Counter
+        let eventsAfter: Counter
+        let bytesAfter: Counter
+
+        init(_ key: Key) {
+            func counter(_ label: String, _ stage: String) -> Counter {
+                Counter(label: label, dimensions: [("profile", key.profile), ("class", key.eventClass.rawValue), ("stage", stage)])
+            }
+            eventsBefore = counter("herdwatch_policy_events_total", "before")
+            bytesBefore = counter("herdwatch_policy_bytes_total", "before")
+            eventsAfter = counter("herdwatch_policy_events_total", "after")
+            bytesAfter = counter("herdwatch_policy_bytes_total", "after")
+        }
+    }
+    private var counters: [Key: Counters] = [:]
 
     public init(now: Int64) {
         minuteStart = now - now % 60_000
@@ -77,11 +94,12 @@ public final class CostLedger {
         total[key, default: Counts()].add(counts)
         minute[key, default: Counts()].add(counts)
         sinceBeat[eventClass, default: Counts()].add(counts)
-        counter("herdwatch_policy_events_total", key, "before").increment()
-        counter("herdwatch_policy_bytes_total", key, "before").increment(by: size)
+        let metrics = counters(key)
+        metrics.eventsBefore.increment()
+        metrics.bytesBefore.increment(by: size)
         if kept {
-            counter("herdwatch_policy_events_total", key, "after").increment()
-            counter("herdwatch_policy_bytes_total", key, "after").increment(by: size)
+            metrics.eventsAfter.increment()
+            metrics.bytesAfter.increment(by: size)
         }
     }
 
@@ -95,8 +113,9 @@ public final class CostLedger {
         total[key, default: Counts()].add(counts)
         minute[key, default: Counts()].add(counts)
         sinceBeat[eventClass, default: Counts()].add(counts)
-        counter("herdwatch_policy_events_total", key, "after").increment()
-        counter("herdwatch_policy_bytes_total", key, "after").increment(by: bytes)
+        let metrics = counters(key)
+        metrics.eventsAfter.increment()
+        metrics.bytesAfter.increment(by: bytes)
     }
 
     /// Per class since the last call (for the heartbeat).
@@ -127,12 +146,10 @@ public final class CostLedger {
         minuteStart = start
     }
 
-    private func counter(_ label: String, _ key: Key, _ stage: String) -> Counter {
-        let name = "\(label)|\(key.profile)|\(key.eventClass.rawValue)|\(stage)"
-        if let counter = counters[name] { return counter }
-        let counter = Counter(
-            label: label, dimensions: [("profile", key.profile), ("class", key.eventClass.rawValue), ("stage", stage)])
-        counters[name] = counter
-        return counter
+    private func counters(_ key: Key) -> Counters {
+        if let existing = counters[key] { return existing }
+        let made = Counters(key)
+        counters[key] = made
+        return made
     }
 }
