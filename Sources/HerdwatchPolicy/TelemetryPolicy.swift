@@ -142,6 +142,11 @@ public final class TelemetryPolicy {
     /// Aggregates closed early by a level change, handed out by the next `tick`.
     private var pendingAggregates: [Event] = []
 
+    /// Whether an event may never be dropped, here or later (a full spool drops others first).
+    public func mustKeep(_ event: Event) -> Bool {
+        event.firstSeen || mustKeep(event, EventClass(event.kind))
+    }
+
     private func mustKeep(_ event: Event, _ eventClass: EventClass) -> Bool {
         if configuration.mustKeepClasses.contains(eventClass) { return true }
         if !configuration.mustKeepTags.isEmpty, event.tags.contains(where: configuration.mustKeepTags.contains) { return true }

@@ -42,10 +42,11 @@ public struct SpoolPosition: Sendable, Hashable, Comparable, CustomStringConvert
 /// checksummed records, each sink reads from its own cursor, and a cursor only moves when its sink
 /// has acknowledged delivery, so a crash or an outage loses nothing that reached the disk.
 ///
-/// Record: `length` (UInt32 LE) · `crc32c(payload)` (UInt32 LE) · payload. On open, the newest
-/// segment is scanned and a torn or corrupt tail is cut off (reported in `recovery`), never read as
-/// data. Segments roll over at `segmentBytes`; past `maximumBytes` the oldest segments are deleted
-/// and the records in them that a sink had not yet acknowledged are counted in `droppedRecords`.
+/// Record: `length` (UInt32 LE, top bit: must-keep) · `crc32c(payload)` (UInt32 LE) · payload. On
+/// open, the newest segment is scanned and a torn or corrupt tail is cut off (reported in
+/// `recovery`), never read as data. Segments roll over at `segmentBytes`; past `maximumBytes` the
+/// oldest segments are deleted: their unacknowledged must-keep records move to the end, the others
+/// are dropped and counted in `droppedRecords` (see `enforceLimit`).
 ///
 /// Durability: `flush()` writes what was appended and, with `SyncPolicy.everyFlush`, fsyncs the
 /// segment before returning; with `.interval(ms)` at most once per interval; with `.never` the
@@ -81,6 +82,12 @@ public final class Spool {
     public private(set) var recovery = Recovery()
     /// Records deleted unacknowledged because the spool was full, since it was opened.
     public private(set) var droppedRecords = 0
+    /// Of `droppedRecords`, the must-keep ones (only when must-keep records alone overflow half
+    /// the spool).
+    public private(set) var droppedMustKeepRecords = 0
+    /// Must-keep records moved from a deleted segment to the end of the spool (delivered later,
+    /// out of order).
+    public private(set) var movedRecords = 0
     private var segments: [UInt64] = []
     private var writeDescriptor: Int32 = -1
     private var writeOffset: UInt64 = 0
@@ -95,6 +102,8 @@ public final class Spool {
     private let cacheBytes = 8 << 20
 
     static let headerSize = 8
+    /// The length field's top bit: the record is must-keep (lengths stay below 64 MiB).
+    static let mustKeepFlag: UInt32 = 1 << 31
     static let maximumRecord = 64 << 20
 
     public init(configuration: Configuration) throws(SpoolError) {
@@ -130,7 +139,7 @@ public final class Spool {
 
     /// Adds one record (in memory until `flush`). Returns the position after it.
     @discardableResult
-    public func append(_ payload: [UInt8]) throws(SpoolError) -> SpoolPosition {
+    public func append(_ payload: [UInt8], mustKeep: Bool = false) throws(SpoolError) -> SpoolPosition {
         guard !payload.isEmpty, payload.count <= Self.maximumRecord else {
             throw SpoolError(path: configuration.directory, reason: "record of \(payload.count) bytes not allowed")
         }
@@ -140,7 +149,7 @@ public final class Spool {
             try roll()
         }
         var header = [UInt8](repeating: 0, count: Self.headerSize)
-        Self.put(UInt32(payload.count), into: &header, at: 0)
+        Self.put(UInt32(payload.count) | (mustKeep ? Self.mustKeepFlag : 0), into: &header, at: 0)
         Self.put(CRC32C.checksum(payload), into: &header, at: 4)
         let before = end
         pending += header
@@ -161,6 +170,11 @@ public final class Spool {
 
     /// Writes what was appended; fsyncs according to the policy.
     public func flush() throws(SpoolError) {
+        try writePending()
+        try enforceLimit()
+    }
+
+    private func writePending() throws(SpoolError) {
         if !pending.isEmpty {
             let path = segmentPath(segments.last!)
             var written = 0
@@ -178,7 +192,6 @@ public final class Spool {
             pending.removeAll(keepingCapacity: true)
             try sync(force: false)
         }
-        try enforceLimit()
     }
 
     private func sync(force: Bool) throws(SpoolError) {
@@ -251,7 +264,7 @@ public final class Spool {
             let segment = cursor.segment
             let walked = try Self.walk(
                 segmentPath(segment), from: cursor.offset, limit: limit, maximumRecords: maximumRecords - records.count
-            ) { payload, offset in
+            ) { payload, offset, _ in
                 records.append((payload, SpoolPosition(segment: segment, offset: offset)))
             }
             cursor.offset = walked.end
@@ -277,7 +290,7 @@ public final class Spool {
         while let index = segments.firstIndex(of: cursor.segment) {
             let last = index == segments.count - 1
             let walked = try Self.walk(segmentPath(cursor.segment), from: cursor.offset, limit: last ? writeOffset : .max) {
-                payload, _ in
+                payload, _, _ in
                 lag.records += 1
                 lag.bytes += UInt64(Self.headerSize + payload.count)
                 if lag.oldest == nil { lag.oldest = payload }
@@ -311,15 +324,29 @@ public final class Spool {
     // MARK: Capacity
 
     /// Deletes the oldest segments while the spool is over `maximumBytes` (never the one being
-    /// written), counting the records no sink had acknowledged as dropped.
+    /// written). Of the records in them that a sink had not yet acknowledged, the must-keep ones are
+    /// appended again (up to half the spool's size per pass) and the others are dropped and counted
+    /// in `droppedRecords`: the oldest ordinary events go first. Must-keep records past that half
+    /// are dropped too, and also counted in `droppedMustKeepRecords`.
     private func enforceLimit() throws(SpoolError) {
+        var rescued: [[UInt8]] = []
+        var rescuedBytes: UInt64 = 0
         while segments.count > 1, totalBytes() > configuration.maximumBytes {
             let oldest = segments.removeFirst()
             let path = segmentPath(oldest)
             let slowest = cursors.values.min() ?? SpoolPosition(segment: 0, offset: 0)
             if slowest.segment <= oldest {
                 let from = slowest.segment == oldest ? slowest.offset : 0
-                try Self.walk(path, from: from) { _, _ in droppedRecords += 1 }
+                let budget = configuration.maximumBytes / 2
+                try Self.walk(path, from: from) { payload, _, mustKeep in
+                    if mustKeep && rescuedBytes + UInt64(payload.count + Self.headerSize) <= budget {
+                        rescued.append(payload)
+                        rescuedBytes += UInt64(payload.count + Self.headerSize)
+                    } else {
+                        droppedRecords += 1
+                        if mustKeep { droppedMustKeepRecords += 1 }
+                    }
+                }
             }
             unlink(path)
         }
@@ -329,6 +356,10 @@ public final class Spool {
                 unlink(segmentPath(segments.removeFirst()))
             }
         }
+        guard !rescued.isEmpty else { return }
+        for payload in rescued { try append(payload, mustKeep: true) }
+        movedRecords += rescued.count
+        try writePending()
     }
 
     private func totalBytes() -> UInt64 {
@@ -345,7 +376,7 @@ public final class Spool {
     private func recover(segment: UInt64) throws(SpoolError) {
         let path = segmentPath(segment)
         var records = 0
-        let (validEnd, _, problem) = try Self.walk(path, from: 0) { _, _ in records += 1 }
+        let (validEnd, _, problem) = try Self.walk(path, from: 0) { _, _, _ in records += 1 }
         recovery.records = records
         var info = stat()
         stat(path, &info)
@@ -364,7 +395,7 @@ public final class Spool {
     @discardableResult
     static func walk(
         _ path: String, from offset: UInt64, limit: UInt64 = .max, maximumRecords: Int = .max,
-        _ body: ([UInt8], UInt64) -> Void = { _, _ in }
+        _ body: (_ payload: [UInt8], _ end: UInt64, _ mustKeep: Bool) -> Void = { _, _, _ in }
     ) throws(SpoolError) -> (end: UInt64, stoppedEarly: Bool, problem: String?) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw .system(path, "open") }
@@ -379,7 +410,8 @@ public final class Spool {
             guard count < maximumRecords else { return (position, true, nil) }
             guard position + UInt64(headerSize) <= end else { return (position, false, "torn record header") }
             _ = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, headerSize, off_t(position)) }
-            let length = Int(get(header, at: 0))
+            let field = get(header, at: 0)
+            let length = Int(field & ~mustKeepFlag)
             guard length > 0, length <= maximumRecord else { return (position, false, "invalid record length \(length)") }
             guard position + UInt64(headerSize + length) <= end else { return (position, false, "torn record") }
             var payload = [UInt8](repeating: 0, count: length)
@@ -389,7 +421,7 @@ public final class Spool {
             }
             position += UInt64(headerSize + length)
             count += 1
-            body(payload, position)
+            body(payload, position, field & mustKeepFlag != 0)
         }
         return (position, false, nil)
     }

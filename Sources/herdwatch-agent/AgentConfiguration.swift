@@ -26,6 +26,9 @@ struct AgentConfiguration: Equatable {
     var heartbeatSeconds: Double = 60
     /// Where state that outlives a restart is kept (the process table).
     var stateDirectory = "/var/lib/herdwatch"
+    /// The disk spool's bound and segment size (bytes).
+    var spoolMaximumBytes: UInt64 = 1 << 30
+    var spoolSegmentBytes: UInt64 = 16 << 20
 
     static let defaultText = """
         # herdwatch-agent configuration (YAML). Every key is optional; these are the defaults.
@@ -55,7 +58,10 @@ struct AgentConfiguration: Equatable {
           events: exits             # proc-connector events emitted: none | exits | all
         # auth_log: /var/log/auth.log   # sshd/sudo/su messages: a file, "journal" or "none"; default: that file if it exists, else the journal
         heartbeat_seconds: 60       # agent-heartbeat events; 0 for none
-        state_dir: /var/lib/herdwatch   # process table kept across restarts (entity ids stay the same)
+        state_dir: /var/lib/herdwatch   # process table, spool, level, known programs: kept across restarts
+        spool:
+          max_bytes: 1073741824     # when full, the oldest ordinary events are dropped (counted, reported as telemetry-loss); must-keep ones move on
+          segment_bytes: 16777216   # segment file size
         """
 
     struct Problem: Error, CustomStringConvertible {
@@ -118,7 +124,7 @@ struct AgentConfiguration: Equatable {
         func map(_ key: String) throws -> [String: Any]? { try submap(top, key, key) }
 
         try unknown(
-            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir"],
+            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool"],
             prefix: "")
         if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
@@ -139,6 +145,15 @@ struct AgentConfiguration: Equatable {
                 configuration.eventTimeoutMilliseconds = Int64(timeout)
             }
             if let keep = try bool(audit, "keep_rules_on_stop", "audit.keep_rules_on_stop") { configuration.keepRulesOnStop = keep }
+        }
+        if let spool = try map("spool") {
+            try unknown(spool, ["max_bytes", "segment_bytes"], prefix: "spool.")
+            let segment = try number(spool, "segment_bytes", "spool.segment_bytes").map { UInt64($0) } ?? configuration.spoolSegmentBytes
+            let maximum = try number(spool, "max_bytes", "spool.max_bytes").map { UInt64($0) } ?? configuration.spoolMaximumBytes
+            guard segment >= 4096 else { throw Problem(file: file, key: "spool.segment_bytes", reason: "at least 4096") }
+            guard maximum >= 2 * segment else { throw Problem(file: file, key: "spool.max_bytes", reason: "at least two segments (\(2 * segment))") }
+            configuration.spoolSegmentBytes = segment
+            configuration.spoolMaximumBytes = maximum
         }
         if let profile = try string(top, "profile", "profile") { configuration.profile = profile }
         if let policy = try map("policy") {

@@ -69,7 +69,10 @@ final class CollectionService: Service, Sendable {
         // Every event goes to the disk spool first; the output is fed from it and its cursor moves
         // only once the bytes are out, so a crash loses nothing and repeats only what was not yet
         // acknowledged (event.id tells the repeats apart).
-        let spool = try Spool(configuration: Spool.Configuration(directory: settings.stateDirectory + "/spool"))
+        var spoolConfiguration = Spool.Configuration(directory: settings.stateDirectory + "/spool")
+        spoolConfiguration.maximumBytes = settings.spoolMaximumBytes
+        spoolConfiguration.segmentBytes = settings.spoolSegmentBytes
+        let spool = try Spool(configuration: spoolConfiguration)
         if spool.recovery.truncatedBytes > 0 {
             logger.warning(
                 "spool tail repaired",
@@ -130,7 +133,7 @@ final class CollectionService: Service, Sendable {
             event.id = "\(idPrefix)-\(sequence)"
             writer.reset()
             encoder.encode(event, into: &writer)
-            try spool.append(writer.bytes)
+            try spool.append(writer.bytes, mustKeep: produced || policy.mustKeep(event))
             if produced {
                 policy.cost.recordProduced(verdict.eventClass, profile: level, bytes: writer.count, now: now)
             } else {
@@ -198,6 +201,7 @@ final class CollectionService: Service, Sendable {
 
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
+        var spoolDrops = (count: spool.droppedRecords, since: SystemClock.wallMilliseconds())
         try collector.run(
             pollMilliseconds: 50,
             shouldStop: { flags.stop.load(ordering: .relaxed) },
@@ -237,6 +241,17 @@ final class CollectionService: Service, Sendable {
                 }
                 if let failure { throw failure }
                 now = SystemClock.wallMilliseconds()
+                if spool.droppedRecords > spoolDrops.count {
+                    // The spool was full: what it dropped is reported like any other loss.
+                    var loss = Event(timestamp: AuditTimestamp(milliseconds: now), kind: .telemetryLoss, outcome: .failure)
+                    loss.module = "agent"
+                    loss.host.name = configuration.hostName
+                    loss.loss = Event.Loss(
+                        source: "spool", count: spool.droppedRecords - spoolDrops.count, unit: "events",
+                        windowStart: spoolDrops.since, windowEnd: now)
+                    try emit(loss, produced: true)
+                    spoolDrops = (spool.droppedRecords, now)
+                }
                 if settings.heartbeatSeconds > 0, var beat = health.heartbeat(now: now) {
                     beat.agentHealth?.profile = policy.profile.name
                     beat.agentHealth?.cost = policy.cost.takeSinceHeartbeat()

@@ -242,6 +242,88 @@ import Testing
             #expect(idsByMarker.values.allSatisfy { $0.count == 1 }, "a repeated event carries the same id")
         }
     }
+
+    /// A spool too small for what the agent collects while its output refuses writes: ordinary
+    /// events are dropped oldest first and counted exactly in telemetry-loss events; every
+    /// must-keep event (privilege changes, audit configuration, the loss reports) is delivered once
+    /// the output works.
+    @Test(.enabled(if: available && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root, the kernel's audit subsystem and the built agent"))
+    func aFullSpoolDropsOrdinaryEventsFirstAndSaysHowMany() throws {
+        try withKernelAudit {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-full-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let key = "hw-full-\(getpid())"
+            let rules = folder.appendingPathComponent("full.rules")
+            try """
+                -a always,exit -F arch=b64 -S execve -k \(key)
+                -a always,exit -F arch=b64 -S setresuid -k \(key)-priv
+                """.write(to: rules, atomically: true, encoding: .utf8)
+            let config = folder.appendingPathComponent("agent.yml")
+            try "spool: {max_bytes: 65536, segment_bytes: 16384}\nheartbeat_seconds: 0\nauth_log: none\n"
+                .write(to: config, atomically: true, encoding: .utf8)
+            let output = folder.appendingPathComponent("events.jsonl")
+            let netlink = try AuditNetlink(mode: .unicast)
+            func startAgent(_ output: String) throws -> pid_t {
+                let pid = try spawnWithDefaultSignals(
+                    Self.agent,
+                    ["run", "--mode", "unicast", "--config", config.path, "--rules", rules.path, "--output", output,
+                     "--state-dir", folder.path, "--process-events", "none"],
+                    standardError: folder.appendingPathComponent("agent-\(UUID().uuidString).log").path)
+                waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
+                waitUntil(seconds: 5) { (try? runAgent(["stats", "--state-dir", folder.path]).0) == 0 }
+                return pid
+            }
+            /// Process-class events the running agent has spooled (kept by its policy).
+            func spooledProcessEvents() throws -> Int {
+                let (_, text) = try runAgent(["stats", "--json", "--state-dir", folder.path])
+                let report = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                let total = (report?["cost"] as? [String: Any])?["total"] as? [String: [String: [String: Int]]]
+                return total?["pet"]?["process"]?["events_after"] ?? 0
+            }
+            func stop(_ pid: pid_t) {
+                kill(pid, SIGTERM)
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+
+            // The output refuses every write: events pile up in a 64 KiB spool.
+            var agent = try startAgent("/dev/full")
+            let count = 300
+            _ = try runProgram(
+                "/bin/bash",
+                ["-c", "for i in $(seq 1 \(count)); do /bin/true MARK-$i; if [ $((i % 50)) = 0 ]; then /usr/bin/setpriv --reuid=65534 /bin/true PRIV-$i; fi; done"])
+            usleep(1_000_000)
+            let firstRun = try spooledProcessEvents()
+            stop(agent)
+
+            // An output that works: the spool drains, and the second run's events follow.
+            agent = try startAgent(output.path)
+            usleep(1_500_000)
+            let secondRun = try spooledProcessEvents()
+            stop(agent)
+
+            let events = ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            func action(_ event: [String: Any]) -> String? { (event["event"] as? [String: Any])?["action"] as? String }
+            let delivered = events.filter { ["process-started", "process-exited"].contains(action($0) ?? "") }.count
+            let losses = events.compactMap { ($0["herdwatch"] as? [String: Any])?["loss"] as? [String: Any] }
+                .filter { $0["source"] as? String == "spool" }
+            let reported = losses.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }
+            #expect(!losses.isEmpty, "a full spool is reported")
+            #expect(reported == firstRun + secondRun - delivered, "lost \(firstRun + secondRun - delivered), reported \(reported)")
+            let marks = Set(events.compactMap { event -> String? in
+                guard action(event) == "process-started" else { return nil }
+                return ((event["process"] as? [String: Any])?["args"] as? [String])?.last.flatMap { $0.hasPrefix("MARK-") ? $0 : nil }
+            })
+            #expect(marks.count < count, "some ordinary events were dropped")
+            // Must-keep survived: a privilege change for each setpriv run, and the audit
+            // configuration changes of the first run.
+            let privileged = Set(events.filter { action($0) == "privileges-changed" }.compactMap { ($0["process"] as? [String: Any])?["pid"] as? Int })
+            #expect(privileged.count == count / 50, "privilege changes kept: \(privileged.count)")
+            #expect(events.filter { action($0) == "audit-config-changed" }.count >= 4, "both runs' rule changes kept")
+        }
+    }
 }
 
 /// Polls `condition` every 50 ms until it holds or the time is up.

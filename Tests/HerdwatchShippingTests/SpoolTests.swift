@@ -116,4 +116,36 @@ import Testing
         #expect(spool.droppedRecords == firstIndex - 5, "dropped = deleted records the sink had not acknowledged")
         #expect(firstIndex > 5)
     }
+
+    /// Every fifth record is must-keep: when the spool overflows, ordinary records go (oldest first,
+    /// counted exactly) and every must-keep record is still there to deliver, also across a reopen.
+    @Test func aFullSpoolDropsOrdinaryRecordsBeforeMustKeepOnes() throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
+        var configuration = Spool.Configuration(directory: directory)
+        configuration.segmentBytes = 560
+        configuration.maximumBytes = 4 * 560
+        let count = 200
+        let mustKeep = Set(stride(from: 0, to: count, by: 5))
+        do {
+            let spool = try Spool(configuration: configuration)
+            for index in 0..<count {
+                try spool.append(record(index), mustKeep: mustKeep.contains(index))
+                if index % 7 == 0 { try spool.flush() }
+            }
+            try spool.flush()
+            let left = try spool.read(after: spool.cursor(for: "http"), maximumRecords: 10_000).map(\.payload)
+            let indices = left.map { payload in (0..<count).first { record($0) == payload }! }
+            #expect(Set(indices).isSuperset(of: mustKeep), "must-keep lost: \(mustKeep.subtracting(indices).sorted())")
+            let ordinary = indices.filter { !mustKeep.contains($0) }
+            #expect(ordinary == ordinary.sorted() && !ordinary.isEmpty, "the ordinary records left are the newest, in order")
+            let droppedOrdinary = (0..<count).filter { !mustKeep.contains($0) }.count - ordinary.count
+            #expect(spool.droppedRecords == droppedOrdinary && droppedOrdinary > 0, "dropped \(spool.droppedRecords), expected \(droppedOrdinary)")
+            #expect(spool.droppedMustKeepRecords == 0 && spool.movedRecords > 0)
+            #expect(Set(indices).count == indices.count, "each record once")
+        }
+        let reopened = try Spool(configuration: configuration)
+        let again = try reopened.read(after: reopened.cursor(for: "http"), maximumRecords: 10_000).map(\.payload)
+        #expect(Set(again).isSuperset(of: mustKeep.map { record($0) }))
+    }
 }
