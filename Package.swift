@@ -56,7 +56,12 @@ let package = Package(
             name: "HerdwatchPolicy",
             dependencies: ["HerdwatchEvents", .product(name: "Metrics", package: "swift-metrics")]
         ),
-        .target(name: "HerdwatchShipping", dependencies: ["HerdwatchEvents"]),
+        // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.
+        .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .target(
+            name: "HerdwatchShipping",
+            dependencies: ["HerdwatchEvents", "CNATS", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "herdwatch",
             dependencies: [
@@ -83,7 +88,7 @@ let package = Package(
             dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping"]),
+        .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchCollectorsTests",

@@ -1,0 +1,210 @@
+import CNATS
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A NATS error: what was being done and what the client library said.
+public struct NATSError: Error, Sendable, CustomStringConvertible {
+    public var operation: String
+    public var reason: String
+    public var description: String { "NATS \(operation): \(reason)" }
+
+    init(_ operation: String, _ status: natsStatus, _ code: jsErrCode = jsErrCode(rawValue: 0)) {
+        self.operation = operation
+        var text = String(cString: natsStatus_GetText(status))
+        if let last = nats_GetLastError(nil), last.pointee != 0 {
+            let detail = String(cString: last)
+            if !detail.isEmpty, detail != text { text += " (\(detail))" }
+        }
+        if code.rawValue != 0 { text += " [JetStream error \(code.rawValue)]" }
+        reason = text
+    }
+
+    init(_ operation: String, reason: String) {
+        self.operation = operation
+        self.reason = reason
+    }
+}
+
+/// A connection to a NATS server with JetStream, over Debian's C client: publish batches and wait
+/// for the stream's acknowledgment of every message (de-duplicated by message id), and read a
+/// stream back with a pull consumer. The connection reconnects on its own, forever; messages
+/// published while it is down wait in the client's buffer and are acknowledged, or time out, once
+/// it is back. One thread at a time per instance.
+public final class JetStream {
+    private var connection: OpaquePointer?
+    private var context: OpaquePointer?
+    private let acks: AckCounter
+    public let url: String
+
+    /// Counts acknowledgments; called on the client library's thread.
+    final class AckCounter: Sendable {
+        let state = Mutex((acknowledged: 0, failed: 0, firstError: String?.none))
+
+        func reset() { state.withLock { $0 = (0, 0, nil) } }
+    }
+
+    /// Connects (or keeps trying in the background when the server is not up yet).
+    public init(url: String, name: String = "herdwatch", timeoutMilliseconds: Int64 = 5000) throws(NATSError) {
+        self.url = url
+        acks = AckCounter()
+        var options: OpaquePointer?
+        var status = natsOptions_Create(&options)
+        guard status == NATS_OK else { throw NATSError("options", status) }
+        defer { natsOptions_Destroy(options) }
+        status = natsOptions_SetURL(options, url)
+        guard status == NATS_OK else { throw NATSError("url \(url)", status) }
+        _ = natsOptions_SetName(options, name)
+        _ = natsOptions_SetTimeout(options, timeoutMilliseconds)
+        _ = natsOptions_SetMaxReconnect(options, -1)
+        _ = natsOptions_SetReconnectWait(options, 100)
+        _ = natsOptions_SetReconnectBufSize(options, 64 << 20)
+        _ = natsOptions_SetPingInterval(options, 2000)
+        _ = natsOptions_SetRetryOnFailedConnect(options, true, nil, nil)
+        status = natsConnection_Connect(&connection, options)
+        guard status == NATS_OK || status == NATS_NOT_YET_CONNECTED else { throw NATSError("connect \(url)", status) }
+
+        var jsOptions = jsOptions()
+        jsOptions_Init(&jsOptions)
+        jsOptions.Wait = timeoutMilliseconds
+        jsOptions.PublishAsync.MaxPending = 65_536
+        jsOptions.PublishAsync.AckHandler = { _, message, ack, _, closure in
+            let counter = Unmanaged<AckCounter>.fromOpaque(closure!).takeUnretainedValue()
+            counter.state.withLock { state in
+                if ack != nil {
+                    state.acknowledged += 1
+                } else {
+                    state.failed += 1
+                }
+            }
+            natsMsg_Destroy(message)
+        }
+        jsOptions.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(acks).toOpaque()
+        status = natsConnection_JetStream(&context, connection, &jsOptions)
+        guard status == NATS_OK else {
+            natsConnection_Destroy(connection)
+            throw NATSError("JetStream context", status)
+        }
+    }
+
+    deinit {
+        jsCtx_Destroy(context)
+        natsConnection_Destroy(connection)
+    }
+
+    /// Makes sure a file-backed stream named `name` takes `subjects`; creates it when missing.
+    public func ensureStream(name: String, subjects: [String], duplicateWindowMilliseconds: Int64 = 120_000) throws(NATSError) {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        var status = js_GetStreamInfo(&info, context, name, nil, &code)
+        if status == NATS_OK {
+            jsStreamInfo_Destroy(info)
+            return
+        }
+        guard status == NATS_NOT_FOUND else { throw NATSError("stream \(name)", status, code) }
+        var config = jsStreamConfig()
+        jsStreamConfig_Init(&config)
+        config.Storage = js_FileStorage
+        config.Duplicates = duplicateWindowMilliseconds * 1_000_000  // nanoseconds
+        let cSubjects = subjects.map { strdup($0) }
+        defer { cSubjects.forEach { free($0) } }
+        var pointers = cSubjects.map { UnsafePointer<CChar>($0) }
+        status = name.withCString { cName in
+            pointers.withUnsafeMutableBufferPointer { buffer in
+                config.Name = cName
+                config.Subjects = buffer.baseAddress
+                config.SubjectsLen = Int32(buffer.count)
+                return js_AddStream(&info, context, &config, nil, &code)
+            }
+        }
+        guard status == NATS_OK else { throw NATSError("create stream \(name)", status, code) }
+        jsStreamInfo_Destroy(info)
+    }
+
+    /// Publishes every message and returns once the stream has acknowledged all of them (a
+    /// repeated id is acknowledged as a duplicate and stored once). Throws when any is refused or
+    /// not acknowledged within `timeoutMilliseconds`; the caller sends the batch again.
+    public func publish(_ messages: [(subject: String, id: String, payload: [UInt8])], timeoutMilliseconds: Int64) throws(NATSError) {
+        guard !messages.isEmpty else { return }
+        acks.reset()
+        for message in messages {
+            let status = message.subject.withCString { subject in
+                message.id.withCString { id in
+                    message.payload.withUnsafeBytes { bytes in
+                        var options = jsPubOptions()
+                        jsPubOptions_Init(&options)
+                        options.MsgId = id
+                        return js_PublishAsync(context, subject, bytes.baseAddress, Int32(bytes.count), &options)
+                    }
+                }
+            }
+            guard status == NATS_OK else {
+                abandonPending()
+                throw NATSError("publish", status)
+            }
+        }
+        var options = jsPubOptions()
+        jsPubOptions_Init(&options)
+        options.MaxWait = timeoutMilliseconds
+        let status = js_PublishAsyncComplete(context, &options)
+        if status != NATS_OK {
+            abandonPending()
+            throw NATSError("waiting for acknowledgments", status)
+        }
+        let (acknowledged, failed, _) = acks.state.withLock { $0 }
+        guard failed == 0, acknowledged == messages.count else {
+            throw NATSError("publish", reason: "\(failed) of \(messages.count) messages refused, \(acknowledged) acknowledged")
+        }
+    }
+
+    /// Drops messages still waiting for an acknowledgment (they will be sent again).
+    private func abandonPending() {
+        var pending = natsMsgList()
+        if js_PublishAsyncGetPendingList(&pending, context) == NATS_OK {
+            natsMsgList_Destroy(&pending)
+        }
+    }
+
+    /// Reads what a durable pull consumer on `subject` has not yet taken, acknowledging each
+    /// message: (message id header, payload). Stops when a fetch brings nothing for `waitMilliseconds`.
+    public func drain(subject: String, durable: String, batch: Int = 512, waitMilliseconds: Int64 = 500) throws(NATSError)
+        -> [(id: String?, payload: [UInt8])]
+    {
+        var subscription: OpaquePointer?
+        var code = jsErrCode(rawValue: 0)
+        var status = js_PullSubscribe(&subscription, context, subject, durable, nil, nil, &code)
+        guard status == NATS_OK else { throw NATSError("subscribe \(subject)", status, code) }
+        defer { natsSubscription_Destroy(subscription) }
+        var messages: [(id: String?, payload: [UInt8])] = []
+        while true {
+            var list = natsMsgList()
+            status = natsSubscription_Fetch(&list, subscription, Int32(batch), waitMilliseconds, &code)
+            if status == NATS_TIMEOUT { break }
+            guard status == NATS_OK else { throw NATSError("fetch \(subject)", status, code) }
+            for index in 0..<Int(list.Count) {
+                guard let message = list.Msgs[index] else { continue }
+                let length = Int(natsMsg_GetDataLength(message))
+                let payload = natsMsg_GetData(message).map { data in
+                    Array(UnsafeRawBufferPointer(start: data, count: length))
+                } ?? []
+                var header: UnsafePointer<CChar>?
+                let id = natsMsgHeader_Get(message, "Nats-Msg-Id", &header) == NATS_OK ? header.map { String(cString: $0) } : nil
+                messages.append((id, payload))
+                _ = natsMsg_Ack(message, nil)
+            }
+            natsMsgList_Destroy(&list)
+        }
+        return messages
+    }
+
+    /// A subject token from any text: NATS separates tokens with dots and reserves `*`, `>` and
+    /// white space.
+    public static func subjectToken(_ text: String) -> String {
+        let cleaned = text.map { character -> Character in
+            character == "." || character == "*" || character == ">" || character.isWhitespace ? "_" : character
+        }
+        return cleaned.isEmpty ? "_" : String(cleaned)
+    }
+}
