@@ -88,13 +88,15 @@ let package = Package(
             dependencies: ["HerdwatchPipeline", "HerdwatchAudit", "HerdwatchEvents"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents"]),
+        // Servers the tests start (nats-server), shared by the test targets.
+        .target(name: "HerdwatchTestSupport", path: "Tests/HerdwatchTestSupport"),
+        .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchCollectorsTests",
             dependencies: [
-                "HerdwatchCollectors", "HerdwatchAudit", "HerdwatchEvents", "HerdwatchPipeline",
-                .product(name: "Yams", package: "Yams"),
+                "HerdwatchCollectors", "HerdwatchAudit", "HerdwatchEvents", "HerdwatchPipeline", "HerdwatchShipping",
+                "HerdwatchTestSupport", .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

@@ -30,9 +30,9 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
 
 /// A connection to a NATS server with JetStream, over Debian's C client: publish batches and wait
 /// for the stream's acknowledgment of every message (de-duplicated by message id), and read a
-/// stream back with a pull consumer. The connection reconnects on its own, forever; messages
-/// published while it is down wait in the client's buffer and are acknowledged, or time out, once
-/// it is back. One thread at a time per instance.
+/// stream back with a pull consumer. Creating one fails when no server answers; once connected it
+/// reconnects on its own, forever, and messages published while it is down wait in the client's
+/// buffer and are acknowledged once it is back, or time out. One thread at a time per instance.
 public final class JetStream {
     private var connection: OpaquePointer?
     private var context: OpaquePointer?
@@ -46,7 +46,7 @@ public final class JetStream {
         func reset() { state.withLock { $0 = (0, 0, nil) } }
     }
 
-    /// Connects (or keeps trying in the background when the server is not up yet).
+    /// Connects; throws when no server answers within `timeoutMilliseconds`.
     public init(url: String, name: String = "herdwatch", timeoutMilliseconds: Int64 = 5000) throws(NATSError) {
         self.url = url
         acks = AckCounter()
@@ -62,9 +62,10 @@ public final class JetStream {
         _ = natsOptions_SetReconnectWait(options, 100)
         _ = natsOptions_SetReconnectBufSize(options, 64 << 20)
         _ = natsOptions_SetPingInterval(options, 2000)
-        _ = natsOptions_SetRetryOnFailedConnect(options, true, nil, nil)
+        // The first connect fails fast when no server answers (the caller retries); once connected,
+        // the client reconnects on its own.
         status = natsConnection_Connect(&connection, options)
-        guard status == NATS_OK || status == NATS_NOT_YET_CONNECTED else { throw NATSError("connect \(url)", status) }
+        guard status == NATS_OK else { throw NATSError("connect \(url)", status) }
 
         var jsOptions = jsOptions()
         jsOptions_Init(&jsOptions)

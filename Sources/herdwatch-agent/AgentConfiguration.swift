@@ -29,6 +29,11 @@ struct AgentConfiguration: Equatable {
     /// The disk spool's bound and segment size (bytes).
     var spoolMaximumBytes: UInt64 = 1 << 30
     var spoolSegmentBytes: UInt64 = 16 << 20
+    /// NATS JetStream sink: off without a URL.
+    var natsURL: String?
+    var natsStream = "HERDWATCH"
+    var natsSubjectPrefix = "herdwatch.events"
+    var natsCreatesStream = true
 
     static let defaultText = """
         # herdwatch-agent configuration (YAML). Every key is optional; these are the defaults.
@@ -59,6 +64,11 @@ struct AgentConfiguration: Equatable {
         # auth_log: /var/log/auth.log   # sshd/sudo/su messages: a file, "journal" or "none"; default: that file if it exists, else the journal
         heartbeat_seconds: 60       # agent-heartbeat events; 0 for none
         state_dir: /var/lib/herdwatch   # process table, spool, level, known programs: kept across restarts
+        # nats:                     # also publish to NATS JetStream (a sink of its own, with its own spool cursor)
+        #   url: nats://127.0.0.1:4222
+        #   stream: HERDWATCH       # created when missing (file storage, subjects SUBJECT_PREFIX.>)
+        #   subject_prefix: herdwatch.events   # events go to SUBJECT_PREFIX.HOST
+        #   create_stream: true
         spool:
           max_bytes: 1073741824     # when full, the oldest ordinary events are dropped (counted, reported as telemetry-loss); must-keep ones move on
           segment_bytes: 16777216   # segment file size
@@ -124,7 +134,7 @@ struct AgentConfiguration: Equatable {
         func map(_ key: String) throws -> [String: Any]? { try submap(top, key, key) }
 
         try unknown(
-            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool"],
+            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats"],
             prefix: "")
         if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
@@ -154,6 +164,17 @@ struct AgentConfiguration: Equatable {
             guard maximum >= 2 * segment else { throw Problem(file: file, key: "spool.max_bytes", reason: "at least two segments (\(2 * segment))") }
             configuration.spoolSegmentBytes = segment
             configuration.spoolMaximumBytes = maximum
+        }
+        if let nats = try map("nats") {
+            try unknown(nats, ["url", "stream", "subject_prefix", "create_stream"], prefix: "nats.")
+            guard let url = try string(nats, "url", "nats.url") else { throw Problem(file: file, key: "nats.url", reason: "required") }
+            guard url.hasPrefix("nats://") || url.hasPrefix("tls://") else {
+                throw Problem(file: file, key: "nats.url", reason: "expected nats://HOST:PORT or tls://HOST:PORT")
+            }
+            configuration.natsURL = url
+            if let stream = try string(nats, "stream", "nats.stream") { configuration.natsStream = stream }
+            if let prefix = try string(nats, "subject_prefix", "nats.subject_prefix") { configuration.natsSubjectPrefix = prefix }
+            if let create = try bool(nats, "create_stream", "nats.create_stream") { configuration.natsCreatesStream = create }
         }
         if let profile = try string(top, "profile", "profile") { configuration.profile = profile }
         if let policy = try map("policy") {

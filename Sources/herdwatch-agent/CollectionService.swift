@@ -30,11 +30,17 @@ final class CollectionService: Service, Sendable {
     /// The rules of a level; `reread`: from the configuration file as it is now (SIGHUP).
     private let rulesFor: @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
     private let flags = Flags()
+    /// Every event goes to the disk spool first; the sinks are fed from it.
+    private let spool: SharedSpool
+    /// The spool's sinks (each has its own cursor): `output`, and `nats` when configured.
+    private let sinkNames: [String]
 
     init(
-        settings: AgentConfiguration, configuration: AuditCollector.Configuration, logger: Logger,
-        rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
+        settings: AgentConfiguration, configuration: AuditCollector.Configuration, spool: SharedSpool, sinkNames: [String],
+        logger: Logger, rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
     ) {
+        self.spool = spool
+        self.sinkNames = sinkNames
         self.settings = settings
         self.configuration = configuration
         self.logger = logger
@@ -68,15 +74,12 @@ final class CollectionService: Service, Sendable {
         let sink = try OutputFile(path: settings.output, capacity: 64 * 1024, appending: true)
         // Every event goes to the disk spool first; the output is fed from it and its cursor moves
         // only once the bytes are out, so a crash loses nothing and repeats only what was not yet
-        // acknowledged (event.id tells the repeats apart).
-        var spoolConfiguration = Spool.Configuration(directory: settings.stateDirectory + "/spool")
-        spoolConfiguration.maximumBytes = settings.spoolMaximumBytes
-        spoolConfiguration.segmentBytes = settings.spoolSegmentBytes
-        let spool = try Spool(configuration: spoolConfiguration)
-        if spool.recovery.truncatedBytes > 0 {
+        // acknowledged (event.id tells the repeats apart). Other sinks run on threads of their own.
+        let spool = self.spool
+        let recovery = spool.withLock { $0.recovery }
+        if recovery.truncatedBytes > 0 {
             logger.warning(
-                "spool tail repaired",
-                metadata: ["bytes": "\(spool.recovery.truncatedBytes)", "reason": "\(spool.recovery.reason ?? "")"])
+                "spool tail repaired", metadata: ["bytes": "\(recovery.truncatedBytes)", "reason": "\(recovery.reason ?? "")"])
         }
         let delivery = Delivery(spool: spool, sink: sink, output: settings.output, logger: logger)
         try delivery.deliver()  // what an earlier run spooled and did not deliver
@@ -133,7 +136,9 @@ final class CollectionService: Service, Sendable {
             event.id = "\(idPrefix)-\(sequence)"
             writer.reset()
             encoder.encode(event, into: &writer)
-            try spool.append(writer.bytes, mustKeep: produced || policy.mustKeep(event))
+            let bytes = writer.bytes
+            let critical = produced || policy.mustKeep(event)
+            _ = try spool.withLock { spool throws(SpoolError) in try spool.append(bytes, mustKeep: critical) }
             if produced {
                 policy.cost.recordProduced(verdict.eventClass, profile: level, bytes: writer.count, now: now)
             } else {
@@ -174,7 +179,7 @@ final class CollectionService: Service, Sendable {
             control = nil
         }
         let commands = ControlCommands(
-            policy: policy, spool: spool, hostName: configuration.hostName, started: SystemClock.wallMilliseconds())
+            policy: policy, spool: spool, sinks: sinkNames, hostName: configuration.hostName, started: SystemClock.wallMilliseconds())
 
         // Auth events: the auth log file, or the journal on hosts without one (Debian 12's default).
         let authChoice = settings.authLog
@@ -201,7 +206,7 @@ final class CollectionService: Service, Sendable {
 
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
-        var spoolDrops = (count: spool.droppedRecords, since: SystemClock.wallMilliseconds())
+        var spoolDrops = (count: spool.withLock { $0.droppedRecords }, since: SystemClock.wallMilliseconds())
         try collector.run(
             pollMilliseconds: 50,
             shouldStop: { flags.stop.load(ordering: .relaxed) },
@@ -241,16 +246,17 @@ final class CollectionService: Service, Sendable {
                 }
                 if let failure { throw failure }
                 now = SystemClock.wallMilliseconds()
-                if spool.droppedRecords > spoolDrops.count {
+                let dropped = spool.withLock { $0.droppedRecords }
+                if dropped > spoolDrops.count {
                     // The spool was full: what it dropped is reported like any other loss.
                     var loss = Event(timestamp: AuditTimestamp(milliseconds: now), kind: .telemetryLoss, outcome: .failure)
                     loss.module = "agent"
                     loss.host.name = configuration.hostName
                     loss.loss = Event.Loss(
-                        source: "spool", count: spool.droppedRecords - spoolDrops.count, unit: "events",
+                        source: "spool", count: dropped - spoolDrops.count, unit: "events",
                         windowStart: spoolDrops.since, windowEnd: now)
                     try emit(loss, produced: true)
-                    spoolDrops = (spool.droppedRecords, now)
+                    spoolDrops = (dropped, now)
                 }
                 if settings.heartbeatSeconds > 0, var beat = health.heartbeat(now: now) {
                     beat.agentHealth?.profile = policy.profile.name
@@ -277,7 +283,7 @@ final class CollectionService: Service, Sendable {
 /// (disk full, a closed pipe) stops nothing: events wait in the spool and delivery is retried,
 /// backing off to once every 5 s.
 final class Delivery {
-    let spool: Spool
+    let spool: SharedSpool
     let sink: OutputFile
     let output: String
     let logger: Logger
@@ -285,7 +291,7 @@ final class Delivery {
     private var backoff: Int64 = 100
     private var failing = false
 
-    init(spool: Spool, sink: OutputFile, output: String, logger: Logger) {
+    init(spool: SharedSpool, sink: OutputFile, output: String, logger: Logger) {
         self.spool = spool
         self.sink = sink
         self.output = output
@@ -293,18 +299,20 @@ final class Delivery {
     }
 
     func deliver() throws {
-        try spool.flush()
+        try spool.withLock { spool throws(SpoolError) in try spool.flush() }
         let now = SystemClock.wallMilliseconds()
         guard now >= retryAt else { return }
         do {
             while true {
-                let batch = try spool.read(after: spool.cursor(for: "output"), maximumRecords: 4096)
+                let batch = try spool.withLock { spool throws(SpoolError) in
+                    try spool.read(after: spool.cursor(for: "output"), maximumRecords: 4096)
+                }
                 guard let last = batch.last else { break }
                 for record in batch {
                     try record.payload.withUnsafeBytes { try sink.writeLine($0) }
                 }
                 try sink.flush()
-                try spool.acknowledge(sink: "output", through: last.next)
+                try spool.withLock { spool throws(SpoolError) in try spool.acknowledge(sink: "output", through: last.next) }
             }
             if failing { logger.notice("output delivering again", metadata: ["output": "\(output)"]) }
             failing = false
@@ -369,6 +377,28 @@ struct HangupService: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             collection.requestReload()
+        }
+    }
+}
+
+/// A sink that ships the spool on a thread of its own (NATS JetStream): it stops on graceful
+/// shutdown, leaving what it has not shipped in the spool for the next run.
+final class ShipperService: Service, Sendable {
+    private let shipper: JetStreamShipper
+    private let stop = Atomic(false)
+
+    init(shipper: JetStreamShipper) { self.shipper = shipper }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue(label: "herdwatch.sink.\(shipper.configuration.sinkName)").async {
+                    self.shipper.run { self.stop.load(ordering: .relaxed) }
+                    continuation.resume()
+                }
+            }
+        } onGracefulShutdown: {
+            self.stop.store(true, ordering: .relaxed)
         }
     }
 }

@@ -13,7 +13,8 @@ import HerdwatchShipping
 /// Errors come back as `{"error": "..."}`.
 struct ControlCommands {
     let policy: TelemetryPolicy
-    let spool: Spool
+    let spool: SharedSpool
+    let sinks: [String]
     let hostName: String?
     let started: Int64
 
@@ -79,11 +80,11 @@ struct ControlCommands {
             cost["last_minute_start"] = Self.timestamp(start)
         }
         reply["cost"] = cost
-        var sinks: [String: Any] = [:]
-        for name in ["output"] {
+        var sinkReport: [String: Any] = [:]
+        for name in sinks {
             var entry: [String: Any] = [:]
             do {
-                let lag = try spool.lag(for: name)
+                let lag = try spool.withLock { spool throws(SpoolError) in try spool.lag(for: name) }
                 entry["lag_events"] = lag.records
                 entry["lag_bytes"] = Int(lag.bytes)
                 if let oldest = lag.oldest, let time = Self.eventTime(oldest) {
@@ -92,10 +93,13 @@ struct ControlCommands {
             } catch {
                 entry["error"] = "\(error)"
             }
-            sinks[name] = entry
+            sinkReport[name] = entry
         }
-        reply["sinks"] = sinks
-        reply["spool"] = ["dropped_records": spool.droppedRecords]
+        reply["sinks"] = sinkReport
+        let counts: [String: Int] = spool.withLock { spool in
+            ["dropped_records": spool.droppedRecords, "dropped_must_keep_records": spool.droppedMustKeepRecords, "moved_records": spool.movedRecords]
+        }
+        reply["spool"] = counts
         return reply
     }
 

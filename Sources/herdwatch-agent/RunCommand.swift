@@ -5,6 +5,7 @@ import HerdwatchCollectors
 import HerdwatchEvents
 import HerdwatchPipeline
 import HerdwatchPolicy
+import HerdwatchShipping
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -73,6 +74,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Directory for state kept across restarts (default /var/lib/herdwatch).")
     var stateDir: String?
 
+    @Option(help: "Also publish events to this NATS JetStream server (nats://HOST:PORT).")
+    var nats: String?
+
     func validate() throws {
         if let processEvents, AuditCollector.ProcessEventOutput(rawValue: processEvents) == nil {
             throw ValidationError("--process-events must be none, exits or all")
@@ -107,6 +111,7 @@ struct RunCommand: AsyncParsableCommand {
         if let processEvents { settings.processEvents = processEvents }
         if let heartbeatInterval { settings.heartbeatSeconds = heartbeatInterval }
         if let stateDir { settings.stateDirectory = stateDir }
+        if let nats { settings.natsURL = nats }
         do {
             try settings.policy.validate()
         } catch {
@@ -171,8 +176,25 @@ struct RunCommand: AsyncParsableCommand {
 
         let command = self
         let reloadLogger = logger
+        var spoolConfiguration = Spool.Configuration(directory: settings.stateDirectory + "/spool")
+        spoolConfiguration.maximumBytes = settings.spoolMaximumBytes
+        spoolConfiguration.segmentBytes = settings.spoolSegmentBytes
+        let spool = try SharedSpool(configuration: spoolConfiguration)
+        var sinkNames = ["output"]
+        var shippers: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let url = settings.natsURL {
+            var nats = JetStreamShipper.Configuration(url: url)
+            nats.stream = settings.natsStream
+            nats.subjectPrefix = settings.natsSubjectPrefix
+            nats.createsStream = settings.natsCreatesStream
+            let shipper = JetStreamShipper(
+                configuration: nats, spool: spool, hostName: configuration.hostName ?? "unknown", logger: logger)
+            shippers.append(.init(service: ShipperService(shipper: shipper)))
+            sinkNames.append(nats.sinkName)
+            logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
+        }
         let collection = CollectionService(
-            settings: settings, configuration: configuration, logger: logger,
+            settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, logger: logger,
             rulesFor: { profile, reread in
                 try Self.rules(reread ? try command.settings() : settings, profile: profile, logger: reloadLogger)
             })
@@ -183,7 +205,7 @@ struct RunCommand: AsyncParsableCommand {
                         service: collection, successTerminationBehavior: .gracefullyShutdownGroup,
                         failureTerminationBehavior: .gracefullyShutdownGroup),
                     .init(service: HangupService(collection: collection)),
-                ],
+                ] + shippers,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
