@@ -8,7 +8,7 @@ import PackageDescription
 //   HerdwatchPipeline reading logs (plain, gzip, stdin) through the audit stages to an event sink
 //   HerdwatchCollectors  live sources on the host: the kernel's audit netlink socket and its rules
 //   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
-//   HerdwatchShipping    getting events off the host: the disk spool (sinks come next)
+//   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream)
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
