@@ -34,6 +34,24 @@ struct AgentConfiguration: Equatable {
     var natsStream = "HERDWATCH"
     var natsSubjectPrefix = "herdwatch.events"
     var natsCreatesStream = true
+    /// Syslog sink (RFC 5424 over TCP): off without an address.
+    var syslogAddress: HostAndPort?
+    var syslogFacility = 16
+
+    struct HostAndPort: Equatable {
+        var host: String
+        var port: Int
+    }
+
+    /// `HOST:PORT` or `[IPv6]:PORT`.
+    static func hostAndPort(_ text: String) -> HostAndPort? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : HostAndPort(host: host, port: port)
+    }
 
     static let defaultText = """
         # herdwatch-agent configuration (YAML). Every key is optional; these are the defaults.
@@ -69,6 +87,9 @@ struct AgentConfiguration: Equatable {
         #   stream: HERDWATCH       # created when missing (file storage, subjects SUBJECT_PREFIX.>)
         #   subject_prefix: herdwatch.events   # events go to SUBJECT_PREFIX.HOST
         #   create_stream: true
+        # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
+        #   address: 127.0.0.1:514
+        #   facility: 16            # 16 = local0; 10 = authpriv
         spool:
           max_bytes: 1073741824     # when full, the oldest ordinary events are dropped (counted, reported as telemetry-loss); must-keep ones move on
           segment_bytes: 16777216   # segment file size
@@ -134,7 +155,7 @@ struct AgentConfiguration: Equatable {
         func map(_ key: String) throws -> [String: Any]? { try submap(top, key, key) }
 
         try unknown(
-            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats"],
+            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats", "syslog"],
             prefix: "")
         if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
@@ -175,6 +196,18 @@ struct AgentConfiguration: Equatable {
             if let stream = try string(nats, "stream", "nats.stream") { configuration.natsStream = stream }
             if let prefix = try string(nats, "subject_prefix", "nats.subject_prefix") { configuration.natsSubjectPrefix = prefix }
             if let create = try bool(nats, "create_stream", "nats.create_stream") { configuration.natsCreatesStream = create }
+        }
+        if let syslog = try map("syslog") {
+            try unknown(syslog, ["address", "facility"], prefix: "syslog.")
+            guard let text = try string(syslog, "address", "syslog.address") else {
+                throw Problem(file: file, key: "syslog.address", reason: "required")
+            }
+            guard let address = hostAndPort(text) else { throw Problem(file: file, key: "syslog.address", reason: "expected HOST:PORT") }
+            configuration.syslogAddress = address
+            if let facility = try number(syslog, "facility", "syslog.facility") {
+                guard facility <= 23 else { throw Problem(file: file, key: "syslog.facility", reason: "0 to 23") }
+                configuration.syslogFacility = Int(facility)
+            }
         }
         if let profile = try string(top, "profile", "profile") { configuration.profile = profile }
         if let policy = try map("policy") {

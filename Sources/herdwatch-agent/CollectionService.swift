@@ -32,7 +32,7 @@ final class CollectionService: Service, Sendable {
     private let flags = Flags()
     /// Every event goes to the disk spool first; the sinks are fed from it.
     private let spool: SharedSpool
-    /// The spool's sinks (each has its own cursor): `output`, and `nats` when configured.
+    /// The spool's sinks (each has its own cursor): `output`, and `nats`, `syslog` when configured.
     private let sinkNames: [String]
 
     init(
@@ -381,19 +381,19 @@ struct HangupService: Service {
     }
 }
 
-/// A sink that ships the spool on a thread of its own (NATS JetStream): it stops on graceful
-/// shutdown, leaving what it has not shipped in the spool for the next run.
+/// A sink that ships the spool on a thread of its own (NATS JetStream, syslog): it stops on
+/// graceful shutdown, leaving what it has not shipped in the spool for the next run.
 final class ShipperService: Service, Sendable {
-    private let shipper: JetStreamShipper
+    private let runner: SinkRunner
     private let stop = Atomic(false)
 
-    init(shipper: JetStreamShipper) { self.shipper = shipper }
+    init(runner: SinkRunner) { self.runner = runner }
 
     func run() async throws {
         await withGracefulShutdownHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                DispatchQueue(label: "herdwatch.sink.\(shipper.configuration.sinkName)").async {
-                    self.shipper.run { self.stop.load(ordering: .relaxed) }
+                DispatchQueue(label: "herdwatch.sink.\(runner.name)").async {
+                    self.runner.run { self.stop.load(ordering: .relaxed) }
                     continuation.resume()
                 }
             }

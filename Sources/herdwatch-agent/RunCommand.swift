@@ -77,6 +77,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Also publish events to this NATS JetStream server (nats://HOST:PORT).")
     var nats: String?
 
+    @Option(help: "Also send events to this syslog receiver as RFC 5424 over TCP (HOST:PORT).")
+    var syslog: String?
+
     func validate() throws {
         if let processEvents, AuditCollector.ProcessEventOutput(rawValue: processEvents) == nil {
             throw ValidationError("--process-events must be none, exits or all")
@@ -112,6 +115,10 @@ struct RunCommand: AsyncParsableCommand {
         if let heartbeatInterval { settings.heartbeatSeconds = heartbeatInterval }
         if let stateDir { settings.stateDirectory = stateDir }
         if let nats { settings.natsURL = nats }
+        if let syslog {
+            guard let address = AgentConfiguration.hostAndPort(syslog) else { throw ValidationError("--syslog: expected HOST:PORT") }
+            settings.syslogAddress = address
+        }
         do {
             try settings.policy.validate()
         } catch {
@@ -182,16 +189,25 @@ struct RunCommand: AsyncParsableCommand {
         let spool = try SharedSpool(configuration: spoolConfiguration)
         var sinkNames = ["output"]
         var shippers: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let hostName = configuration.hostName ?? "unknown"
+        func ship(_ sink: any SpoolSink) {
+            let runner = SinkRunner(sink: sink, spool: spool, logger: logger)
+            shippers.append(.init(service: ShipperService(runner: runner)))
+            sinkNames.append(sink.name)
+        }
         if let url = settings.natsURL {
-            var nats = JetStreamShipper.Configuration(url: url)
+            var nats = JetStreamSink.Configuration(url: url)
             nats.stream = settings.natsStream
             nats.subjectPrefix = settings.natsSubjectPrefix
             nats.createsStream = settings.natsCreatesStream
-            let shipper = JetStreamShipper(
-                configuration: nats, spool: spool, hostName: configuration.hostName ?? "unknown", logger: logger)
-            shippers.append(.init(service: ShipperService(shipper: shipper)))
-            sinkNames.append(nats.sinkName)
+            ship(JetStreamSink(configuration: nats, hostName: hostName))
             logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
+        }
+        if let address = settings.syslogAddress {
+            var syslog = SyslogSink.Configuration(host: address.host, port: address.port)
+            syslog.facility = settings.syslogFacility
+            ship(SyslogSink(configuration: syslog, hostName: hostName))
+            logger.info("sending to syslog (RFC 5424, TCP)", metadata: ["address": "\(address.host):\(address.port)"])
         }
         let collection = CollectionService(
             settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, logger: logger,

@@ -11,6 +11,7 @@ import Testing
 /// order.
 @Suite(.serialized) struct ShippingLiveTests {
     static let available = AgentTests.available && NATSServer.binary != nil
+    static let syslogAvailable = AgentTests.available && RsyslogServer.binary != nil
 
     /// How long the receiver stays down in the outage test (the issue asks for 60 s).
     static let outageSeconds = Double(ProcessInfo.processInfo.environment["HERDWATCH_OUTAGE_SECONDS"] ?? "") ?? 60
@@ -29,13 +30,16 @@ import Testing
             netlink = try AuditNetlink(mode: .unicast)
         }
 
-        func startAgent(nats: String) throws -> pid_t {
+        func startAgent(nats: String? = nil, syslog: String? = nil) throws -> pid_t {
+            var sinks: [String] = []
+            if let nats { sinks += ["--nats", nats] }
+            if let syslog { sinks += ["--syslog", syslog] }
             let pid = try spawnWithDefaultSignals(
                 AgentTests.agent,
                 ["run", "--mode", "unicast", "--rules", folder.appendingPathComponent("ship.rules").path,
                  "--output", folder.appendingPathComponent("events.jsonl").path, "--state-dir", folder.path,
-                 "--nats", nats, "--host-name", "web1.example", "--process-events", "none", "--auth-log", "none",
-                 "--heartbeat-interval", "0"],
+                 "--host-name", "web1.example", "--process-events", "none", "--auth-log", "none",
+                 "--heartbeat-interval", "0"] + sinks,
                 standardError: folder.appendingPathComponent("agent.log").path)
             waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
             return pid
@@ -127,7 +131,7 @@ import Testing
             check(seen, count: count)
             let log = (try? String(contentsOf: run.folder.appendingPathComponent("agent.log"), encoding: .utf8)) ?? ""
             if Self.outageSeconds > 10 {  // shorter ones fit within one publish timeout
-                #expect(log.contains("NATS sink failing"), "the outage is logged: \(log)")
+                #expect(log.contains("sink failing") && log.contains("sink=nats"), "the outage is logged: \(log)")
             }
         }
     }
@@ -153,6 +157,49 @@ import Testing
             }
             #expect(exited && status == 0, "stopped: \(exited), status \(status)")
             #expect(try run.netlink.status().pid == 0)
+        }
+    }
+
+    /// Events as RFC 5424 over TCP to a real rsyslog, which is stopped in the middle of a burst and
+    /// started again: every event arrives (repeats only where a connection broke), in order.
+    @Test(.enabled(if: syslogAvailable, "needs root, the kernel's audit subsystem, the built agent and rsyslog"))
+    func syslogReceiverDownDuringABurstGetsEverything() throws {
+        try withKernelAudit {
+            let run = try Run()
+            defer { try? FileManager.default.removeItem(at: run.folder) }
+            let receiver = try RsyslogServer()
+            let agent = try run.startAgent(syslog: "127.0.0.1:\(receiver.port)")
+            defer {
+                kill(agent, SIGTERM)
+                var status: Int32 = 0
+                waitpid(agent, &status, 0)
+            }
+            let count = 1000
+            let burst = try run.burst(count)
+            usleep(300_000)
+            receiver.stop()
+            run.wait(burst)
+            usleep(3_000_000)
+            try receiver.start()
+
+            var firstSeen: [Int] = []
+            var ids: Set<String> = []
+            waitUntil(seconds: 20) {
+                firstSeen = []
+                ids = []
+                for line in receiver.messages() {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                        let id = (object["event"] as? [String: Any])?["id"] as? String,
+                        let last = ((object["process"] as? [String: Any])?["args"] as? [String])?.last,
+                        last.hasPrefix("MARK-"), let marker = Int(last.dropFirst(5))
+                    else { continue }
+                    if ids.insert(id).inserted { firstSeen.append(marker) }
+                }
+                return Set(firstSeen).count >= count
+            }
+            #expect(Set(firstSeen) == Set(1...count), "missing: \(Set(1...count).subtracting(firstSeen).sorted().prefix(10))")
+            #expect(firstSeen == firstSeen.sorted(), "in order")
+            #expect(firstSeen.count == count, "one event id per event")
         }
     }
 }

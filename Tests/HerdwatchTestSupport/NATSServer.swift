@@ -5,7 +5,7 @@ public final class NATSServer {
     public static let binary = ["/usr/bin/nats-server", "/usr/sbin/nats-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
     public let folder: URL
     public let port: Int
-    private(set) var process: Process?
+    private var pid: pid_t?
     public var url: String { "nats://127.0.0.1:\(port)" }
 
     public init() throws {
@@ -21,26 +21,17 @@ public final class NATSServer {
     }
 
     public func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary!)
-        process.arguments = ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", folder.appendingPathComponent("store").path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: {
-            let log = folder.appendingPathComponent("server.log")
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            return log
-        }())
-        try process.run()
-        self.process = process
+        pid = try spawnServer(
+            [Self.binary!, "-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", folder.appendingPathComponent("store").path],
+            log: folder.appendingPathComponent("server.log").path)
         // Ready when it accepts connections.
         for _ in 0..<100 where !Self.accepts(port) { usleep(50_000) }
     }
 
     public func stop(signal: Int32) {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        self.process = nil
+        guard let pid else { return }
+        stopServer(pid, signal: signal)
+        self.pid = nil
     }
 
     public static func accepts(_ port: Int) -> Bool {

@@ -1,0 +1,123 @@
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spool shared between the collection loop (appending) and the sinks' threads (reading and
+/// acknowledging). Every call holds the lock; reads are served from memory when the sink keeps up.
+public final class SharedSpool: Sendable {
+    private let spool: Mutex<Spool>
+
+    public init(configuration: Spool.Configuration) throws(SpoolError) {
+        spool = Mutex(try Spool(configuration: configuration))
+    }
+
+    public func withLock<Result: Sendable, Failure: Error>(_ body: (Spool) throws(Failure) -> Result) throws(Failure) -> Result {
+        try spool.withLock { (spool: inout Spool) throws(Failure) -> Result in try body(spool) }
+    }
+}
+
+/// A receiver the spool is shipped to, driven by a `SinkRunner` on a thread of its own.
+public protocol SpoolSink: AnyObject {
+    /// The spool cursor's name.
+    var name: String { get }
+    /// Sends records (the ones after those sent before) and returns the position through which the
+    /// receiver has confirmed delivery, if that moved. Throws when the connection failed; what was
+    /// not confirmed is sent again.
+    func send(_ records: [(payload: [UInt8], next: SpoolPosition)]) throws -> SpoolPosition?
+    /// Confirmations that arrived while nothing was sent.
+    func confirmed() throws -> SpoolPosition?
+    /// Forget the connection and what it had not confirmed.
+    func reset()
+}
+
+/// Ships the spool to one sink: batches from the sink's cursor, and the cursor moves only when the
+/// receiver confirmed delivery (at-least-once; `event.id` lets the receiver drop repeats). While
+/// the receiver fails, events wait in the spool and sending is retried with backoff (100 ms
+/// doubling to 5 s, with jitter); after a failure, sending starts again from the cursor.
+public final class SinkRunner: @unchecked Sendable {
+    private let sink: any SpoolSink
+    private let spool: SharedSpool
+    private let logger: Logger
+    public let batchSize: Int
+    public var name: String { sink.name }
+
+    /// `sink` is used by the runner's thread only.
+    public init(sink: any SpoolSink, spool: SharedSpool, batchSize: Int = 1000, logger: Logger) {
+        self.sink = sink
+        self.spool = spool
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    /// Runs until `shouldStop` (checked at least every 100 ms while idle or backing off).
+    public func run(shouldStop: () -> Bool) {
+        let name = sink.name
+        var backoff: Int64 = 100
+        var failing = false
+        var sentThrough: SpoolPosition?
+        func pause(_ milliseconds: Int64) {
+            var left = milliseconds
+            while left > 0, !shouldStop() {
+                usleep(UInt32(min(left, 100)) * 1000)
+                left -= 100
+            }
+        }
+        func acknowledge(_ position: SpoolPosition?) throws {
+            guard let position else { return }
+            try spool.withLock { spool throws(SpoolError) in try spool.acknowledge(sink: name, through: position) }
+            if failing { logger.notice("sink delivering again", metadata: ["sink": "\(name)"]) }
+            failing = false
+            backoff = 100
+        }
+        while !shouldStop() {
+            do {
+                let from = sentThrough
+                let batch = try spool.withLock { spool throws(SpoolError) in
+                    try spool.read(after: from ?? spool.cursor(for: name), maximumRecords: batchSize)
+                }
+                guard let last = batch.last else {
+                    try acknowledge(try sink.confirmed())
+                    pause(20)
+                    continue
+                }
+                let confirmed = try sink.send(batch)
+                sentThrough = last.next
+                try acknowledge(confirmed)
+            } catch {
+                if !failing {
+                    logger.error("sink failing; events wait in the spool", metadata: ["sink": "\(name)", "error": "\(error)"])
+                }
+                failing = true
+                sink.reset()
+                sentThrough = nil
+                pause(backoff + Int64.random(in: 0...(backoff / 2)))
+                backoff = min(backoff * 2, 5000)
+            }
+        }
+    }
+}
+
+/// Members of a spooled ECS event, read without parsing the whole object.
+enum SpooledEvent {
+    /// The string value of the first `"key":"…"` in the first 2 KiB (the encoder writes `event.id`
+    /// and `event.action` before any other member of those names). Escapes are not decoded: ids and
+    /// actions have none.
+    static func firstString(_ key: String, in payload: [UInt8]) -> String? {
+        let pattern = Array("\"\(key)\":\"".utf8)
+        let limit = min(payload.count, 2048) - pattern.count
+        guard limit > 0 else { return nil }
+        var index = 0
+        while index < limit {
+            if payload[index] == pattern[0], payload[index..<(index + pattern.count)].elementsEqual(pattern) {
+                let start = index + pattern.count
+                guard let end = payload[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return String(decoding: payload[start..<end], as: UTF8.self)
+            }
+            index += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends the spool as RFC 5424 syslog messages over TCP with octet-counted framing (RFC 6587), the
+/// way rsyslog's imtcp and syslog-ng's network() source take them, so existing pipelines (and
+/// their Kafka outputs) carry the events: `<PRI>1 @timestamp HOST herdwatch-agent PID
+/// event.action - {ECS JSON}`.
+///
+/// Syslog has no acknowledgments. A record counts as delivered once the receiving host's TCP
+/// stack has acknowledged its last byte (the socket's unacknowledged send queue, SIOCOUTQ, has
+/// drained past it); a connection that breaks before that sends it again. What a receiver accepted
+/// and then lost itself (killed with its queue in memory) cannot be seen from here: for that, use
+/// the NATS sink, or a receiver with a disk queue.
+public final class SyslogSink: SpoolSink {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// Syslog facility number: 16 (local0) by default; 10 is authpriv.
+        public var facility = 16
+        public var connectTimeoutMilliseconds: Int32 = 5000
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public let configuration: Configuration
+    public let name = "syslog"
+    private let hostName: String
+    private let processID: String
+    private var descriptor: Int32 = -1
+    /// Bytes written on this connection.
+    private var written: UInt64 = 0
+    /// Records written and not yet confirmed: where each ends in the connection's byte stream.
+    private var inFlight: [(end: UInt64, next: SpoolPosition)] = []
+    private var inFlightHead = 0
+
+    public init(configuration: Configuration, hostName: String) {
+        self.configuration = configuration
+        // HOSTNAME: printable ASCII without spaces, at most 255 (RFC 5424 section 6.2.4).
+        let printable = hostName.unicodeScalars.filter { $0.value > 32 && $0.value < 127 }.map(Character.init)
+        self.hostName = printable.isEmpty ? "-" : String(printable.prefix(255))
+        processID = String(getpid())
+    }
+
+    deinit { reset() }
+
+    public func send(_ records: [(payload: [UInt8], next: SpoolPosition)]) throws -> SpoolPosition? {
+        if descriptor < 0 { try connect() }
+        var frames: [UInt8] = []
+        frames.reserveCapacity(records.reduce(0) { $0 + $1.payload.count + 120 })
+        var ends: [(end: UInt64, next: SpoolPosition)] = []
+        for record in records {
+            let message = frame(record.payload)
+            frames += message
+            ends.append((written + UInt64(frames.count), record.next))
+        }
+        try writeAll(frames)
+        written += UInt64(frames.count)
+        inFlight += ends
+        return try confirmed()
+    }
+
+    public func confirmed() throws -> SpoolPosition? {
+        guard descriptor >= 0, inFlightHead < inFlight.count else { return nil }
+        // The receiver never writes: readable means it closed the connection or it failed.
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN) | Self.pollReadHangUp, revents: 0)
+        if poll(&poller, 1, 0) > 0, poller.revents & (Int16(POLLIN) | Self.pollReadHangUp | Int16(POLLERR) | Int16(POLLHUP)) != 0 {
+            throw SinkError(sink: name, reason: "the receiver closed the connection")
+        }
+        var unacknowledged: Int32 = 0
+        guard ioctl(descriptor, UInt(TIOCOUTQ), &unacknowledged) == 0 else {
+            throw SinkError(sink: name, reason: "SIOCOUTQ: \(String(cString: strerror(errno)))")
+        }
+        let delivered = written - UInt64(max(unacknowledged, 0))
+        var last: SpoolPosition?
+        while inFlightHead < inFlight.count, inFlight[inFlightHead].end <= delivered {
+            last = inFlight[inFlightHead].next
+            inFlightHead += 1
+        }
+        if inFlightHead > 4096, inFlightHead * 2 > inFlight.count {
+            inFlight.removeFirst(inFlightHead)
+            inFlightHead = 0
+        }
+        return last
+    }
+
+    /// POLLRDHUP (Linux; hidden behind _GNU_SOURCE in the headers Swift sees).
+    static let pollReadHangUp: Int16 = 0x2000
+
+    public func reset() {
+        if descriptor >= 0 { close(descriptor) }
+        descriptor = -1
+        written = 0
+        inFlight = []
+        inFlightHead = 0
+    }
+
+    /// `LENGTH SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
+    func frame(_ payload: [UInt8]) -> [UInt8] {
+        let timestamp = SpooledEvent.firstString("@timestamp", in: payload) ?? "-"
+        let action = SpooledEvent.firstString("action", in: payload).map { String($0.prefix(32)) } ?? "-"
+        let priority = configuration.facility * 8 + 6  // informational
+        let header = Array("<\(priority)>1 \(timestamp) \(hostName) herdwatch-agent \(processID) \(action) - ".utf8)
+        return Array("\(header.count + payload.count) ".utf8) + header + payload
+    }
+
+    private func connect() throws {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var found: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(configuration.host, String(configuration.port), &hints, &found)
+        guard status == 0, let first = found else {
+            throw SinkError(sink: name, reason: "cannot resolve \(configuration.host): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(found) }
+        var failure = "no address"
+        var candidate: UnsafeMutablePointer<addrinfo>? = first
+        while let address = candidate {
+            candidate = address.pointee.ai_next
+            let socket = Glibc.socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard socket >= 0 else { continue }
+            // Connect without blocking longer than the timeout, then write with a timeout.
+            let flags = fcntl(socket, F_GETFL)
+            _ = fcntl(socket, F_SETFL, flags | O_NONBLOCK)
+            var result = Glibc.connect(socket, address.pointee.ai_addr, address.pointee.ai_addrlen)
+            if result != 0 && errno == EINPROGRESS {
+                var poller = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                if poll(&poller, 1, configuration.connectTimeoutMilliseconds) == 1,
+                    getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0
+                {
+                    result = 0
+                } else {
+                    errno = error != 0 ? error : ETIMEDOUT
+                }
+            }
+            guard result == 0 else {
+                failure = String(cString: strerror(errno))
+                close(socket)
+                continue
+            }
+            _ = fcntl(socket, F_SETFL, flags)
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var one: Int32 = 1
+            setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            descriptor = socket
+            return
+        }
+        throw SinkError(sink: name, reason: "cannot connect to \(configuration.host):\(configuration.port): \(failure)")
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SinkError(sink: name, reason: "write: \(String(cString: strerror(errno)))")
+            }
+            offset += count
+        }
+    }
+}
+
+public struct SinkError: Error, Sendable, CustomStringConvertible {
+    public var sink: String
+    public var reason: String
+    public var description: String { "\(sink): \(reason)" }
+}

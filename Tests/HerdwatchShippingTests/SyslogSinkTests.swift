@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+
+@testable import HerdwatchShipping
+
+@Suite struct SyslogSinkTests {
+    @Test func anEventIsOneOctetCountedRFC5424Message() throws {
+        var configuration = SyslogSink.Configuration(host: "127.0.0.1", port: 514)
+        configuration.facility = 10
+        let sink = SyslogSink(configuration: configuration, hostName: "web 1.example")
+        let event = #"{"@timestamp":"2026-11-23T10:00:00.123Z","event":{"kind":"event","action":"process-started","id":"abc-1"},"message":"ünïcode"}"#
+        let frame = String(decoding: sink.frame(Array(event.utf8)), as: UTF8.self)
+        let space = try #require(frame.firstIndex(of: " "))
+        let length = try #require(Int(frame[..<space]))
+        let message = frame[frame.index(after: space)...]
+        #expect(length == message.utf8.count, "the count is in bytes")
+        #expect(message.hasPrefix("<86>1 2026-11-23T10:00:00.123Z web1.example herdwatch-agent \(getpid()) process-started - {"))
+        #expect(message.hasSuffix(event))
+        #expect(SpooledEvent.firstString("id", in: Array(event.utf8)) == "abc-1")
+        #expect(SpooledEvent.firstString("missing", in: Array(event.utf8)) == nil)
+    }
+
+    @Test func nobodyListeningIsAnErrorNotAHang() {
+        let sink = SyslogSink(configuration: SyslogSink.Configuration(host: "127.0.0.1", port: 9), hostName: "h")
+        #expect(throws: SinkError.self) {
+            _ = try sink.send([(Array("{}".utf8), SpoolPosition(segment: 1, offset: 10))])
+        }
+    }
+}
