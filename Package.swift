@@ -81,6 +81,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // scripts/bench-ship: the shipping path's throughput (spool → NATS JetStream sink).
+        .executableTarget(
+            name: "herdwatch-bench-ship",
+            dependencies: ["HerdwatchShipping", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/ShipBench"
+        ),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
         .testTarget(name: "HerdwatchAuditTests", dependencies: ["HerdwatchAudit", "HerdwatchEvents"]),
         .testTarget(
