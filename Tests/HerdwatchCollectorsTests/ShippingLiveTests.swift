@@ -202,4 +202,41 @@ import Testing
             #expect(firstSeen.count == count, "one event id per event")
         }
     }
+
+    /// The agent is killed (SIGKILL) with a burst spooled but not yet shipped (the server was down),
+    /// and started again once the server is back: every event reaches the stream, once.
+    @Test(.enabled(if: available, "needs root, the kernel's audit subsystem, the built agent and nats-server"))
+    func anAgentKilledBeforeShippingLosesNothing() throws {
+        try withKernelAudit {
+            let run = try Run()
+            defer { try? FileManager.default.removeItem(at: run.folder) }
+            let server = try NATSServer()
+            server.stop(signal: SIGTERM)
+            var agent = try run.startAgent(nats: server.url)
+            var status: Int32 = 0
+            defer {
+                kill(agent, SIGTERM)
+                waitpid(agent, &status, 0)
+            }
+            let count = 2000
+            run.wait(try run.burst(count))
+            // Everything spooled: the output file (fed from the spool) has every marker.
+            let output = run.folder.appendingPathComponent("events.jsonl")
+            waitUntil(seconds: 10) {
+                let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+                return text.components(separatedBy: "\"MARK-").count - 1 >= count
+            }
+            kill(agent, SIGKILL)
+            waitpid(agent, &status, 0)
+            try server.start()
+            agent = try run.startAgent(nats: server.url)
+
+            let reader = try JetStream(url: server.url)
+            var seen: [(marker: Int, id: String?)] = []
+            for _ in 0..<100 where Set(seen.map(\.marker)).count < count {
+                do { try run.collect(reader, into: &seen) } catch { usleep(200_000) }
+            }
+            check(seen, count: count)
+        }
+    }
 }
