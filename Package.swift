@@ -8,7 +8,8 @@ import PackageDescription
 //   HerdwatchPipeline reading logs (plain, gzip, stdin) through the audit stages to an event sink
 //   HerdwatchCollectors  live sources on the host: the kernel's audit netlink socket and its rules
 //   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
-//   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream)
+//   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
+//   HerdwatchStore       the central store (SQLite via GRDB) and its read-only fleet queries
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -56,6 +58,8 @@ let package = Package(
             name: "HerdwatchPolicy",
             dependencies: ["HerdwatchEvents", .product(name: "Metrics", package: "swift-metrics")]
         ),
+        // The central store (server side only: the agent never links it).
+        .target(name: "HerdwatchStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .target(
@@ -65,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "herdwatch",
             dependencies: [
-                "HerdwatchPipeline",
+                "HerdwatchPipeline", "HerdwatchStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -88,6 +92,7 @@ let package = Package(
             path: "Benchmarks/ShipBench"
         ),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
+        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore"]),
         .testTarget(name: "HerdwatchAuditTests", dependencies: ["HerdwatchAudit", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchPipelineTests",

@@ -207,6 +207,21 @@ final class CollectionService: Service, Sendable {
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
         var spoolDrops = (count: spool.withLock { $0.droppedRecords }, since: SystemClock.wallMilliseconds())
+        /// The spool was full: what it dropped since the last report is reported like any other
+        /// loss. True when there was something to report.
+        @discardableResult
+        func reportSpoolDrops(now: Int64) throws -> Bool {
+            let dropped = spool.withLock { $0.droppedRecords }
+            guard dropped > spoolDrops.count else { return false }
+            var loss = Event(timestamp: AuditTimestamp(milliseconds: now), kind: .telemetryLoss, outcome: .failure)
+            loss.module = "agent"
+            loss.host.name = configuration.hostName
+            loss.loss = Event.Loss(
+                source: "spool", count: dropped - spoolDrops.count, unit: "events", windowStart: spoolDrops.since, windowEnd: now)
+            try emit(loss, produced: true)
+            spoolDrops = (dropped, now)
+            return true
+        }
         try collector.run(
             pollMilliseconds: 50,
             shouldStop: { flags.stop.load(ordering: .relaxed) },
@@ -246,18 +261,7 @@ final class CollectionService: Service, Sendable {
                 }
                 if let failure { throw failure }
                 now = SystemClock.wallMilliseconds()
-                let dropped = spool.withLock { $0.droppedRecords }
-                if dropped > spoolDrops.count {
-                    // The spool was full: what it dropped is reported like any other loss.
-                    var loss = Event(timestamp: AuditTimestamp(milliseconds: now), kind: .telemetryLoss, outcome: .failure)
-                    loss.module = "agent"
-                    loss.host.name = configuration.hostName
-                    loss.loss = Event.Loss(
-                        source: "spool", count: dropped - spoolDrops.count, unit: "events",
-                        windowStart: spoolDrops.since, windowEnd: now)
-                    try emit(loss, produced: true)
-                    spoolDrops = (dropped, now)
-                }
+                try reportSpoolDrops(now: now)
                 if settings.heartbeatSeconds > 0, var beat = health.heartbeat(now: now) {
                     beat.agentHealth?.profile = policy.profile.name
                     beat.agentHealth?.cost = policy.cost.takeSinceHeartbeat()
@@ -273,7 +277,11 @@ final class CollectionService: Service, Sendable {
             try emit(event)
         }
         for event in policy.finish(now: SystemClock.wallMilliseconds()) { try emit(event, produced: true) }
-        try delivery.deliver()
+        // The last flush may drop too: report it, and flush the report (a few rounds at most).
+        for _ in 0..<3 {
+            try delivery.deliver()
+            guard try reportSpoolDrops(now: SystemClock.wallMilliseconds()) else { break }
+        }
         collector.stop()
         logger.info("stopped", metadata: ["events": "\(collector.statistics.events)"])
     }

@@ -1,0 +1,229 @@
+import Foundation
+import GRDB
+
+/// Which hosts a query sees.
+public enum HostScope: Sendable, Equatable {
+    case all
+    case names([String])
+
+    /// `all`, or host names separated by commas.
+    public init(parsing text: String) {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        self = text == "all" || names.isEmpty ? .all : .names(names)
+    }
+}
+
+public struct QueryOptions: Sendable {
+    public var hosts: HostScope = .all
+    /// Milliseconds since the epoch; events outside are not seen.
+    public var since: Int64?
+    public var until: Int64?
+    public var limit = 1000
+    public var timeoutSeconds: Double = 10
+    public init() {}
+}
+
+public enum QueryValue: Sendable, Equatable, CustomStringConvertible {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob(Int)
+
+    init(_ value: DatabaseValue) {
+        switch value.storage {
+        case .null: self = .null
+        case .int64(let number): self = .integer(number)
+        case .double(let number): self = .real(number)
+        case .string(let text): self = .text(text)
+        case .blob(let data): self = .blob(data.count)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .null: ""
+        case .integer(let number): String(number)
+        case .real(let number): String(number)
+        case .text(let text): text
+        case .blob(let count): "<\(count) bytes>"
+        }
+    }
+}
+
+public struct QueryResult: Sendable, Equatable {
+    public var columns: [String]
+    public var rows: [[QueryValue]]
+    /// More rows than the limit matched.
+    public var truncated: Bool
+}
+
+public enum QueryError: Error, Sendable, Equatable, CustomStringConvertible {
+    case refused(String)
+    case invalid(String)
+    case timedOut(Double)
+
+    public var description: String {
+        switch self {
+        case .refused(let reason): "query refused: \(reason)"
+        case .invalid(let reason): "query failed: \(reason)"
+        case .timedOut(let seconds): "query stopped after \(seconds) s (--timeout)"
+        }
+    }
+}
+
+/// Queries read, one statement at a time, through the documented views only. Three locks: the text
+/// must be one SELECT (or WITH … SELECT, or VALUES) naming no stored table; the prepared statement
+/// must be read-only for SQLite; the database is opened read-only.
+///
+/// The views — `events`, `processes`, `network`, `files`, `logins`, `hosts` — are common table
+/// expressions put in front of the query, already limited to the scope's hosts and time bounds, so
+/// a query cannot see past its scope.
+public enum QueryGuard {
+    /// Names a query may not use: the stored tables behind the views, and SQLite's catalog.
+    static let storedNames: Set<String> = [
+        "event_store", "host_store", "event_fts", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
+        "sqlite_temp_schema", "grdb_migrations",
+    ]
+
+    public static let views: [(name: String, meaning: String)] = [
+        ("events", "every event"),
+        ("processes", "process starts and exits (category process)"),
+        ("network", "connections (category network)"),
+        ("files", "file changes (category file)"),
+        ("logins", "logins, authentication, sessions, account changes"),
+        ("hosts", "hosts: name, first_seen, last_seen, events, profile"),
+    ]
+
+    /// Refuses what is not one reading statement over the views, naming the statement kind.
+    public static func check(_ sql: String) throws(QueryError) {
+        let tokens = tokenize(sql)
+        guard let first = tokens.first else { throw .refused("empty query") }
+        if let semicolon = tokens.firstIndex(of: ";"), tokens[(semicolon + 1)...].contains(where: { $0 != ";" }) {
+            throw .refused("one statement at a time (found more after ';')")
+        }
+        let keyword = first.uppercased()
+        guard ["SELECT", "WITH", "VALUES"].contains(keyword) else {
+            let kind = ["INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "ATTACH", "DETACH", "PRAGMA",
+                "VACUUM", "REINDEX", "ANALYZE", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "EXPLAIN"]
+                .first { $0 == keyword } ?? keyword
+            throw .refused("\(kind) statements are not allowed; queries only read (SELECT)")
+        }
+        for token in tokens {
+            let name = token.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"`[]"))
+            if storedNames.contains(name) {
+                throw .refused("'\(name)' is not queryable; use the views: \(views.map(\.name).joined(separator: ", "))")
+            }
+            if name == "main" || name == "temp" {
+                throw .refused("schema names are not allowed; use the views: \(views.map(\.name).joined(separator: ", "))")
+            }
+        }
+    }
+
+    /// The query with the views in front, and their arguments.
+    static func scoped(_ sql: String, options: QueryOptions) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+        var conditions: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        var hostCondition = ""
+        if case .names(let names) = options.hosts {
+            hostCondition = "host IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
+            conditions.append(hostCondition)
+            arguments += names
+        }
+        if let since = options.since {
+            conditions.append("time >= ?")
+            arguments.append(since)
+        }
+        if let until = options.until {
+            conditions.append("time < ?")
+            arguments.append(until)
+        }
+        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        var hostArguments: [(any DatabaseValueConvertible)?] = []
+        var hostWhere = ""
+        if case .names(let names) = options.hosts {
+            hostWhere = " WHERE name IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
+            hostArguments = names
+        }
+        let columns = """
+            id, host, strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch') AS timestamp, time, kind, action, category, \
+            outcome, module, pid, executable, command_line, entity_id, parent_entity_id, user_name, source_ip, destination_ip, \
+            destination_port, file_path, tags, json
+            """
+        let views = """
+            events AS (SELECT \(columns) FROM event_store\(whereClause)), \
+            processes AS (SELECT * FROM events WHERE category LIKE '%process%'), \
+            network AS (SELECT * FROM events WHERE category LIKE '%network%'), \
+            files AS (SELECT * FROM events WHERE category LIKE '%file%'), \
+            logins AS (SELECT * FROM events WHERE category LIKE '%authentication%' OR category LIKE '%session%' OR category LIKE '%iam%'), \
+            hosts AS (SELECT name, strftime('%Y-%m-%dT%H:%M:%fZ', first_seen / 1000.0, 'unixepoch') AS first_seen, \
+            strftime('%Y-%m-%dT%H:%M:%fZ', last_seen / 1000.0, 'unixepoch') AS last_seen, events, profile FROM host_store\(hostWhere))
+            """
+        let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: ";"))
+        let tokens = tokenize(trimmed)
+        if tokens.first?.uppercased() == "WITH" {
+            // Their common table expressions after ours (after RECURSIVE, which must come first).
+            let withRange = trimmed.range(of: "with", options: [.caseInsensitive, .anchored])!
+            var rest = trimmed[withRange.upperBound...]
+            var prefix = "WITH "
+            if tokens.count > 1, tokens[1].uppercased() == "RECURSIVE" {
+                let recursive = rest.range(of: "recursive", options: .caseInsensitive)!
+                rest = rest[recursive.upperBound...]
+                prefix = "WITH RECURSIVE "
+            }
+            return (prefix + views + ", " + rest, arguments + hostArguments)
+        }
+        return ("WITH " + views + " " + trimmed, arguments + hostArguments)
+    }
+
+    /// Words, quoted identifiers and punctuation, without comments and string literals.
+    static func tokenize(_ sql: String) -> [String] {
+        var tokens: [String] = []
+        let characters = Array(sql)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            if character == "-", index + 1 < characters.count, characters[index + 1] == "-" {
+                while index < characters.count, characters[index] != "\n" { index += 1 }
+            } else if character == "/", index + 1 < characters.count, characters[index + 1] == "*" {
+                index += 2
+                while index + 1 < characters.count, !(characters[index] == "*" && characters[index + 1] == "/") { index += 1 }
+                index += 2
+            } else if character == "'" {
+                index += 1
+                while index < characters.count {
+                    if characters[index] == "'" {
+                        if index + 1 < characters.count, characters[index + 1] == "'" { index += 2; continue }
+                        break
+                    }
+                    index += 1
+                }
+                index += 1
+                tokens.append("''")
+            } else if character == "\"" || character == "`" || character == "[" {
+                let close: Character = character == "[" ? "]" : character
+                var name = ""
+                index += 1
+                while index < characters.count, characters[index] != close {
+                    name.append(characters[index])
+                    index += 1
+                }
+                index += 1
+                tokens.append(name)
+            } else if character.isLetter || character == "_" || character.isNumber {
+                var word = ""
+                while index < characters.count, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "$" {
+                    word.append(characters[index])
+                    index += 1
+                }
+                tokens.append(word)
+            } else if character.isWhitespace {
+                index += 1
+            } else {
+                tokens.append(String(character))
+                index += 1
+            }
+        }
+        return tokens
+    }
+}

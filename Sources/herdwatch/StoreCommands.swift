@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import HerdwatchStore
+
+/// Where the store lives.
+struct StoreLocation: ParsableArguments {
+    @Option(help: "The SQLite store (default /var/lib/herdwatch/events.db).")
+    var db: String = "/var/lib/herdwatch/events.db"
+}
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Store ECS JSON event lines (what the agent or replay writes) in the store.",
+        discussion: """
+            Each event is stored once (by event.id): importing the same file twice stores nothing new. \
+            A line that is not an event with event.id, host.name and @timestamp is reported with file \
+            and line and skipped; the rest are stored. Exit status: 0, or 1 when a line was skipped.
+            """
+    )
+
+    @Argument(help: "Files of ECS JSON lines; '-' reads standard input.")
+    var files: [String]
+
+    @OptionGroup var store: StoreLocation
+
+    func run() throws {
+        let events = try EventStore(path: store.db)
+        var total = EventStore.IngestResult()
+        for file in files {
+            let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+            let text = String(decoding: data, as: UTF8.self)
+            let result = try events.ingest(lines: text.split(separator: "\n", omittingEmptySubsequences: false))
+            for rejection in result.rejected { FileHandle.standardError.write(Data("\(file):\(rejection)\n".utf8)) }
+            total.inserted += result.inserted
+            total.duplicates += result.duplicates
+            total.rejected += result.rejected
+        }
+        FileHandle.standardError.write(
+            Data("stored \(total.inserted) events, \(total.duplicates) already stored, \(total.rejected.count) lines skipped\n".utf8))
+        if !total.rejected.isEmpty { throw ExitCode.failure }
+    }
+}
+
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Ask the fleet a question in SQL (read-only) over the documented views.",
+        discussion: """
+            Views: \(QueryGuard.views.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; ")). \
+            Event views have the columns id, host, timestamp, time (ms), kind, action, category, outcome, \
+            module, pid, executable, command_line, entity_id, parent_entity_id, user_name, source_ip, \
+            destination_ip, destination_port, file_path, tags and json (the whole ECS event; use \
+            json_extract). Only one SELECT at a time: writes, ATTACH, PRAGMA, several statements and the \
+            stored tables are refused. Exit status: 0, 1 when refused or failed.
+
+            Example: herdwatch query --hosts web1,web2 --since -1h \
+            "SELECT host, executable, count(*) AS n FROM processes GROUP BY 1, 2 ORDER BY n DESC"
+            """
+    )
+
+    @Argument(help: "One SELECT statement.")
+    var sql: String
+
+    @Option(help: "Hosts the query sees: all, or names separated by commas.")
+    var hosts: String = "all"
+
+    @Option(help: "Only events at or after this time: ISO 8601 (2026-11-23T10:00:00Z) or relative (-1h, -30m, -7d).")
+    var since: String?
+
+    @Option(help: "Only events before this time (same forms).")
+    var until: String?
+
+    @Option(help: "Rows at most.")
+    var limit: Int = 1000
+
+    @Option(help: "Seconds before the query is stopped.")
+    var timeout: Double = 10
+
+    @Option(help: "table, json (one object per row) or csv.")
+    var format: String = "table"
+
+    @OptionGroup var store: StoreLocation
+
+    func validate() throws {
+        guard ["table", "json", "csv"].contains(format) else { throw ValidationError("--format must be table, json or csv") }
+        guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        for (name, value) in [("--since", since), ("--until", until)] {
+            if let value, Self.time(value) == nil { throw ValidationError("\(name): '\(value)' is not a time (ISO 8601 or -1h)") }
+        }
+    }
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: store.db) else { throw ValidationError("no store at \(store.db)") }
+        var options = QueryOptions()
+        options.hosts = HostScope(parsing: hosts)
+        options.since = since.flatMap(Self.time)
+        options.until = until.flatMap(Self.time)
+        options.limit = limit
+        options.timeoutSeconds = timeout
+        let result: QueryResult
+        do {
+            result = try EventStore(path: store.db).query(sql, options: options)
+        } catch let error as QueryError {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        print(Self.render(result, format: format), terminator: "")
+        if result.truncated {
+            FileHandle.standardError.write(Data("(more than \(limit) rows; raise --limit)\n".utf8))
+        }
+    }
+
+    /// ISO 8601, or `-N` with s, m, h or d: that long ago.
+    static func time(_ text: String) -> Int64? {
+        if text.hasPrefix("-"), let unit = text.last, let amount = Double(text.dropFirst().dropLast()) {
+            let scale: Double? = ["s": 1, "m": 60, "h": 3600, "d": 86400][String(unit)]
+            guard let scale else { return nil }
+            return Int64((Date().timeIntervalSince1970 - amount * scale) * 1000)
+        }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
+    }
+
+    static func render(_ result: QueryResult, format: String) -> String {
+        switch format {
+        case "json":
+            return result.rows.map { row in
+                var object: [String: Any] = [:]
+                for (column, value) in zip(result.columns, row) {
+                    switch value {
+                    case .null: object[column] = NSNull()
+                    case .integer(let number): object[column] = number
+                    case .real(let number): object[column] = number
+                    case .text(let text): object[column] = text
+                    case .blob: object[column] = value.description
+                    }
+                }
+                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+                return String(decoding: data, as: UTF8.self) + "\n"
+            }.joined()
+        case "csv":
+            func field(_ text: String) -> String {
+                text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+            }
+            return ([result.columns.map(field).joined(separator: ",")]
+                + result.rows.map { $0.map { field($0.description) }.joined(separator: ",") }).joined(separator: "\n") + "\n"
+        default:
+            let cells = [result.columns] + result.rows.map { $0.map { String($0.description.prefix(60)) } }
+            let widths = result.columns.indices.map { column in cells.map { $0[column].count }.max() ?? 0 }
+            return cells.enumerated().map { index, row in
+                let line = zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
+                return index == 0 ? line + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") : line
+            }.joined(separator: "\n") + "\n(\(result.rows.count) rows)\n"
+        }
+    }
+}
