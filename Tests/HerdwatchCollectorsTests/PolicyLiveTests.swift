@@ -116,6 +116,13 @@ import Testing
         events.compactMap { ($0["event"] as? [String: Any])?["action"] as? String }
     }
 
+    /// Whether the workload's last action (the drift tool's exec) has come out: audit events come
+    /// in order, so everything before it has too.
+    func workloadDone(_ events: [[String: Any]], run: String, folder: URL) -> Bool {
+        let drift = folder.appendingPathComponent("hw-drift-\(run)").path
+        return events.contains { (($0["process"] as? [String: Any])?["executable"] as? String) == drift }
+    }
+
     func mustKeepPresent(_ events: [[String: Any]], run: String, folder: URL) {
         func has(_ action: String, where test: ([String: Any]) -> Bool = { _ in true }) -> Bool {
             events.contains { ($0["event"] as? [String: Any])?["action"] as? String == action && test($0) }
@@ -146,7 +153,7 @@ import Testing
             do {
                 defer { stop(pet) }
                 try workload(petRun, trees: 1...treeCount, critical: true, folder: pet.folder)
-                waitUntil(seconds: 10) { execsByTree(pet.events(), run: petRun).values.reduce(0) { $0 + $1.count } >= treeCount * 5 }
+                waitUntil(seconds: 30) { workloadDone(pet.events(), run: petRun, folder: pet.folder) }
                 usleep(1_500_000)  // a heartbeat, and stragglers
             }
             let petEvents = pet.events()
@@ -164,6 +171,7 @@ import Testing
             do {
                 defer { stop(cattle) }
                 try workload(cattleRun, trees: 1...treeCount, critical: true, folder: cattle.folder)
+                waitUntil(seconds: 30) { workloadDone(cattle.events(), run: cattleRun, folder: cattle.folder) }
                 usleep(1_500_000)
 
                 // What it costs, by class, before and after the policy.

@@ -301,6 +301,8 @@ public final class AuditCollector {
             try poll(timeoutMilliseconds: pollMilliseconds, emit: emit)
             try afterBatch()
         }
+        // What the kernel had already queued when the stop came.
+        try poll(timeoutMilliseconds: 0, emit: emit)
         try pipeline.finish(emit: emit)
         try emitExits(olderThan: .max, emit: emit)
         try afterBatch()
