@@ -1,3 +1,5 @@
+import HerdwatchEvents
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,9 +11,11 @@ import Glibc
 ///
 /// Syslog has no acknowledgments. A record counts as delivered once the receiving host's TCP
 /// stack has acknowledged its last byte (the socket's unacknowledged send queue, SIOCOUTQ, has
-/// drained past it); a connection that breaks before that sends it again. What a receiver accepted
-/// and then lost itself (killed with its queue in memory) cannot be seen from here: for that, use
-/// the NATS sink, or a receiver with a disk queue.
+/// drained past it) and the connection then stayed up for `settleMilliseconds`: a receiver that
+/// shuts down discards what it had not yet read from its socket, and the connection closing within
+/// that time sends those records again. What a receiver read and then lost itself (killed with its
+/// queue in memory) cannot be seen from here: for that, use the NATS sink, or a receiver with a
+/// disk queue.
 public final class SyslogSink: SpoolSink {
     public struct Configuration: Sendable {
         public var host: String
@@ -19,6 +23,8 @@ public final class SyslogSink: SpoolSink {
         /// Syslog facility number: 16 (local0) by default; 10 is authpriv.
         public var facility = 16
         public var connectTimeoutMilliseconds: Int32 = 5000
+        /// How long acknowledged bytes must stay acknowledged on an open connection.
+        public var settleMilliseconds: Int64 = 2000
 
         public init(host: String, port: Int) {
             self.host = host
@@ -33,8 +39,9 @@ public final class SyslogSink: SpoolSink {
     private var descriptor: Int32 = -1
     /// Bytes written on this connection.
     private var written: UInt64 = 0
-    /// Records written and not yet confirmed: where each ends in the connection's byte stream.
-    private var inFlight: [(end: UInt64, next: SpoolPosition)] = []
+    /// Records written and not yet confirmed: where each ends in the connection's byte stream, and
+    /// when its last byte was first seen acknowledged.
+    private var inFlight: [(end: UInt64, next: SpoolPosition, acknowledgedAt: Int64?)] = []
     private var inFlightHead = 0
 
     public init(configuration: Configuration, hostName: String) {
@@ -51,11 +58,11 @@ public final class SyslogSink: SpoolSink {
         if descriptor < 0 { try connect() }
         var frames: [UInt8] = []
         frames.reserveCapacity(records.reduce(0) { $0 + $1.payload.count + 120 })
-        var ends: [(end: UInt64, next: SpoolPosition)] = []
+        var ends: [(end: UInt64, next: SpoolPosition, acknowledgedAt: Int64?)] = []
         for record in records {
             let message = frame(record.payload)
             frames += message
-            ends.append((written + UInt64(frames.count), record.next))
+            ends.append((written + UInt64(frames.count), record.next, nil))
         }
         try writeAll(frames)
         written += UInt64(frames.count)
@@ -75,8 +82,16 @@ public final class SyslogSink: SpoolSink {
             throw SinkError(sink: name, reason: "SIOCOUTQ: \(String(cString: strerror(errno)))")
         }
         let delivered = written - UInt64(max(unacknowledged, 0))
+        let now = SystemClock.monotonicMilliseconds()
+        var index = inFlightHead
+        while index < inFlight.count, inFlight[index].end <= delivered {
+            if inFlight[index].acknowledgedAt == nil { inFlight[index].acknowledgedAt = now }
+            index += 1
+        }
         var last: SpoolPosition?
-        while inFlightHead < inFlight.count, inFlight[inFlightHead].end <= delivered {
+        while inFlightHead < inFlight.count, let acknowledged = inFlight[inFlightHead].acknowledgedAt,
+            now - acknowledged >= configuration.settleMilliseconds
+        {
             last = inFlight[inFlightHead].next
             inFlightHead += 1
         }
