@@ -28,8 +28,10 @@ import HerdwatchTestSupport
         #expect(JetStream.subjectToken("web 1.example.com") == "web_1_example_com")
     }
 
-    /// The server is killed in the middle of a run of batches and started again on the same store:
-    /// the publisher retries what was not acknowledged, and the stream holds each message once.
+    /// The server is restarted (SIGTERM, then started again on the same store) in the middle of a run
+    /// of batches: the publisher retries what was not acknowledged, and the stream holds each
+    /// message once. (SIGKILL is not used: nats-server 2.9 can lose messages it had acknowledged
+    /// but not yet written out, which no publisher can see.)
     @Test(.enabled(if: available, "needs nats-server (scripts/setup installs it)"))
     func aServerRestartDuringPublishingLosesNothing() throws {
         let server = try NATSServer()
@@ -39,7 +41,7 @@ import HerdwatchTestSupport
         var failures = 0
         var start = 0
         while start < total {
-            if start == 1000 && failures == 0 { server.stop(signal: SIGKILL) }
+            if start == 1000 && failures == 0 { server.stop(signal: SIGTERM) }
             do {
                 try stream.publish(messages(start..<(start + 100)), timeoutMilliseconds: 500)
                 start += 100
