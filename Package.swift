@@ -10,6 +10,7 @@ import PackageDescription
 //   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
 //   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
 //   HerdwatchStore       the central store (SQLite via GRDB) and its read-only fleet queries
+//   HerdwatchServer      `herdwatch server`: HTTP ingest from agents (Hummingbird)
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -60,6 +62,13 @@ let package = Package(
         ),
         // The central store (server side only: the agent never links it).
         .target(name: "HerdwatchStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "HerdwatchServer",
+            dependencies: [
+                "HerdwatchStore", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .target(
@@ -69,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "herdwatch",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchStore",
+                "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -93,6 +102,13 @@ let package = Package(
         ),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
         .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore"]),
+        .testTarget(
+            name: "HerdwatchServerTests",
+            dependencies: [
+                "HerdwatchServer", "HerdwatchStore", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "HerdwatchAuditTests", dependencies: ["HerdwatchAudit", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchPipelineTests",

@@ -123,63 +123,13 @@ public final class SyslogSink: SpoolSink {
     }
 
     private func connect() throws {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_family = AF_UNSPEC
-        var found: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(configuration.host, String(configuration.port), &hints, &found)
-        guard status == 0, let first = found else {
-            throw SinkError(sink: name, reason: "cannot resolve \(configuration.host): \(String(cString: gai_strerror(status)))")
-        }
-        defer { freeaddrinfo(found) }
-        var failure = "no address"
-        var candidate: UnsafeMutablePointer<addrinfo>? = first
-        while let address = candidate {
-            candidate = address.pointee.ai_next
-            let socket = Glibc.socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard socket >= 0 else { continue }
-            // Connect without blocking longer than the timeout, then write with a timeout.
-            let flags = fcntl(socket, F_GETFL)
-            _ = fcntl(socket, F_SETFL, flags | O_NONBLOCK)
-            var result = Glibc.connect(socket, address.pointee.ai_addr, address.pointee.ai_addrlen)
-            if result != 0 && errno == EINPROGRESS {
-                var poller = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
-                var error: Int32 = 0
-                var length = socklen_t(MemoryLayout<Int32>.size)
-                if poll(&poller, 1, configuration.connectTimeoutMilliseconds) == 1,
-                    getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0
-                {
-                    result = 0
-                } else {
-                    errno = error != 0 ? error : ETIMEDOUT
-                }
-            }
-            guard result == 0 else {
-                failure = String(cString: strerror(errno))
-                close(socket)
-                continue
-            }
-            _ = fcntl(socket, F_SETFL, flags)
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var one: Int32 = 1
-            setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            descriptor = socket
-            return
-        }
-        throw SinkError(sink: name, reason: "cannot connect to \(configuration.host):\(configuration.port): \(failure)")
+        descriptor = try TCPConnection(
+            host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.connectTimeoutMilliseconds, sink: name
+        ).descriptor
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SinkError(sink: name, reason: "write: \(String(cString: strerror(errno)))")
-            }
-            offset += count
-        }
+        try TCPConnection(descriptor: descriptor).send(bytes, sink: name)
     }
 }
 

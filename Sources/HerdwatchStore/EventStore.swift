@@ -82,32 +82,64 @@ public final class EventStore: Sendable {
             }
         }
         if allOrNothing && !result.rejected.isEmpty { return result }
-        try pool.write { db in
-            let insert = try db.cachedStatement(
-                sql: """
-                    INSERT OR IGNORE INTO event_store (id, host, time, kind, action, category, outcome, module, pid, executable,
-                        command_line, entity_id, parent_entity_id, user_name, source_ip, destination_ip, destination_port,
-                        file_path, tags, json)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-            let host = try db.cachedStatement(
-                sql: """
-                    INSERT INTO host_store (name, first_seen, last_seen, events, profile) VALUES (?, ?, ?, 1, ?)
-                    ON CONFLICT(name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
-                        first_seen = min(first_seen, excluded.first_seen), events = events + 1,
-                        profile = coalesce(excluded.profile, profile)
-                    """)
-            for row in rows {
-                try insert.execute(arguments: row.arguments)
-                if db.changesCount == 1 {
-                    result.inserted += 1
-                    try host.execute(arguments: [row.host, row.time, row.time, row.profile])
-                } else {
-                    result.duplicates += 1
+        let (inserted, duplicates) = try pool.write { db in try Self.insert(rows, into: db) }
+        result.inserted = inserted
+        result.duplicates = duplicates
+        return result
+    }
+
+    /// An agent's batch: stored whole or not at all, and only if every event is from `host` (the
+    /// host its token authenticates). Returns once the batch is on disk.
+    public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
+        var result = IngestResult()
+        var rows: [StoredEvent] = []
+        for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
+            do {
+                let row = try StoredEvent(json: line)
+                guard row.host == host else {
+                    throw StoredEvent.Invalid(description: "host.name '\(row.host)' is not the token's host '\(host)'")
                 }
+                rows.append(row)
+            } catch {
+                result.rejected.append(Rejection(line: index + 1, reason: "\(error)"))
             }
         }
+        guard result.rejected.isEmpty else { return result }
+        let batch = rows
+        let (inserted, duplicates) = try await pool.write { db in try Self.insert(batch, into: db) }
+        result.inserted = inserted
+        result.duplicates = duplicates
         return result
+    }
+
+    /// Inserts rows not stored yet and counts hosts; returns (inserted, duplicates).
+    private static func insert(_ rows: [StoredEvent], into db: Database) throws -> (Int, Int) {
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT OR IGNORE INTO event_store (id, host, time, kind, action, category, outcome, module, pid, executable,
+                    command_line, entity_id, parent_entity_id, user_name, source_ip, destination_ip, destination_port,
+                    file_path, tags, json)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        let host = try db.cachedStatement(
+            sql: """
+                INSERT INTO host_store (name, first_seen, last_seen, events, profile) VALUES (?, ?, ?, 1, ?)
+                ON CONFLICT(name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+                    first_seen = min(first_seen, excluded.first_seen), events = events + 1,
+                    profile = coalesce(excluded.profile, profile)
+                """)
+        var inserted = 0
+        var duplicates = 0
+        for row in rows {
+            try insert.execute(arguments: row.arguments)
+            if db.changesCount == 1 {
+                inserted += 1
+                try host.execute(arguments: [row.host, row.time, row.time, row.profile])
+            } else {
+                duplicates += 1
+            }
+        }
+        return (inserted, duplicates)
     }
 
     /// Runs one read-only query over the documented views, scoped and bounded (see `QueryGuard`).
@@ -146,7 +178,7 @@ public final class EventStore: Sendable {
 }
 
 /// One row of `event_store`, read from an ECS JSON line.
-struct StoredEvent {
+struct StoredEvent: Sendable {
     var id: String
     var host: String
     var time: Int64

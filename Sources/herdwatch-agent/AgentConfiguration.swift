@@ -34,6 +34,9 @@ struct AgentConfiguration: Equatable {
     var natsStream = "HERDWATCH"
     var natsSubjectPrefix = "herdwatch.events"
     var natsCreatesStream = true
+    /// HTTP sink to `herdwatch server`: off without a URL; the token is read from a file.
+    var httpURL: String?
+    var httpTokenFile: String?
     /// Syslog sink (RFC 5424 over TCP): off without an address.
     var syslogAddress: HostAndPort?
     var syslogFacility = 16
@@ -87,6 +90,9 @@ struct AgentConfiguration: Equatable {
         #   stream: HERDWATCH       # created when missing (file storage, subjects SUBJECT_PREFIX.>)
         #   subject_prefix: herdwatch.events   # events go to SUBJECT_PREFIX.HOST
         #   create_stream: true
+        # http:                     # send to `herdwatch server` (acknowledged once stored)
+        #   url: http://127.0.0.1:8080
+        #   token_file: /etc/herdwatch/token   # this host's token (as in the server's --tokens file)
         # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
         #   address: 127.0.0.1:514
         #   facility: 16            # 16 = local0; 10 = authpriv
@@ -155,7 +161,7 @@ struct AgentConfiguration: Equatable {
         func map(_ key: String) throws -> [String: Any]? { try submap(top, key, key) }
 
         try unknown(
-            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats", "syslog"],
+            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats", "syslog", "http"],
             prefix: "")
         if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
@@ -196,6 +202,18 @@ struct AgentConfiguration: Equatable {
             if let stream = try string(nats, "stream", "nats.stream") { configuration.natsStream = stream }
             if let prefix = try string(nats, "subject_prefix", "nats.subject_prefix") { configuration.natsSubjectPrefix = prefix }
             if let create = try bool(nats, "create_stream", "nats.create_stream") { configuration.natsCreatesStream = create }
+        }
+        if let http = try map("http") {
+            try unknown(http, ["url", "token_file"], prefix: "http.")
+            guard let url = try string(http, "url", "http.url") else { throw Problem(file: file, key: "http.url", reason: "required") }
+            guard url.hasPrefix("http://") else {
+                throw Problem(file: file, key: "http.url", reason: "expected http://HOST:PORT (https is not supported yet)")
+            }
+            guard let tokenFile = try string(http, "token_file", "http.token_file") else {
+                throw Problem(file: file, key: "http.token_file", reason: "required")
+            }
+            configuration.httpURL = url
+            configuration.httpTokenFile = tokenFile
         }
         if let syslog = try map("syslog") {
             try unknown(syslog, ["address", "facility"], prefix: "syslog.")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Foundation
 import HerdwatchAudit
 import HerdwatchCollectors
 import HerdwatchEvents
@@ -80,6 +81,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Also send events to this syslog receiver as RFC 5424 over TCP (HOST:PORT).")
     var syslog: String?
 
+    @Option(help: "Send events to `herdwatch server` at this URL (http://HOST:PORT); needs --http-token-file.")
+    var http: String?
+
+    @Option(help: "File holding this host's token for the server.")
+    var httpTokenFile: String?
+
     func validate() throws {
         if let processEvents, AuditCollector.ProcessEventOutput(rawValue: processEvents) == nil {
             throw ValidationError("--process-events must be none, exits or all")
@@ -115,6 +122,9 @@ struct RunCommand: AsyncParsableCommand {
         if let heartbeatInterval { settings.heartbeatSeconds = heartbeatInterval }
         if let stateDir { settings.stateDirectory = stateDir }
         if let nats { settings.natsURL = nats }
+        if let http { settings.httpURL = http }
+        if let httpTokenFile { settings.httpTokenFile = httpTokenFile }
+        if settings.httpURL != nil && settings.httpTokenFile == nil { throw ValidationError("--http needs --http-token-file") }
         if let syslog {
             guard let address = AgentConfiguration.hostAndPort(syslog) else { throw ValidationError("--syslog: expected HOST:PORT") }
             settings.syslogAddress = address
@@ -202,6 +212,13 @@ struct RunCommand: AsyncParsableCommand {
             nats.createsStream = settings.natsCreatesStream
             ship(JetStreamSink(configuration: nats, hostName: hostName))
             logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
+        }
+        if let url = settings.httpURL, let tokenFile = settings.httpTokenFile {
+            guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+                !token.isEmpty
+            else { throw ValidationError("cannot read a token from \(tokenFile)") }
+            ship(HTTPSink(configuration: try HTTPSink.Configuration(url: url, token: token)))
+            logger.info("sending to herdwatch server", metadata: ["url": "\(url)"])
         }
         if let address = settings.syslogAddress {
             var syslog = SyslogSink.Configuration(host: address.host, port: address.port)

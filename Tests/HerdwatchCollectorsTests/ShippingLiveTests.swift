@@ -30,8 +30,9 @@ import Testing
             netlink = try AuditNetlink(mode: .unicast)
         }
 
-        func startAgent(nats: String? = nil, syslog: String? = nil) throws -> pid_t {
+        func startAgent(nats: String? = nil, syslog: String? = nil, http: (url: String, tokenFile: String)? = nil) throws -> pid_t {
             var sinks: [String] = []
+            if let http { sinks += ["--http", http.url, "--http-token-file", http.tokenFile] }
             if let nats { sinks += ["--nats", nats] }
             if let syslog { sinks += ["--syslog", syslog] }
             let pid = try spawnWithDefaultSignals(
@@ -238,6 +239,69 @@ import Testing
                 do { try run.collect(reader, into: &seen) } catch { usleep(200_000) }
             }
             check(seen, count: count)
+        }
+    }
+
+    /// The herdwatch binary built beside the agent.
+    static let herdwatch = URL(fileURLWithPath: AgentTests.agent).deletingLastPathComponent().appendingPathComponent("herdwatch").path
+
+    /// Agent → `herdwatch server` over HTTP → SQLite, with the server stopped in the middle of a
+    /// burst and started again: every event stored, once.
+    @Test(.enabled(if: AgentTests.available && FileManager.default.isExecutableFile(atPath: herdwatch), "needs root, the kernel's audit subsystem and the built binaries"))
+    func agentToServerOverHTTPStoresEveryEventOnceAcrossAServerRestart() throws {
+        try withKernelAudit {
+            let run = try Run()
+            defer { try? FileManager.default.removeItem(at: run.folder) }
+            let token = "web1-\(UUID().uuidString)"
+            let tokens = run.folder.appendingPathComponent("tokens")
+            try "web1.example \(token)\n".write(to: tokens, atomically: true, encoding: .utf8)
+            let tokenFile = run.folder.appendingPathComponent("token")
+            try token.write(to: tokenFile, atomically: true, encoding: .utf8)
+            let database = run.folder.appendingPathComponent("fleet.db").path
+            let port = NATSServer.freePort()
+            func startServer() throws -> pid_t {
+                let pid = try spawnServer(
+                    [Self.herdwatch, "server", "--listen", "127.0.0.1:\(port)", "--tokens", tokens.path, "--db", database],
+                    log: run.folder.appendingPathComponent("server.log").path)
+                waitUntil(seconds: 10) { NATSServer.accepts(port) }
+                return pid
+            }
+            var server = try startServer()
+            defer { stopServer(server) }
+            let agent = try run.startAgent(http: ("http://127.0.0.1:\(port)", tokenFile.path))
+            defer {
+                kill(agent, SIGTERM)
+                var status: Int32 = 0
+                waitpid(agent, &status, 0)
+            }
+            let count = 1000
+            let burst = try run.burst(count)
+            usleep(300_000)
+            stopServer(server)
+            usleep(2_000_000)
+            server = try startServer()
+            run.wait(burst)
+
+            func stored() -> (distinct: Int, total: Int) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Self.herdwatch)
+                process.arguments = [
+                    "query", "--db", database, "--hosts", "web1.example", "--format", "csv",
+                    "SELECT count(DISTINCT json_extract(json, '$.process.args[1]')), count(*) FROM processes WHERE json_extract(json, '$.process.args[1]') LIKE 'MARK-%'",
+                ]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = FileHandle.nullDevice
+                guard (try? process.run()) != nil else { return (0, 0) }
+                let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                let numbers = text.split(separator: "\n").last?.split(separator: ",").compactMap { Int($0) } ?? []
+                return numbers.count == 2 ? (numbers[0], numbers[1]) : (0, 0)
+            }
+            waitUntil(seconds: 30) { stored().distinct >= count }
+            let result = stored()
+            #expect(result.distinct == count, "stored \(result.distinct) of \(count)")
+            #expect(result.total == count, "each event once (\(result.total) rows)")
         }
     }
 }

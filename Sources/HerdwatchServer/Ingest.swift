@@ -1,0 +1,81 @@
+import Foundation
+import HerdwatchStore
+import Hummingbird
+import Logging
+
+/// The HTTP endpoint the agents' HTTP sink talks to.
+///
+///     POST /api/v1/events
+///     Authorization: Bearer HOST-TOKEN
+///     Content-Type: application/x-ndjson
+///     one ECS event per line
+///
+/// A batch is stored whole or not at all, and the reply comes after it is on disk: 200 with
+/// `{"stored": N, "duplicates": D}` (events already stored are counted, not stored again); 400 with
+/// the bad lines (`{"error": ..., "rejected": [{"line": N, "reason": ...}]}`) when a line is not an
+/// event or names another host than the token's; 401 for a missing or unknown token; 413 past the
+/// size limit. One bad batch never affects another.
+public struct IngestConfiguration: Sendable {
+    /// Token → the host it authenticates.
+    public var tokens: [String: String]
+    public var maximumBodyBytes = 16 << 20
+
+    public init(tokens: [String: String]) { self.tokens = tokens }
+
+    /// `HOST TOKEN` per line (`#` comments), the tokens file of `herdwatch server --tokens`.
+    public static func tokens(parsing text: String, file: String) throws -> [String: String] {
+        var tokens: [String: String] = [:]
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let first = words.first, !first.hasPrefix("#") else { continue }
+            guard words.count == 2, words[1].count >= 16 else {
+                throw IngestSetupError(description: "\(file):\(index + 1): expected 'HOST TOKEN' with a token of 16 characters or more")
+            }
+            tokens[String(words[1])] = String(first)
+        }
+        return tokens
+    }
+}
+
+public struct IngestSetupError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+public enum IngestRoutes {
+    public static func add(to router: Router<BasicRequestContext>, store: EventStore, configuration: IngestConfiguration, logger: Logger) {
+        router.get("/api/v1/health") { _, _ in "ok\n" }
+        router.post("/api/v1/events") { request, context -> Response in
+            guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
+                let host = configuration.tokens[String(authorization.dropFirst("Bearer ".count))]
+            else {
+                return reply(.unauthorized, ["error": "missing or unknown token (Authorization: Bearer HOST-TOKEN)"])
+            }
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: configuration.maximumBodyBytes)
+            } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+                return reply(.contentTooLarge, ["error": "batch larger than \(configuration.maximumBodyBytes) bytes; send smaller batches"])
+            }
+            let text = String(buffer: body)
+            let result = try await store.ingest(lines: text.split(separator: "\n", omittingEmptySubsequences: false), host: host)
+            guard result.rejected.isEmpty else {
+                logger.warning("batch refused", metadata: ["host": "\(host)", "first": "\(result.rejected[0])"])
+                return reply(
+                    .badRequest,
+                    [
+                        "error": "batch refused: \(result.rejected.count) bad lines; nothing of it was stored",
+                        "rejected": result.rejected.prefix(100).map { ["line": $0.line, "reason": $0.reason] },
+                    ])
+            }
+            return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
+        }
+    }
+
+    static func reply(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data + Data("\n".utf8))))
+    }
+}

@@ -1,0 +1,135 @@
+/// Posts the spool to `herdwatch server`: batches of ECS JSON lines to `/api/v1/events` with the
+/// host's token, over a kept-alive HTTP/1.1 connection. The server replies after the batch is on
+/// disk, so a 200 confirms the batch; anything else (a refusal, a timeout, a closed connection) is
+/// an error and the batch is sent again.
+public final class HTTPSink: SpoolSink {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var path = "/api/v1/events"
+        public var token: String
+        public var timeoutMilliseconds: Int32 = 5000
+
+        public init(host: String, port: Int, token: String) {
+            self.host = host
+            self.port = port
+            self.token = token
+        }
+
+        /// `http://HOST:PORT[/PATH]`; https is not supported yet.
+        public init(url: String, token: String) throws(SinkError) {
+            guard url.hasPrefix("http://") else {
+                throw SinkError(sink: "http", reason: "'\(url)': only http:// URLs are supported (https is not there yet)")
+            }
+            let rest = url.dropFirst("http://".count)
+            let authority = rest.prefix { $0 != "/" }
+            let path = rest.dropFirst(authority.count)
+            guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]),
+                (1...65535).contains(port)
+            else { throw SinkError(sink: "http", reason: "'\(url)': expected http://HOST:PORT") }
+            var host = String(authority[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            self.init(host: host, port: port, token: token)
+            if !path.isEmpty && path != "/" { self.path = String(path) }
+        }
+    }
+
+    public let configuration: Configuration
+    public let name = "http"
+    private var connection: TCPConnection?
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    deinit { reset() }
+
+    public func send(_ records: [(payload: [UInt8], next: SpoolPosition)]) throws -> SpoolPosition? {
+        var body: [UInt8] = []
+        body.reserveCapacity(records.reduce(0) { $0 + $1.payload.count + 1 })
+        for record in records {
+            body += record.payload
+            body.append(UInt8(ascii: "\n"))
+        }
+        let head = """
+            POST \(configuration.path) HTTP/1.1\r
+            Host: \(configuration.host):\(configuration.port)\r
+            Authorization: Bearer \(configuration.token)\r
+            Content-Type: application/x-ndjson\r
+            Content-Length: \(body.count)\r
+            \r
+
+            """
+        if connection == nil {
+            connection = try TCPConnection(
+                host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name)
+        }
+        do {
+            try connection!.send(Array(head.utf8) + body, sink: name)
+            let (status, reply, keepAlive) = try readResponse(connection!)
+            if !keepAlive { reset() }
+            guard status == 200 else {
+                throw SinkError(sink: name, reason: "server answered \(status): \(String(decoding: reply.prefix(300), as: UTF8.self))")
+            }
+        } catch {
+            reset()
+            throw error
+        }
+        return records.last?.next
+    }
+
+    public func confirmed() throws -> SpoolPosition? { nil }
+
+    public func reset() {
+        connection?.close()
+        connection = nil
+    }
+
+    /// Status, body and whether the connection stays open.
+    private func readResponse(_ connection: TCPConnection) throws(SinkError) -> (Int, [UInt8], Bool) {
+        var bytes: [UInt8] = []
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        var headerEnd: Int?
+        while headerEnd == nil {
+            let chunk = try connection.receive(sink: name)
+            guard !chunk.isEmpty else { throw SinkError(sink: name, reason: "the server closed the connection") }
+            bytes += chunk
+            if bytes.count >= 4 {
+                headerEnd = (0...(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual(separator) }
+            }
+            if headerEnd == nil && bytes.count > 65_536 { throw SinkError(sink: name, reason: "response header too long") }
+        }
+        let header = String(decoding: bytes[..<headerEnd!], as: UTF8.self).split(separator: "\r\n")
+        let statusLine = header.first?.split(separator: " ") ?? []
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
+            throw SinkError(sink: name, reason: "not an HTTP response: \(header.first ?? "")")
+        }
+        var length = 0
+        var keepAlive = true
+        for line in header.dropFirst() {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: " ") }
+            guard parts.count == 2 else { continue }
+            switch parts[0].lowercased() {
+            case "content-length": length = Int(parts[1]) ?? 0
+            case "connection": keepAlive = parts[1].lowercased() != "close"
+            default: break
+            }
+        }
+        var body = Array(bytes[(headerEnd! + 4)...])
+        while body.count < length {
+            let chunk = try connection.receive(sink: name)
+            guard !chunk.isEmpty else { throw SinkError(sink: name, reason: "the server closed the connection mid-reply") }
+            body += chunk
+        }
+        return (status, Array(body.prefix(length)), keepAlive)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var view = self
+        while let first = view.first, set.contains(first) { view = view.dropFirst() }
+        while let last = view.last, set.contains(last) { view = view.dropLast() }
+        return String(view)
+    }
+}

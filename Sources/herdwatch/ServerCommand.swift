@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import HerdwatchServer
+import HerdwatchStore
+import Hummingbird
+import Logging
+
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Receive events from agents over HTTP and store them.",
+        discussion: """
+            Agents post batches of ECS JSON lines to /api/v1/events with their host's token (the agent's \
+            `http:` sink); a batch is acknowledged only once it is stored, each event once. Tokens come \
+            from --tokens: one 'HOST TOKEN' per line. Listens on 127.0.0.1:8080 by default. Query what \
+            is stored with `herdwatch query --db`. SIGTERM or SIGINT stops it cleanly.
+            """
+    )
+
+    @Option(help: "Address to listen on: HOST:PORT.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(help: "Tokens file: one 'HOST TOKEN' per line (tokens of 16 characters or more).")
+    var tokens: String
+
+    @Option(help: "Largest batch accepted, in bytes.")
+    var maxBatchBytes: Int = 16 << 20
+
+    @OptionGroup var store: StoreLocation
+
+    func run() async throws {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw ValidationError("--listen: expected HOST:PORT")
+        }
+        let host = String(listen[..<colon])
+        guard let text = try? String(contentsOfFile: tokens, encoding: .utf8) else { throw ValidationError("cannot read \(tokens)") }
+        var configuration = IngestConfiguration(tokens: try IngestConfiguration.tokens(parsing: text, file: tokens))
+        configuration.maximumBodyBytes = maxBatchBytes
+        var logger = Logger(label: "herdwatch.server")
+        logger.logLevel = .info
+        let events = try EventStore(path: store.db)
+        let router = Router()
+        IngestRoutes.add(to: router, store: events, configuration: configuration, logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "herdwatch"), logger: logger)
+        logger.info("listening", metadata: ["address": "\(listen)", "store": "\(store.db)", "hosts": "\(configuration.tokens.count)"])
+        try await app.runService()
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import HerdwatchStore
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+@testable import HerdwatchServer
+
+@Suite struct IngestTests {
+    static let token = "web1-token-0123456789"
+
+    func event(_ id: String, host: String = "web1") -> String {
+        #"{"@timestamp":"2026-11-23T10:00:00.000Z","event":{"kind":"event","category":["process"],"action":"process-started","id":"\#(id)"},"host":{"name":"\#(host)"},"process":{"pid":1,"executable":"/usr/bin/true"}}"#
+    }
+
+    func withServer(_ test: @Sendable (any TestClientProtocol, EventStore) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-ingest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try EventStore(path: folder.appendingPathComponent("events.db").path)
+        var configuration = IngestConfiguration(tokens: [Self.token: "web1", "db1-token-0123456789": "db1"])
+        configuration.maximumBodyBytes = 64 * 1024
+        let router = Router()
+        IngestRoutes.add(to: router, store: store, configuration: configuration, logger: Logger(label: "test"))
+        try await Application(router: router).test(.router) { client in try await test(client, store) }
+    }
+
+    func post(_ client: any TestClientProtocol, _ lines: [String], token: String? = token) async throws -> (HTTPResponse.Status, [String: Any]) {
+        var headers: HTTPFields = [.contentType: "application/x-ndjson"]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await client.execute(
+            uri: "/api/v1/events", method: .post, headers: headers, body: ByteBuffer(string: lines.joined(separator: "\n"))
+        ) { response in
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any] ?? [:]
+            return (response.status, object)
+        }
+    }
+
+    @Test func aBatchIsStoredOnceAndAcknowledged() async throws {
+        try await withServer { client, store in
+            let (status, reply) = try await post(client, [event("a"), event("b")])
+            #expect(status == .ok && reply["stored"] as? Int == 2)
+            let (again, repeated) = try await post(client, [event("b"), event("c")])
+            #expect(again == .ok && repeated["stored"] as? Int == 1 && repeated["duplicates"] as? Int == 1)
+            #expect(try store.query("SELECT count(*) FROM events").rows == [[.integer(3)]])
+        }
+    }
+
+    @Test func badBatchesAreRefusedWithTheReasonAndLoseNothingElse() async throws {
+        try await withServer { client, store in
+            #expect(try await post(client, [event("a")], token: nil).0 == .unauthorized)
+            #expect(try await post(client, [event("a")], token: "not-a-known-token-000").0 == .unauthorized)
+            let (malformed, reply) = try await post(client, [event("a"), "{not json", event("b")])
+            #expect(malformed == .badRequest)
+            let rejected = reply["rejected"] as? [[String: Any]]
+            #expect(rejected?.first?["line"] as? Int == 2)
+            // Another host's events with this host's token.
+            let (spoofed, spoofReply) = try await post(client, [event("x", host: "db1")])
+            #expect(spoofed == .badRequest)
+            #expect(((spoofReply["rejected"] as? [[String: Any]])?.first?["reason"] as? String)?.contains("not the token's host") == true)
+            let big = (0..<500).map { event("big-\($0)") }  // about 100 KB, over the 64 KiB limit
+            #expect(try await post(client, big).0 == .contentTooLarge)
+            // None of those stored anything; a good batch after them is stored.
+            #expect(try store.query("SELECT count(*) FROM events").rows == [[.integer(0)]])
+            #expect(try await post(client, [event("good")]).0 == .ok)
+            #expect(try store.query("SELECT id FROM events").rows == [[.text("good")]])
+        }
+    }
+}
