@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", .product(name: "Hummingbird", package: "hummingbird"),
+                "HerdwatchStore", "HerdwatchShipping", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -79,6 +79,7 @@ let package = Package(
             name: "herdwatch",
             dependencies: [
                 "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -105,8 +106,8 @@ let package = Package(
         .testTarget(
             name: "HerdwatchServerTests",
             dependencies: [
-                "HerdwatchServer", "HerdwatchStore", .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "HerdwatchServer", "HerdwatchStore", "HerdwatchShipping", "HerdwatchTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(name: "HerdwatchAuditTests", dependencies: ["HerdwatchAudit", "HerdwatchEvents"]),

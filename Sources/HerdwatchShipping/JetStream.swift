@@ -200,6 +200,9 @@ public final class JetStream {
         return messages
     }
 
+    /// The connection's JetStream context, for consumers.
+    var jetStreamContext: OpaquePointer? { context }
+
     /// A subject token from any text: NATS separates tokens with dots and reserves `*`, `>` and
     /// white space.
     public static func subjectToken(_ text: String) -> String {
@@ -207,5 +210,60 @@ public final class JetStream {
             character == "." || character == "*" || character == ">" || character.isWhitespace ? "_" : character
         }
         return cleaned.isEmpty ? "_" : String(cleaned)
+    }
+}
+
+/// A durable pull consumer: fetch a batch, store it, then acknowledge it (or hand it back), so a
+/// message is acknowledged only once it is safe. Several processes sharing the durable name share
+/// the work. One thread at a time.
+public final class JetStreamConsumer {
+    private let stream: JetStream
+    private var subscription: OpaquePointer?
+    private var fetched = natsMsgList()
+
+    public init(stream: JetStream, subject: String, durable: String) throws(NATSError) {
+        self.stream = stream
+        var code = jsErrCode(rawValue: 0)
+        let status = js_PullSubscribe(&subscription, stream.jetStreamContext, subject, durable, nil, nil, &code)
+        guard status == NATS_OK else { throw NATSError("subscribe \(subject) as \(durable)", status, code) }
+    }
+
+    deinit {
+        handBack()
+        natsSubscription_Destroy(subscription)
+    }
+
+    /// Up to `batch` messages, waiting up to `waitMilliseconds`; empty when none came. The previous
+    /// batch must have been acknowledged or handed back.
+    public func fetch(batch: Int, waitMilliseconds: Int64) throws(NATSError) -> [[UInt8]] {
+        handBack()
+        var code = jsErrCode(rawValue: 0)
+        let status = natsSubscription_Fetch(&fetched, subscription, Int32(batch), waitMilliseconds, &code)
+        if status == NATS_TIMEOUT { return [] }
+        guard status == NATS_OK else { throw NATSError("fetch", status, code) }
+        return (0..<Int(fetched.Count)).compactMap { index in
+            guard let message = fetched.Msgs[index] else { return nil }
+            let length = Int(natsMsg_GetDataLength(message))
+            return natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+        }
+    }
+
+    /// The last batch is safe: the server may forget it.
+    public func acknowledge() {
+        for index in 0..<Int(fetched.Count) {
+            if let message = fetched.Msgs[index] { _ = natsMsg_Ack(message, nil) }
+        }
+        natsMsgList_Destroy(&fetched)
+        fetched = natsMsgList()
+    }
+
+    /// The last batch was not handled: the server sends it again.
+    public func handBack() {
+        guard fetched.Count > 0 else { return }
+        for index in 0..<Int(fetched.Count) {
+            if let message = fetched.Msgs[index] { _ = natsMsg_Nak(message, nil) }
+        }
+        natsMsgList_Destroy(&fetched)
+        fetched = natsMsgList()
     }
 }

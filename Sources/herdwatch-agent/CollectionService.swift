@@ -277,8 +277,9 @@ final class CollectionService: Service, Sendable {
             try emit(event)
         }
         for event in policy.finish(now: SystemClock.wallMilliseconds()) { try emit(event, produced: true) }
-        // The last flush may drop too: report it, and flush the report (a few rounds at most).
-        for _ in 0..<3 {
+        // The last flush may drop too: report it and flush the report, until a flush drops
+        // nothing more (each round deletes old segments, so this ends within a few rounds).
+        for _ in 0..<16 {
             try delivery.deliver()
             guard try reportSpoolDrops(now: SystemClock.wallMilliseconds()) else { break }
         }

@@ -4,6 +4,8 @@ import HerdwatchServer
 import HerdwatchStore
 import Hummingbird
 import Logging
+import ServiceLifecycle
+import Synchronization
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +28,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest batch accepted, in bytes.")
     var maxBatchBytes: Int = 16 << 20
 
+    @Option(help: "Also store what agents publish to this NATS JetStream server (nats://HOST:PORT).")
+    var nats: String?
+
+    @Option(help: "Durable consumer name on NATS; servers with the same name share the stream.")
+    var natsDurable: String = "herdwatch-server"
+
     @OptionGroup var store: StoreLocation
 
     func run() async throws {
@@ -44,6 +52,36 @@ struct ServerCommand: AsyncParsableCommand {
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "herdwatch"), logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "store": "\(store.db)", "hosts": "\(configuration.tokens.count)"])
-        try await app.runService()
+        var services: [any Service] = [app]
+        if let nats {
+            var natsConfiguration = NATSIngest.Configuration(url: nats)
+            natsConfiguration.durable = natsDurable
+            services.append(NATSIngestService(ingest: NATSIngest(configuration: natsConfiguration, store: events, logger: logger)))
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The NATS consumer on a thread of its own; it stops on graceful shutdown.
+final class NATSIngestService: Service, Sendable {
+    private let ingest: NATSIngest
+    private let stop = Atomic(false)
+
+    init(ingest: NATSIngest) { self.ingest = ingest }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue(label: "herdwatch.server.nats").async {
+                    self.ingest.run { self.stop.load(ordering: .relaxed) }
+                    continuation.resume()
+                }
+            }
+        } onGracefulShutdown: {
+            self.stop.store(true, ordering: .relaxed)
+        }
     }
 }

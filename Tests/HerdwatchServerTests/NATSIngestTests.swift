@@ -1,0 +1,53 @@
+import Foundation
+import HerdwatchShipping
+import HerdwatchStore
+import HerdwatchTestSupport
+import Logging
+import Synchronization
+import Testing
+
+@testable import HerdwatchServer
+
+@Suite(.serialized) struct NATSIngestTests {
+    static let available = NATSServer.binary != nil
+
+    /// What agents publish (some twice, one line not an event) is stored once each, and only then
+    /// acknowledged: a second consumer with the same durable name gets nothing left over.
+    @Test(.enabled(if: available, "needs nats-server (scripts/setup installs it)"))
+    func publishedEventsAreStoredOnceAndAcknowledgedAfter() throws {
+        let server = try NATSServer()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-natsingest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try EventStore(path: folder.appendingPathComponent("events.db").path)
+
+        let publisher = try JetStream(url: server.url)
+        try publisher.ensureStream(name: "HERDWATCH", subjects: ["herdwatch.events.>"])
+        func event(_ index: Int, host: String) -> [UInt8] {
+            Array(#"{"@timestamp":"2026-11-23T10:00:00.000Z","event":{"kind":"event","category":["process"],"action":"process-started","id":"\#(host)-\#(index)"},"host":{"name":"\#(host)"}}"#.utf8)
+        }
+        var messages = (0..<300).map { (subject: "herdwatch.events.web\($0 % 3)", id: "web\($0 % 3)-\($0)", payload: event($0, host: "web\($0 % 3)")) }
+        messages.append((subject: "herdwatch.events.web0", id: "junk", payload: Array("not an event".utf8)))
+        try publisher.publish(messages, timeoutMilliseconds: 5000)
+        // The same events again under other message ids (as after a lost acknowledgment upstream).
+        try publisher.publish((0..<50).map { (subject: "herdwatch.events.web\($0 % 3)", id: "again-\($0)", payload: event($0, host: "web\($0 % 3)")) }, timeoutMilliseconds: 5000)
+
+        let ingest = NATSIngest(configuration: NATSIngest.Configuration(url: server.url), store: store, logger: Logger(label: "test"))
+        let stop = Atomic(false)
+        let thread = Thread { ingest.run { stop.load(ordering: .relaxed) } }
+        thread.start()
+        var stored: [[QueryValue]] = []
+        for _ in 0..<100 {
+            stored = try store.query("SELECT count(*), count(DISTINCT host) FROM events").rows
+            if stored == [[.integer(300), .integer(3)]] { break }
+            usleep(100_000)
+        }
+        stop.store(true, ordering: .relaxed)
+        while thread.isExecuting { usleep(50_000) }
+        #expect(stored == [[.integer(300), .integer(3)]])
+
+        // Everything was acknowledged: the durable has nothing more to give.
+        let consumer = try JetStreamConsumer(stream: JetStream(url: server.url), subject: "herdwatch.events.>", durable: "herdwatch-server")
+        #expect(try consumer.fetch(batch: 100, waitMilliseconds: 500).isEmpty)
+    }
+}
