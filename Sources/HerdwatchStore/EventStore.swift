@@ -39,10 +39,6 @@ public final class EventStore: Sendable {
                     CREATE INDEX event_user ON event_store(user_name);
                     CREATE INDEX event_destination ON event_store(destination_ip);
                     CREATE INDEX event_entity ON event_store(entity_id);
-                    CREATE VIRTUAL TABLE event_fts USING fts5(command_line, content='event_store', content_rowid='rowid');
-                    CREATE TRIGGER event_fts_insert AFTER INSERT ON event_store WHEN new.command_line IS NOT NULL BEGIN
-                        INSERT INTO event_fts(rowid, command_line) VALUES (new.rowid, new.command_line);
-                    END;
                     CREATE TABLE host_store (
                         name TEXT PRIMARY KEY,
                         first_seen INTEGER NOT NULL,
