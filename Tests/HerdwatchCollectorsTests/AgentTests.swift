@@ -56,6 +56,8 @@ import Testing
                 if !registered { usleep(100_000) }
             }
             #expect(registered, "agent did not become the audit daemon: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+            // It registers before it loads its rules: wait for them, or the exec below may go unaudited.
+            waitUntil(seconds: 5) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
 
             let marker = "herdwatch-agent-test-\(UUID().uuidString)"
             let child = try runProgram("/bin/echo", [marker])
@@ -184,6 +186,7 @@ import Testing
                 let pid = try spawnWithDefaultSignals(
                     Self.agent, arguments(output), standardError: folder.appendingPathComponent("agent-\(UUID().uuidString).log").path)
                 waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
+                waitUntil(seconds: 5) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
                 return pid
             }
             func markers() -> [(id: String, marker: Int)] {
@@ -271,6 +274,7 @@ import Testing
                      "--state-dir", folder.path, "--process-events", "none"],
                     standardError: folder.appendingPathComponent("agent-\(UUID().uuidString).log").path)
                 waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
+                waitUntil(seconds: 5) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
                 waitUntil(seconds: 5) { (try? runAgent(["stats", "--state-dir", folder.path]).0) == 0 }
                 return pid
             }

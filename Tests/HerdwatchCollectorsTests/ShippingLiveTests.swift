@@ -43,6 +43,8 @@ import Testing
                  "--heartbeat-interval", "0"] + sinks,
                 standardError: folder.appendingPathComponent("agent.log").path)
             waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
+            // Registered first, rules next: an exec before they load is not audited.
+            waitUntil(seconds: 5) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
             return pid
         }
 
