@@ -163,12 +163,8 @@ public struct ECSEncoder: Sendable {
         writer.member("class", aggregate.eventClass)
         writer.member("key", aggregate.key)
         writer.member("count", aggregate.count)
-        writer.key("window_start")
-        writer.beginValue()
-        writer.appendTimestamp(AuditTimestamp(milliseconds: aggregate.windowStart))
-        writer.key("window_end")
-        writer.beginValue()
-        writer.appendTimestamp(AuditTimestamp(milliseconds: aggregate.windowEnd))
+        writer.timestampMember("window_start", milliseconds: aggregate.windowStart)
+        writer.timestampMember("window_end", milliseconds: aggregate.windowEnd)
         writer.endObject()
     }
 
@@ -180,9 +176,7 @@ public struct ECSEncoder: Sendable {
         writer.member("reason", change.reason)
         writer.member("requested_by", change.requestedBy)
         if let expires = change.expiresAt {
-            writer.key("expires_at")
-            writer.beginValue()
-            writer.appendTimestamp(AuditTimestamp(milliseconds: expires))
+            writer.timestampMember("expires_at", milliseconds: expires)
         }
         writer.endObject()
     }
@@ -193,12 +187,8 @@ public struct ECSEncoder: Sendable {
         writer.member("source", loss.source)
         writer.member("count", loss.count)
         writer.member("unit", loss.unit)
-        writer.key("window_start")
-        writer.beginValue()
-        writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowStart))
-        writer.key("window_end")
-        writer.beginValue()
-        writer.appendTimestamp(AuditTimestamp(milliseconds: loss.windowEnd))
+        writer.timestampMember("window_start", milliseconds: loss.windowStart)
+        writer.timestampMember("window_end", milliseconds: loss.windowEnd)
         writer.endObject()
     }
 
@@ -374,6 +364,13 @@ public struct ECSEncoder: Sendable {
 }
 
 extension JSONWriter {
+    /// `"name":"2026-11-23T10:00:00.123Z"` for a time in milliseconds since the epoch.
+    mutating func timestampMember(_ name: StaticString, milliseconds: Int64) {
+        key(name)
+        beginValue()
+        appendTimestamp(AuditTimestamp(milliseconds: milliseconds))
+    }
+
     /// `"key":"value"` straight from a record's bytes.
     @inline(__always)
     mutating func rawMember(_ bytes: UnsafeBufferPointer<UInt8>, _ field: AuditField) {
