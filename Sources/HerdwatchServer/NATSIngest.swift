@@ -44,7 +44,7 @@ public final class NATSIngest: Sendable {
                 }
                 let batch = try consumer!.fetch(batch: configuration.batch, waitMilliseconds: 1000)
                 guard !batch.isEmpty else { continue }
-                let lines = batch.map { Substring(String(decoding: $0, as: UTF8.self)) }
+                let lines = batch.map { Substring(String(decoding: $0.payload, as: UTF8.self)) }
                 let result: EventStore.IngestResult
                 do {
                     result = try store.ingest(lines: lines)

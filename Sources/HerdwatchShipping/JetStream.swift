@@ -173,29 +173,13 @@ public final class JetStream {
     public func drain(subject: String, durable: String, batch: Int = 512, waitMilliseconds: Int64 = 500) throws(NATSError)
         -> [(id: String?, payload: [UInt8])]
     {
-        var subscription: OpaquePointer?
-        var code = jsErrCode(rawValue: 0)
-        var status = js_PullSubscribe(&subscription, context, subject, durable, nil, nil, &code)
-        guard status == NATS_OK else { throw NATSError("subscribe \(subject)", status, code) }
-        defer { natsSubscription_Destroy(subscription) }
+        let consumer = try JetStreamConsumer(stream: self, subject: subject, durable: durable)
         var messages: [(id: String?, payload: [UInt8])] = []
         while true {
-            var list = natsMsgList()
-            status = natsSubscription_Fetch(&list, subscription, Int32(batch), waitMilliseconds, &code)
-            if status == NATS_TIMEOUT { break }
-            guard status == NATS_OK else { throw NATSError("fetch \(subject)", status, code) }
-            for index in 0..<Int(list.Count) {
-                guard let message = list.Msgs[index] else { continue }
-                let length = Int(natsMsg_GetDataLength(message))
-                let payload = natsMsg_GetData(message).map { data in
-                    Array(UnsafeRawBufferPointer(start: data, count: length))
-                } ?? []
-                var header: UnsafePointer<CChar>?
-                let id = natsMsgHeader_Get(message, "Nats-Msg-Id", &header) == NATS_OK ? header.map { String(cString: $0) } : nil
-                messages.append((id, payload))
-                _ = natsMsg_Ack(message, nil)
-            }
-            natsMsgList_Destroy(&list)
+            let fetched = try consumer.fetch(batch: batch, waitMilliseconds: waitMilliseconds)
+            guard !fetched.isEmpty else { break }
+            consumer.acknowledge()
+            messages += fetched
         }
         return messages
     }
@@ -233,9 +217,9 @@ public final class JetStreamConsumer {
         natsSubscription_Destroy(subscription)
     }
 
-    /// Up to `batch` messages, waiting up to `waitMilliseconds`; empty when none came. The previous
-    /// batch must have been acknowledged or handed back.
-    public func fetch(batch: Int, waitMilliseconds: Int64) throws(NATSError) -> [[UInt8]] {
+    /// Up to `batch` messages (message id header, payload), waiting up to `waitMilliseconds`; empty
+    /// when none came. The previous batch must have been acknowledged or handed back.
+    public func fetch(batch: Int, waitMilliseconds: Int64) throws(NATSError) -> [(id: String?, payload: [UInt8])] {
         handBack()
         var code = jsErrCode(rawValue: 0)
         let status = natsSubscription_Fetch(&fetched, subscription, Int32(batch), waitMilliseconds, &code)
@@ -244,7 +228,10 @@ public final class JetStreamConsumer {
         return (0..<Int(fetched.Count)).compactMap { index in
             guard let message = fetched.Msgs[index] else { return nil }
             let length = Int(natsMsg_GetDataLength(message))
-            return natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+            let payload = natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+            var header: UnsafePointer<CChar>?
+            let id = natsMsgHeader_Get(message, "Nats-Msg-Id", &header) == NATS_OK ? header.map { String(cString: $0) } : nil
+            return (id, payload)
         }
     }
 
