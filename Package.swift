@@ -117,7 +117,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         // Servers the tests start (nats-server), shared by the test targets.
-        .target(name: "HerdwatchTestSupport", path: "Tests/HerdwatchTestSupport"),
+        .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors"], path: "Tests/HerdwatchTestSupport"),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         .testTarget(

@@ -4,26 +4,28 @@ import Glibc
 
 /// Child processes started with default signal handling: the caller's threads may block signals
 /// (Dispatch and test runners do), and a child that inherited that mask would never see its SIGTERM.
-enum ChildProcess {
-    struct Failure: Error, CustomStringConvertible {
-        var program: String
-        var code: Int32
-        var description: String { "cannot start \(program): \(String(cString: strerror(code)))" }
+public enum ChildProcess {
+    public struct Failure: Error, CustomStringConvertible {
+        public var program: String
+        public var code: Int32
+        public var description: String { "cannot start \(program): \(String(cString: strerror(code)))" }
     }
 
     /// Where a standard stream of the child goes.
-    enum Output {
+    public enum Output {
         /// A pipe whose read end `spawn` returns.
         case pipe
         /// /dev/null.
         case discard
         /// A file, created or truncated.
         case file(String)
+        /// A file, created or appended to.
+        case appending(String)
     }
 
     /// Starts `arguments[0]` with standard input from /dev/null. Returns its pid and, when
     /// `standardOutput` is `.pipe`, the read end of that pipe (close-on-exec).
-    static func spawn(_ arguments: [String], standardOutput: Output = .discard, standardError: Output = .discard)
+    public static func spawn(_ arguments: [String], standardOutput: Output = .discard, standardError: Output = .discard)
         throws -> (pid: pid_t, output: Int32?)
     {
         var pipeEnds: [Int32] = [-1, -1]
@@ -52,6 +54,8 @@ enum ChildProcess {
                 posix_spawn_file_actions_addopen(&actions, stream, "/dev/null", O_WRONLY, 0)
             case .file(let path):
                 posix_spawn_file_actions_addopen(&actions, stream, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            case .appending(let path):
+                posix_spawn_file_actions_addopen(&actions, stream, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             }
         }
         if pipeEnds[0] >= 0 {
@@ -71,9 +75,9 @@ enum ChildProcess {
         return (pid, pipeEnds[0] >= 0 ? pipeEnds[0] : nil)
     }
 
-    /// SIGTERM, then SIGKILL after `gracePeriodSeconds`; always reaped.
-    static func terminate(_ pid: pid_t, gracePeriodSeconds: Int = 2) {
-        kill(pid, SIGTERM)
+    /// `signal` (SIGTERM), then SIGKILL after `gracePeriodSeconds`; always reaped.
+    public static func terminate(_ pid: pid_t, signal: Int32 = SIGTERM, gracePeriodSeconds: Int = 2) {
+        kill(pid, signal)
         var status: Int32 = 0
         for _ in 0..<(gracePeriodSeconds * 10) {
             if waitpid(pid, &status, WNOHANG) == pid { return }
