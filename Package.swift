@@ -73,7 +73,10 @@ let package = Package(
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .target(
             name: "HerdwatchShipping",
-            dependencies: ["HerdwatchEvents", "CNATS", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "HerdwatchEvents", "CNATS", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .executableTarget(
             name: "herdwatch",

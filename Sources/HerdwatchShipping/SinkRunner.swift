@@ -1,4 +1,6 @@
+import Dispatch
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -119,5 +121,31 @@ enum SpooledEvent {
             index += 1
         }
         return nil
+    }
+}
+
+/// A blocking loop (a sink runner, a consumer) as a swift-service-lifecycle service, on a thread of
+/// its own: graceful shutdown asks it to stop, and it returns once the loop has.
+public final class LoopService: Service, Sendable {
+    private let label: String
+    private let loop: @Sendable (_ shouldStop: () -> Bool) -> Void
+    private let stop = Atomic(false)
+
+    public init(label: String, loop: @escaping @Sendable (_ shouldStop: () -> Bool) -> Void) {
+        self.label = label
+        self.loop = loop
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue(label: label).async {
+                    self.loop { self.stop.load(ordering: .relaxed) }
+                    continuation.resume()
+                }
+            }
+        } onGracefulShutdown: {
+            self.stop.store(true, ordering: .relaxed)
+        }
     }
 }

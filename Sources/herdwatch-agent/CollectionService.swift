@@ -389,25 +389,3 @@ struct HangupService: Service {
         }
     }
 }
-
-/// A sink that ships the spool on a thread of its own (NATS JetStream, syslog): it stops on
-/// graceful shutdown, leaving what it has not shipped in the spool for the next run.
-final class ShipperService: Service, Sendable {
-    private let runner: SinkRunner
-    private let stop = Atomic(false)
-
-    init(runner: SinkRunner) { self.runner = runner }
-
-    func run() async throws {
-        await withGracefulShutdownHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                DispatchQueue(label: "herdwatch.sink.\(runner.name)").async {
-                    self.runner.run { self.stop.load(ordering: .relaxed) }
-                    continuation.resume()
-                }
-            }
-        } onGracefulShutdown: {
-            self.stop.store(true, ordering: .relaxed)
-        }
-    }
-}

@@ -202,7 +202,7 @@ struct RunCommand: AsyncParsableCommand {
         let hostName = configuration.hostName ?? "unknown"
         func ship(_ sink: any SpoolSink) {
             let runner = SinkRunner(sink: sink, spool: spool, logger: logger)
-            shippers.append(.init(service: ShipperService(runner: runner)))
+            shippers.append(.init(service: LoopService(label: "herdwatch.sink.\(runner.name)", loop: runner.run)))
             sinkNames.append(sink.name)
         }
         if let url = settings.natsURL {

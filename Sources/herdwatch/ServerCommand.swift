@@ -4,8 +4,8 @@ import HerdwatchServer
 import HerdwatchStore
 import Hummingbird
 import Logging
+import HerdwatchShipping
 import ServiceLifecycle
-import Synchronization
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,32 +56,12 @@ struct ServerCommand: AsyncParsableCommand {
         if let nats {
             var natsConfiguration = NATSIngest.Configuration(url: nats)
             natsConfiguration.durable = natsDurable
-            services.append(NATSIngestService(ingest: NATSIngest(configuration: natsConfiguration, store: events, logger: logger)))
+            let ingest = NATSIngest(configuration: natsConfiguration, store: events, logger: logger)
+            services.append(LoopService(label: "herdwatch.server.nats", loop: ingest.run))
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-}
-
-/// The NATS consumer on a thread of its own; it stops on graceful shutdown.
-final class NATSIngestService: Service, Sendable {
-    private let ingest: NATSIngest
-    private let stop = Atomic(false)
-
-    init(ingest: NATSIngest) { self.ingest = ingest }
-
-    func run() async throws {
-        await withGracefulShutdownHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                DispatchQueue(label: "herdwatch.server.nats").async {
-                    self.ingest.run { self.stop.load(ordering: .relaxed) }
-                    continuation.resume()
-                }
-            }
-        } onGracefulShutdown: {
-            self.stop.store(true, ordering: .relaxed)
-        }
     }
 }
