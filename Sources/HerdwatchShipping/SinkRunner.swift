@@ -103,11 +103,11 @@ public final class SinkRunner: @unchecked Sendable {
 }
 
 /// Members of a spooled ECS event, read without parsing the whole object.
-enum SpooledEvent {
+public enum SpooledEvent {
     /// The string value of the first `"key":"…"` in the first 2 KiB (the encoder writes `event.id`
     /// and `event.action` before any other member of those names). Escapes are not decoded: ids and
     /// actions have none.
-    static func firstString(_ key: String, in payload: [UInt8]) -> String? {
+    public static func firstString(_ key: String, in payload: [UInt8]) -> String? {
         let pattern = Array("\"\(key)\":\"".utf8)
         let limit = min(payload.count, 2048) - pattern.count
         guard limit > 0 else { return nil }

@@ -84,6 +84,10 @@ public final class EventStore: Sendable {
         return result
     }
 
+    /// An ISO 8601 time (`2026-11-23T10:00:00.123Z`, fraction optional) in milliseconds since the
+    /// epoch, as stored.
+    public static func milliseconds(iso8601 text: String) -> Int64? { StoredEvent.milliseconds(text) }
+
     /// An agent's batch: stored whole or not at all, and only if every event is from `host` (the
     /// host its token authenticates). Returns once the batch is on disk.
     public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
@@ -220,7 +224,7 @@ struct StoredEvent: Sendable {
         arguments = StatementArguments(values)
     }
 
-    /// `2026-11-23T10:00:00.123Z` to milliseconds since the epoch.
+    /// `2026-11-23T10:00:00.123Z` (or without the fraction) to milliseconds since the epoch.
     static func milliseconds(_ text: String) -> Int64? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -105,13 +105,10 @@ struct ControlCommands {
 
     /// `@timestamp` of a spooled event (the encoder writes it first).
     static func eventTime(_ payload: [UInt8]) -> Int64? {
-        let prefix = Array("{\"@timestamp\":\"".utf8)
-        guard payload.count > prefix.count + 20, Array(payload[0..<prefix.count]) == prefix else { return nil }
-        let text = String(decoding: payload[prefix.count..<min(payload.count, prefix.count + 40)], as: UTF8.self)
-        guard let end = text.firstIndex(of: "\"") else { return nil }
+        guard let text = SpooledEvent.firstString("@timestamp", in: payload) else { return nil }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = formatter.date(from: String(text[..<end])) else { return nil }
+        guard let date = formatter.date(from: text) else { return nil }
         return Int64(date.timeIntervalSince1970 * 1000)
     }
 

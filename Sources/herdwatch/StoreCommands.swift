@@ -119,11 +119,7 @@ struct QueryCommand: ParsableCommand {
             guard let scale else { return nil }
             return Int64((Date().timeIntervalSince1970 - amount * scale) * 1000)
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
+        return EventStore.milliseconds(iso8601: text)
     }
 
     static func render(_ result: QueryResult, format: String) -> String {
