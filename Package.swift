@@ -9,6 +9,7 @@ import PackageDescription
 //   HerdwatchCollectors  live sources on the host: the kernel's audit netlink socket and its rules
 //   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
 //   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
+//   HerdwatchDetection   Sigma rules compiled into matchers, correlations, alerts
 //   HerdwatchStore       the central store (SQLite via GRDB) and its read-only fleet queries
 //   HerdwatchServer      `herdwatch server`: HTTP ingest from agents (Hummingbird)
 //
@@ -25,6 +26,7 @@ let package = Package(
         .library(name: "HerdwatchCollectors", targets: ["HerdwatchCollectors"]),
         .library(name: "HerdwatchPolicy", targets: ["HerdwatchPolicy"]),
         .library(name: "HerdwatchShipping", targets: ["HerdwatchShipping"]),
+        .library(name: "HerdwatchDetection", targets: ["HerdwatchDetection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +62,11 @@ let package = Package(
             name: "HerdwatchPolicy",
             dependencies: ["HerdwatchEvents", .product(name: "Metrics", package: "swift-metrics")]
         ),
+        .target(
+            name: "HerdwatchDetection",
+            dependencies: ["HerdwatchEvents", "HerdwatchAudit", .product(name: "Yams", package: "Yams")],
+            resources: [.copy("Builtin")]
+        ),
         // The central store (server side only: the agent never links it).
         .target(name: "HerdwatchStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
@@ -81,7 +88,8 @@ let package = Package(
         .executableTarget(
             name: "herdwatch",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", .product(name: "Hummingbird", package: "hummingbird"),
+                "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", "HerdwatchDetection", "HerdwatchEvents",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,6 +131,10 @@ let package = Package(
         .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors"], path: "Tests/HerdwatchTestSupport"),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
+        .testTarget(
+            name: "HerdwatchDetectionTests",
+            dependencies: ["HerdwatchDetection", "HerdwatchEvents", "HerdwatchPipeline", "HerdwatchAudit"]
+        ),
         .testTarget(
             name: "HerdwatchCollectorsTests",
             dependencies: [

@@ -365,7 +365,7 @@ public struct ECSEncoder: Sendable {
 
 extension JSONWriter {
     /// `"name":"2026-11-23T10:00:00.123Z"` for a time in milliseconds since the epoch.
-    mutating func timestampMember(_ name: StaticString, milliseconds: Int64) {
+    public mutating func timestampMember(_ name: StaticString, milliseconds: Int64) {
         key(name)
         beginValue()
         appendTimestamp(AuditTimestamp(milliseconds: milliseconds))

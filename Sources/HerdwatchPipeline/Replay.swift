@@ -38,11 +38,15 @@ public struct Replay {
 
     /// Runs every input in order through one pipeline (events may span files, as with rotated logs)
     /// and returns the counts. An input that cannot be opened or read is reported and skipped.
-    public func run(inputs: [String], output: OutputFile?) throws -> (PipelineStatistics, failedInputs: Int) {
+    ///
+    /// `observe` sees every event on the reading thread before it is written (detection runs there).
+    public func run(
+        inputs: [String], output: OutputFile?, observe: ((Event) throws -> Void)? = nil
+    ) throws -> (PipelineStatistics, failedInputs: Int) {
         var pipeline = AuditPipeline(
             assembler: AuditEventAssembler(configuration: configuration.assembler),
             interpreter: AuditInterpreter(hostName: configuration.hostName),
-            interprets: configuration.format == .ecs)
+            interprets: configuration.format == .ecs || observe != nil)
         let encoder = ECSEncoder(includeRawRecords: configuration.includeRawRecords)
         var reported = 0
         var failedInputs = 0
@@ -50,7 +54,10 @@ public struct Replay {
 
         // Encoding and writing run on a second thread; this one reads, parses, assembles, interprets.
         let stage = output.map { EncodingStage(output: $0, encoder: encoder) }
-        let emit: (Event) throws -> Void = { event in try stage?.submit(event) }
+        let emit: (Event) throws -> Void = { event in
+            try observe?(event)
+            try stage?.submit(event)
+        }
 
         for input in inputs {
             let reader: LineReader

@@ -1,4 +1,6 @@
 import ArgumentParser
+import HerdwatchDetection
+import HerdwatchEvents
 import HerdwatchPipeline
 import Logging
 
@@ -18,6 +20,10 @@ struct ReplayCommand: ParsableCommand {
             A summary goes to standard error: records, events, malformed lines (each reported with file, \
             line and reason), and events completed by timeout or flushed early to bound memory.
 
+            With --rules, Sigma rules run over the events as the server runs them, and alerts are \
+            printed as JSON lines (to --alerts, standard output by default); events are then written \
+            only when --output is given.
+
             Exit status: 0 on success, 1 when an input could not be read, 2 on usage errors.
             """
     )
@@ -26,7 +32,13 @@ struct ReplayCommand: ParsableCommand {
     var inputs: [String] = []
 
     @Option(name: .shortAndLong, help: "Write events to this file instead of standard output.")
-    var output: String = "-"
+    var output: String?
+
+    @Option(help: "Sigma rules (a file, a directory, or 'builtin') to run over the events; repeatable.")
+    var rules: [String] = []
+
+    @Option(help: "Where alerts go with --rules ('-' is standard output).")
+    var alerts: String = "-"
 
     @Option(help: "Output format: 'ecs' (JSON lines) or 'none' (parse and assemble only).")
     var format: String = "ecs"
@@ -72,9 +84,27 @@ struct ReplayCommand: ParsableCommand {
         configuration.assembler.maximumInFlightEvents = maxInFlight
         configuration.showsProgress = !quiet
 
-        let sink: OutputFile? = configuration.format == .none ? nil : try OutputFile(path: output)
+        let eventsPath = output ?? (rules.isEmpty ? "-" : nil)
+        let sink: OutputFile? = configuration.format == .none ? nil : try eventsPath.map { try OutputFile(path: $0) }
         let replay = Replay(configuration: configuration, logger: logger)
-        let (statistics, failedInputs) = try replay.run(inputs: inputs.isEmpty ? ["-"] : inputs, output: sink)
+        var observe: ((Event) throws -> Void)?
+        var alertCount = 0
+        var detector: Detector?
+        let alertOutput = rules.isEmpty ? nil : try OutputFile(path: alerts)
+        if !rules.isEmpty {
+            detector = Detector(ruleSet: try RuleLoading.ruleSet(rules, strict: false))
+            observe = { event in
+                for alert in detector!.process(event) {
+                    alertCount += 1
+                    try alertOutput?.writeLine(Array(alert.json().utf8))
+                }
+            }
+        }
+        let (statistics, failedInputs) = try replay.run(inputs: inputs.isEmpty ? ["-"] : inputs, output: sink, observe: observe)
+        try alertOutput?.flush()
+        if let detector, !quiet {
+            writeStandardError("herdwatch replay: \(detector.ruleSet.rules.count) rules, \(detector.ruleSet.correlations.count) correlations, \(alertCount) alerts\n")
+        }
 
         if !quiet {
             let summary = """

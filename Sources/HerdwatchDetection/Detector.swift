@@ -1,0 +1,179 @@
+import HerdwatchEvents
+
+/// An alert: a rule matched one event, or a correlation completed over several.
+public struct Alert: Sendable {
+    public var ruleID: String
+    public var ruleTitle: String
+    public var level: RuleLevel
+    public var tags: [String]
+    public var ruleFile: String
+    /// `event_count`, `value_count`, `temporal`, `temporal_ordered` for correlations; nil for a
+    /// single-event rule.
+    public var correlation: String?
+    public var host: String?
+    /// The (last) matching event's time, in milliseconds since the epoch.
+    public var timeMilliseconds: Int64
+    /// Ids of the matching events (`event.id`), oldest first; nil where an event had none.
+    public var eventIDs: [String?]
+    /// The matching (last) event's process, to open its tree.
+    public var entityID: String?
+    public var pid: Int64?
+    public var executable: String?
+    public var commandLine: String?
+    public var userName: String?
+    /// Which audit record matched (its type), for `service: auditd` rules.
+    public var recordType: String?
+}
+
+/// Runs a rule set over a stream: matches, correlations (state per host and group, bounded), alerts.
+/// One detector per stream; not shared between tasks.
+public struct Detector {
+    public let ruleSet: RuleSet
+    private var states: [CorrelationState]
+    private var scratch: [(rule: Int, record: Int?)] = []
+    public private(set) var eventsSeen = 0
+    public private(set) var matchesSeen = 0
+
+    public init(ruleSet: RuleSet, maximumGroupsPerCorrelation: Int = 10_000) {
+        self.ruleSet = ruleSet
+        states = ruleSet.correlations.map { _ in CorrelationState(maximumGroups: maximumGroupsPerCorrelation) }
+    }
+
+    /// The alerts `subject` raises, in rule order (correlations after the rules they complete).
+    public mutating func process<S: DetectionSubject>(_ subject: S) -> [Alert] {
+        eventsSeen += 1
+        scratch.removeAll(keepingCapacity: true)
+        ruleSet.matches(subject, into: &scratch)
+        guard !scratch.isEmpty else { return [] }
+        matchesSeen += scratch.count
+        var alerts: [Alert] = []
+        let host = subject.value(of: .hostName)?.text
+        let eventID = subject.value(of: .eventID)?.text
+        let time = subject.timeMilliseconds
+        for (index, record) in scratch {
+            let rule = ruleSet.rules[index]
+            if rule.generatesAlerts {
+                alerts.append(
+                    Self.alert(
+                        subject, record: record, id: rule.id, title: rule.title, level: rule.level, tags: rule.tags,
+                        file: rule.file, correlation: nil, eventIDs: [eventID]))
+            }
+            for (correlationIndex, position) in ruleSet.uses[index] {
+                let correlation = ruleSet.correlations[correlationIndex]
+                let evaluation = Evaluation(subject: subject, record: record)
+                func read(_ field: String) -> String {
+                    let reference = correlation.ruleReferences[position]
+                    let name = correlation.aliases[field]?[reference] ?? correlation.aliases[field]?[rule.id] ?? field
+                    guard let ref = try? FieldMapping.field(name, route: rule.route) else { return "" }
+                    return evaluation.value(ref)?.text ?? ""
+                }
+                var key = host ?? ""
+                for field in correlation.groupBy { key += "\u{1F}" + read(field) }
+                let counted = correlation.countedField.map(read)
+                if let events = states[correlationIndex].record(
+                    correlation, position: position, key: key, time: time, eventID: eventID, countedValue: counted)
+                {
+                    alerts.append(
+                        Self.alert(
+                            subject, record: record, id: correlation.id, title: correlation.title, level: correlation.level,
+                            tags: correlation.tags, file: correlation.file, correlation: correlation.kind.rawValue,
+                            eventIDs: events))
+                }
+            }
+        }
+        return alerts
+    }
+
+    static func alert<S: DetectionSubject>(
+        _ subject: S, record: Int?, id: String, title: String, level: RuleLevel, tags: [String], file: String,
+        correlation: String?, eventIDs: [String?]
+    ) -> Alert {
+        let pid: Int64? = if case .number(let value)? = subject.value(of: .processPID) { value } else { nil }
+        return Alert(
+            ruleID: id, ruleTitle: title, level: level, tags: tags, ruleFile: file, correlation: correlation,
+            host: subject.value(of: .hostName)?.text, timeMilliseconds: subject.timeMilliseconds, eventIDs: eventIDs,
+            entityID: subject.value(of: .processEntityID)?.text, pid: pid,
+            executable: subject.value(of: .processExecutable)?.text, commandLine: subject.value(of: .processCommandLine)?.text,
+            userName: subject.value(of: .userName)?.text, recordType: record.map { subject.recordType(at: $0) })
+    }
+}
+
+extension RuleLevel {
+    /// ECS `event.severity`: 21 low … 99 critical (the scale Elastic's detection rules use).
+    public var severity: Int {
+        switch self {
+        case .informational: 1
+        case .low: 21
+        case .medium: 47
+        case .high: 73
+        case .critical: 99
+        }
+    }
+}
+
+extension Alert {
+    /// One JSON line in ECS terms: `event.kind: alert`, `rule.*`, the event's host, process and user,
+    /// and `herdwatch.alert.*` (level, matching event ids, correlation type, rule file).
+    public func json() -> String {
+        var writer = JSONWriter(capacity: 512)
+        writer.beginObject()
+        writer.timestampMember("@timestamp", milliseconds: timeMilliseconds)
+        writer.key("event")
+        writer.beginObject()
+        writer.member("kind", "alert")
+        writer.member("severity", level.severity)
+        writer.member("module", "herdwatch-detection")
+        writer.endObject()
+        writer.key("rule")
+        writer.beginObject()
+        writer.member("id", ruleID)
+        writer.member("name", ruleTitle)
+        writer.member("ruleset", "sigma")
+        writer.endObject()
+        if let host {
+            writer.key("host")
+            writer.beginObject()
+            writer.member("name", host)
+            writer.endObject()
+        }
+        if entityID != nil || pid != nil || executable != nil {
+            writer.key("process")
+            writer.beginObject()
+            writer.member("entity_id", entityID)
+            writer.member("pid", pid)
+            writer.member("executable", executable)
+            writer.member("command_line", commandLine)
+            writer.endObject()
+        }
+        if let userName {
+            writer.key("user")
+            writer.beginObject()
+            writer.member("name", userName)
+            writer.endObject()
+        }
+        if !tags.isEmpty {
+            writer.key("tags")
+            writer.beginArray()
+            for tag in tags { writer.string(tag) }
+            writer.endArray()
+        }
+        writer.key("herdwatch")
+        writer.beginObject()
+        writer.key("alert")
+        writer.beginObject()
+        writer.member("level", level.rawValue)
+        writer.member("correlation", correlation)
+        writer.member("record_type", recordType)
+        writer.member("rule_file", ruleFile)
+        writer.key("events")
+        writer.beginArray()
+        for id in eventIDs {
+            if let id { writer.string(id) } else { writer.string("") }
+        }
+        writer.endArray()
+        writer.endObject()
+        writer.endObject()
+        writer.endObject()
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+}
