@@ -39,8 +39,13 @@ public struct Detector {
         states = ruleSet.correlations.map { _ in CorrelationState(maximumGroups: maximumGroupsPerCorrelation) }
     }
 
-    /// The alerts `subject` raises, in rule order (correlations after the rules they complete).
-    public mutating func process<S: DetectionSubject>(_ subject: S) -> [Alert] {
+    /// The alerts an event raises, in rule order (correlations after the rules they complete).
+    public mutating func process(_ event: Event) -> [Alert] { run(EventSubject(event)) }
+
+    /// The alerts an ECS JSON event (as the server receives it) raises.
+    public mutating func process(_ event: JSONSubject) -> [Alert] { run(event) }
+
+    mutating func run<S: DetectionSubject>(_ subject: S) -> [Alert] {
         eventsSeen += 1
         scratch.removeAll(keepingCapacity: true)
         ruleSet.matches(subject, into: &scratch)

@@ -1,92 +1,99 @@
 import HerdwatchAudit
 import HerdwatchEvents
 
-/// Rules read an `Event` (replay, the agent) straight from its typed fields and raw records.
-extension Event: DetectionSubject {
-    public func value(of field: ECSField) -> FieldValue? {
+/// Rules read an `Event` (replay, the agent) straight from its typed fields and raw records,
+/// through one reference so that evaluating many rules never copies the event.
+final class EventSubject: DetectionSubject {
+    let event: Event
+
+    init(_ event: Event) { self.event = event }
+
+    var action: String { event.kind.action.description }
+
+    func value(of field: ECSField) -> FieldValue? {
         switch field {
-        case .eventAction: return .string(kind.action.description)
-        case .eventCategory: return .strings(kind.categories.map(\.description))
-        case .eventType: return .strings(kind.types.map(\.description))
-        case .eventOutcome: return .string(outcome.name.description)
-        case .eventModule: return .string(module)
-        case .eventID: return id.map(FieldValue.string)
-        case .hostName: return host.name.map(FieldValue.string)
-        case .message: return message.map(FieldValue.string)
-        case .tags: return tags.isEmpty ? nil : .strings(tags)
-        case .errorCode: return errorCode.map(FieldValue.string)
-        case .containerID: return containerID.map(FieldValue.string)
-        case .processPID: return process?.pid.map(FieldValue.number)
-        case .processName: return process?.name.map(FieldValue.string)
-        case .processExecutable: return process?.executable.map(FieldValue.string)
+        case .eventAction: return .string(event.kind.action.description)
+        case .eventCategory: return .strings(event.kind.categories.map(\.description))
+        case .eventType: return .strings(event.kind.types.map(\.description))
+        case .eventOutcome: return .string(event.outcome.name.description)
+        case .eventModule: return .string(event.module)
+        case .eventID: return event.id.map(FieldValue.string)
+        case .hostName: return event.host.name.map(FieldValue.string)
+        case .message: return event.message.map(FieldValue.string)
+        case .tags: return event.tags.isEmpty ? nil : .strings(event.tags)
+        case .errorCode: return event.errorCode.map(FieldValue.string)
+        case .containerID: return event.containerID.map(FieldValue.string)
+        case .processPID: return event.process?.pid.map(FieldValue.number)
+        case .processName: return event.process?.name.map(FieldValue.string)
+        case .processExecutable: return event.process?.executable.map(FieldValue.string)
         case .processCommandLine:
-            if let line = process?.commandLine { return .string(line) }
-            return process?.args.map { .string($0.joined(separator: " ")) }
-        case .processArgs: return process?.args.map(FieldValue.strings)
-        case .processArgsCount: return (process?.argsCount ?? process?.args?.count).map { .number(Int64($0)) }
-        case .processTitle: return process?.title.map(FieldValue.string)
-        case .processWorkingDirectory: return process?.workingDirectory.map(FieldValue.string)
-        case .processEntityID: return process?.entityID.map(FieldValue.string)
-        case .processExitCode: return process?.exitCode.map(FieldValue.number)
-        case .parentPID: return process?.parentPID.map(FieldValue.number)
-        case .parentName: return process?.parent?.name.map(FieldValue.string)
-        case .parentExecutable: return process?.parent?.executable.map(FieldValue.string)
-        case .parentArgs: return process?.parent?.args.map(FieldValue.strings)
-        case .parentCommandLine: return process?.parent?.args.map { .string($0.joined(separator: " ")) }
-        case .parentEntityID: return process?.parent?.entityID.map(FieldValue.string)
-        case .sessionLeaderEntityID: return process?.sessionLeaderEntityID.map(FieldValue.string)
-        case .ancestry: return process.flatMap { $0.ancestry.isEmpty ? nil : .strings($0.ancestry) }
-        case .userID: return user?.user?.id.map(FieldValue.string)
-        case .userName: return user?.user?.name.map(FieldValue.string)
-        case .userGroupID: return user?.group?.id.map(FieldValue.string)
-        case .userGroupName: return user?.group?.name.map(FieldValue.string)
-        case .userEffectiveID: return user?.effective?.id.map(FieldValue.string)
-        case .userEffectiveName: return user?.effective?.name.map(FieldValue.string)
-        case .userAuditID: return user?.audit?.id.map(FieldValue.string)
-        case .userAuditName: return user?.audit?.name.map(FieldValue.string)
-        case .filePath: return file?.path.map(FieldValue.string)
-        case .fileMode: return file?.mode.map(FieldValue.string)
-        case .fileType: return file?.type.map(FieldValue.string)
-        case .fileUID: return file?.uid.map(FieldValue.string)
-        case .fileOwner: return file?.owner.map(FieldValue.string)
-        case .fileInode: return file?.inode.map(FieldValue.string)
-        case .sourceIP: return source?.ip.map(FieldValue.string)
-        case .sourcePort: return source?.port.map { .number(Int64($0)) }
-        case .sourceAddress: return (source?.address ?? source?.ip).map(FieldValue.string)
-        case .sourceDomain: return source?.domain.map(FieldValue.string)
-        case .destinationIP: return destination?.ip.map(FieldValue.string)
-        case .destinationPort: return destination?.port.map { .number(Int64($0)) }
-        case .destinationAddress: return (destination?.address ?? destination?.ip).map(FieldValue.string)
-        case .destinationDomain: return destination?.domain.map(FieldValue.string)
-        case .networkType: return network?.type.map(FieldValue.string)
-        case .networkDirection: return network?.direction.map(FieldValue.string)
-        case .auditRecordType: return audit.map { .string($0.recordType) }
-        case .auditSyscall: return audit?.syscall.map(FieldValue.string)
-        case .auditArch: return audit?.arch.map(FieldValue.string)
-        case .auditResult: return audit?.result.map(FieldValue.string)
-        case .auditSession: return audit?.session.map(FieldValue.string)
-        case .auditTTY: return audit?.tty.map(FieldValue.string)
+            if let line = event.process?.commandLine { return .string(line) }
+            return event.process?.args.map { .string($0.joined(separator: " ")) }
+        case .processArgs: return event.process?.args.map(FieldValue.strings)
+        case .processArgsCount: return (event.process?.argsCount ?? event.process?.args?.count).map { .number(Int64($0)) }
+        case .processTitle: return event.process?.title.map(FieldValue.string)
+        case .processWorkingDirectory: return event.process?.workingDirectory.map(FieldValue.string)
+        case .processEntityID: return event.process?.entityID.map(FieldValue.string)
+        case .processExitCode: return event.process?.exitCode.map(FieldValue.number)
+        case .parentPID: return event.process?.parentPID.map(FieldValue.number)
+        case .parentName: return event.process?.parent?.name.map(FieldValue.string)
+        case .parentExecutable: return event.process?.parent?.executable.map(FieldValue.string)
+        case .parentArgs: return event.process?.parent?.args.map(FieldValue.strings)
+        case .parentCommandLine: return event.process?.parent?.args.map { .string($0.joined(separator: " ")) }
+        case .parentEntityID: return event.process?.parent?.entityID.map(FieldValue.string)
+        case .sessionLeaderEntityID: return event.process?.sessionLeaderEntityID.map(FieldValue.string)
+        case .ancestry: return event.process.flatMap { $0.ancestry.isEmpty ? nil : .strings($0.ancestry) }
+        case .userID: return event.user?.user?.id.map(FieldValue.string)
+        case .userName: return event.user?.user?.name.map(FieldValue.string)
+        case .userGroupID: return event.user?.group?.id.map(FieldValue.string)
+        case .userGroupName: return event.user?.group?.name.map(FieldValue.string)
+        case .userEffectiveID: return event.user?.effective?.id.map(FieldValue.string)
+        case .userEffectiveName: return event.user?.effective?.name.map(FieldValue.string)
+        case .userAuditID: return event.user?.audit?.id.map(FieldValue.string)
+        case .userAuditName: return event.user?.audit?.name.map(FieldValue.string)
+        case .filePath: return event.file?.path.map(FieldValue.string)
+        case .fileMode: return event.file?.mode.map(FieldValue.string)
+        case .fileType: return event.file?.type.map(FieldValue.string)
+        case .fileUID: return event.file?.uid.map(FieldValue.string)
+        case .fileOwner: return event.file?.owner.map(FieldValue.string)
+        case .fileInode: return event.file?.inode.map(FieldValue.string)
+        case .sourceIP: return event.source?.ip.map(FieldValue.string)
+        case .sourcePort: return event.source?.port.map { .number(Int64($0)) }
+        case .sourceAddress: return (event.source?.address ?? event.source?.ip).map(FieldValue.string)
+        case .sourceDomain: return event.source?.domain.map(FieldValue.string)
+        case .destinationIP: return event.destination?.ip.map(FieldValue.string)
+        case .destinationPort: return event.destination?.port.map { .number(Int64($0)) }
+        case .destinationAddress: return (event.destination?.address ?? event.destination?.ip).map(FieldValue.string)
+        case .destinationDomain: return event.destination?.domain.map(FieldValue.string)
+        case .networkType: return event.network?.type.map(FieldValue.string)
+        case .networkDirection: return event.network?.direction.map(FieldValue.string)
+        case .auditRecordType: return event.audit.map { .string($0.recordType) }
+        case .auditSyscall: return event.audit?.syscall.map(FieldValue.string)
+        case .auditArch: return event.audit?.arch.map(FieldValue.string)
+        case .auditResult: return event.audit?.result.map(FieldValue.string)
+        case .auditSession: return event.audit?.session.map(FieldValue.string)
+        case .auditTTY: return event.audit?.tty.map(FieldValue.string)
         case .auditPathNames:
-            guard let paths = audit?.paths, !paths.isEmpty else { return nil }
+            guard let paths = event.audit?.paths, !paths.isEmpty else { return nil }
             return .strings(paths.compactMap(\.name))
-        case .firstSeen: return .bool(firstSeen)
-        case .agentLostTotal: return agentHealth.map { .number(Int64($0.lostTotal)) }
-        case .lossCount: return loss.map { .number(Int64($0.count)) }
+        case .firstSeen: return .bool(event.firstSeen)
+        case .agentLostTotal: return event.agentHealth.map { .number(Int64($0.lostTotal)) }
+        case .lossCount: return event.loss.map { .number(Int64($0.count)) }
         }
     }
 
-    public var recordCount: Int { audit?.records.count ?? 0 }
+    var recordCount: Int { event.audit?.records.count ?? 0 }
 
-    public var timeMilliseconds: Int64 { timestamp.totalMilliseconds }
+    var timeMilliseconds: Int64 { event.timestamp.totalMilliseconds }
 
-    public func recordType(at index: Int) -> String { audit!.records[index].typeName }
+    func recordType(at index: Int) -> String { event.audit!.records[index].typeName }
 
-    public func recordValue(at index: Int, key: String) -> FieldValue? {
-        guard let audit else { return nil }
-        let record = audit.records[index]
+    func recordValue(at index: Int, key: String) -> FieldValue? {
+        guard event.audit != nil else { return nil }
+        let record = event.audit!.records[index]
         if key == "type" { return .string(record.typeName) }
         // EXECVE arguments: the event already holds them reassembled and decoded.
-        if record.type == 1309, let args = process?.args, let position = RecordKeys.argumentIndex(key) {
+        if record.type == 1309, let args = event.process?.args, let position = RecordKeys.argumentIndex(key) {
             return position < args.count ? .string(args[position]) : nil
         }
         let isInterpretation = key.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
@@ -101,20 +108,20 @@ extension Event: DetectionSubject {
         guard isInterpretation else { return nil }
         // RAW logs and live records carry no interpretations: take them from the event.
         switch key {
-        case "SYSCALL": return record.type == 1300 ? audit.syscall.map(FieldValue.string) : nil
-        case "ARCH": return record.type == 1300 ? audit.arch.map(FieldValue.string) : nil
-        case "UID": return user?.user?.name.map(FieldValue.string)
-        case "EUID": return user?.effective?.name.map(FieldValue.string)
-        case "AUID": return user?.audit?.name.map(FieldValue.string)
-        case "GID": return user?.group?.name.map(FieldValue.string)
+        case "SYSCALL": return record.type == 1300 ? event.audit!.syscall.map(FieldValue.string) : nil
+        case "ARCH": return record.type == 1300 ? event.audit!.arch.map(FieldValue.string) : nil
+        case "UID": return event.user?.user?.name.map(FieldValue.string)
+        case "EUID": return event.user?.effective?.name.map(FieldValue.string)
+        case "AUID": return event.user?.audit?.name.map(FieldValue.string)
+        case "GID": return event.user?.group?.name.map(FieldValue.string)
         default: return nil
         }
     }
 
-    public func recordValues(at index: Int) -> [String] {
-        guard let audit else { return [] }
-        let record = audit.records[index]
-        if record.type == 1309, let args = process?.args { return args }
+    func recordValues(at index: Int) -> [String] {
+        guard event.audit != nil else { return [] }
+        let record = event.audit!.records[index]
+        if record.type == 1309, let args = event.process?.args { return args }
         var values: [String] = []
         values.reserveCapacity(record.fields.count)
         for field in record.fields where !field.isEnriched {
@@ -130,11 +137,11 @@ extension Event: DetectionSubject {
         return values
     }
 
-    public var keywordValues: [String] {
+    var keywordValues: [String] {
         var values: [String] = []
-        if let message { values.append(message) }
-        if let line = process?.commandLine ?? process?.args?.joined(separator: " ") { values.append(line) }
-        if let path = file?.path { values.append(path) }
+        if let message = event.message { values.append(message) }
+        if let line = event.process?.commandLine ?? event.process?.args?.joined(separator: " ") { values.append(line) }
+        if let path = event.file?.path { values.append(path) }
         return values
     }
 }

@@ -124,8 +124,13 @@ public enum FieldValue: Sendable, Equatable {
 /// One event as rules see it: its ECS fields and, for `service: auditd` rules, its raw audit
 /// records one by one (Sigma's auditd rules are written against single records).
 ///
-/// Two forms implement it: `Event` (replay, the agent) and `JSONSubject` (what the server receives).
+/// Two forms implement it: `EventSubject` (an `Event`: replay, the agent) and `JSONSubject` (what
+/// the server receives).
 public protocol DetectionSubject {
+    /// `event.action` (routing reads it for every event).
+    var action: String { get }
+    /// `event.module`.
+    var module: String { get }
     func value(of field: ECSField) -> FieldValue?
     var recordCount: Int { get }
     /// The record's type name (`SYSCALL`, `EXECVE`, `PATH`).
@@ -142,6 +147,6 @@ public protocol DetectionSubject {
 }
 
 extension DetectionSubject {
-    var action: String { value(of: .eventAction)?.text ?? "" }
-    var module: String { value(of: .eventModule)?.text ?? "" }
+    public var action: String { value(of: .eventAction)?.text ?? "" }
+    public var module: String { value(of: .eventModule)?.text ?? "" }
 }

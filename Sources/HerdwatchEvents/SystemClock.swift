@@ -12,6 +12,13 @@ public enum SystemClock {
     /// Milliseconds on a clock that never goes back (CLOCK_MONOTONIC), for timeouts and intervals.
     public static func monotonicMilliseconds() -> Int64 { milliseconds(CLOCK_MONOTONIC) }
 
+    /// Nanoseconds on the monotonic clock, for timing stages.
+    public static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
     private static func milliseconds(_ clock: clockid_t) -> Int64 {
         var time = timespec()
         clock_gettime(clock, &time)

@@ -90,11 +90,15 @@ struct ReplayCommand: ParsableCommand {
         var observe: ((Event) throws -> Void)?
         var alertCount = 0
         var detector: Detector?
+        var detectionNanoseconds: UInt64 = 0
         let alertOutput = rules.isEmpty ? nil : try OutputFile(path: alerts)
         if !rules.isEmpty {
             detector = Detector(ruleSet: try RuleLoading.ruleSet(rules, strict: false))
             observe = { event in
-                for alert in detector!.process(event) {
+                let start = SystemClock.monotonicNanoseconds()
+                let alerts = detector!.process(event)
+                detectionNanoseconds += SystemClock.monotonicNanoseconds() - start
+                for alert in alerts {
                     alertCount += 1
                     try alertOutput?.writeLine(Array(alert.json().utf8))
                 }
@@ -103,7 +107,10 @@ struct ReplayCommand: ParsableCommand {
         let (statistics, failedInputs) = try replay.run(inputs: inputs.isEmpty ? ["-"] : inputs, output: sink, observe: observe)
         try alertOutput?.flush()
         if let detector, !quiet {
-            writeStandardError("herdwatch replay: \(detector.ruleSet.rules.count) rules, \(detector.ruleSet.correlations.count) correlations, \(alertCount) alerts\n")
+            let seconds = Double(detectionNanoseconds) / 1e9
+            let rate = seconds > 0 ? Int(Double(detector.eventsSeen) / seconds) : 0
+            writeStandardError(
+                "herdwatch replay: \(detector.ruleSet.rules.count) rules, \(detector.ruleSet.correlations.count) correlations, \(alertCount) alerts; detection took \(String(format: "%.2f", seconds)) s (\(rate) events/s)\n")
         }
 
         if !quiet {

@@ -59,6 +59,9 @@ struct RulesCheckCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON lines.")
     var json = false
 
+    @Flag(help: "Also print how rules are routed: per logsource, rules found through an index and rules every event meets.")
+    var routing = false
+
     func run() throws {
         let loaded = RuleLoading.load(paths)
         var lines: [String] = []
@@ -78,7 +81,10 @@ struct RulesCheckCommand: ParsableCommand {
         }
         var errors = loaded.errors
         do {
-            _ = try RuleSet(rules: loaded.rules, correlations: loaded.correlations)
+            let set = try RuleSet(rules: loaded.rules, correlations: loaded.correlations)
+            if routing {
+                for (name, indexed, always) in set.routing { lines.append("routing      \(name): \(indexed) indexed, \(always) always evaluated") }
+            }
         } catch let error as RuleError {
             errors.append(error)
         }
