@@ -65,7 +65,7 @@ public struct Detector {
             }
             for (correlationIndex, position) in ruleSet.uses[index] {
                 let correlation = ruleSet.correlations[correlationIndex]
-                let evaluation = Evaluation(subject: subject, record: record)
+                let evaluation = Evaluation(subject: subject, record: record, program: ruleSet.program)
                 func read(_ field: String) -> String {
                     let reference = correlation.ruleReferences[position]
                     let name = correlation.aliases[field]?[reference] ?? correlation.aliases[field]?[rule.id] ?? field

@@ -7,6 +7,10 @@ public enum FieldRef: Sendable, Hashable {
     case initiated
     /// The basename of the process executable, lower-cased (used to index rules, not by rules).
     case imageName
+    /// The same for the parent's executable.
+    case parentImageName
+    /// What keyword searches read: a record's values, or the event's message and command line.
+    case keywordText
 
     public var name: String {
         switch self {
@@ -14,6 +18,8 @@ public enum FieldRef: Sendable, Hashable {
         case .record(let key): "auditd record field \(key)"
         case .initiated: "Initiated (from event.action)"
         case .imageName: "basename of process.executable"
+        case .parentImageName: "basename of process.parent.executable"
+        case .keywordText: "keyword text"
         }
     }
 }

@@ -111,6 +111,7 @@ struct Evaluation<Subject: DetectionSubject> {
     let subject: Subject
     /// The audit record a `service: auditd` rule is looking at.
     let record: Int?
+    let program: Program
 
     func value(_ field: FieldRef) -> FieldValue? {
         switch field {
@@ -124,67 +125,109 @@ struct Evaluation<Subject: DetectionSubject> {
             case "network-accepted": return .string("false")
             default: return nil
             }
-        case .imageName:
-            guard case .string(let path)? = subject.value(of: .processExecutable) else { return nil }
+        case .keywordText:
+            return .strings(record.map { subject.recordValues(at: $0) } ?? subject.keywordValues)
+        case .imageName, .parentImageName:
+            guard case .string(let path)? = subject.value(of: field == .imageName ? .processExecutable : .parentExecutable) else {
+                return nil
+            }
             return .string(StringPattern.lowercased(String(path.split(separator: "/").last ?? "")))
         }
     }
 
-    func holds(_ node: ConditionNode, _ selections: [Selection]) -> Bool {
-        switch node {
-        case .selection(let index): return holds(selections[index])
-        case .and(let nodes):
-            for node in nodes where !holds(node, selections) { return false }
+    /// Whether rule `index`'s condition holds.
+    func holds(rule index: Int) -> Bool { holds(node: program.roots[index]) }
+
+    func holds(node index: Int32) -> Bool {
+        let node = program.nodes[Int(index)]
+        switch node.kind {
+        case .selection:
+            return holds(selection: node.value)
+        case .and:
+            for offset in 0..<node.count where !holds(node: program.children[Int(node.start + offset)]) { return false }
             return true
-        case .or(let nodes):
-            for node in nodes where holds(node, selections) { return true }
+        case .or:
+            for offset in 0..<node.count where holds(node: program.children[Int(node.start + offset)]) { return true }
             return false
-        case .not(let node): return !holds(node, selections)
-        case .atLeast(let count, let nodes):
-            var held = 0
-            for node in nodes where holds(node, selections) {
+        case .not:
+            return !holds(node: program.children[Int(node.start)])
+        case .atLeast:
+            var held: Int32 = 0
+            for offset in 0..<node.count where holds(node: program.children[Int(node.start + offset)]) {
                 held += 1
-                if held >= count { return true }
+                if held >= node.value { return true }
             }
             return false
         }
     }
 
-    func holds(_ selection: Selection) -> Bool {
-        switch selection {
-        case .maps(let maps):
-            for map in maps where map.allSatisfy(holds) { return true }
-            return false
-        case .keywords(let tests, let requiresAll):
+    func holds(selection index: Int32) -> Bool {
+        let code = program.selections[Int(index)]
+        if code.isKeywords {
             let values = record.map { subject.recordValues(at: $0) } ?? subject.keywordValues
-            if requiresAll {
-                return tests.allSatisfy { test in values.contains { test.matches($0) } }
+            for offset in 0..<code.count {
+                let test = program.tests[Int(code.start + offset)]
+                var found = false
+                for value in values where holds(test, text: value) {
+                    found = true
+                    break
+                }
+                if found && !code.requiresAll { return true }
+                if !found && code.requiresAll { return false }
             }
-            return tests.contains { test in values.contains { test.matches($0) } }
+            return code.requiresAll
         }
-    }
-
-    func holds(_ test: FieldTest) -> Bool {
-        let value = value(test.field)
-        if test.requiresAll {
-            for item in test.tests where !holds(item, value) { return false }
-            return true
+        for offset in 0..<code.count {
+            let map = program.maps[Int(code.start + offset)]
+            var all = true
+            for test in 0..<map.count where !holds(fieldTest: program.fieldTests[Int(map.start + test)]) {
+                all = false
+                break
+            }
+            if all { return true }
         }
-        for item in test.tests where holds(item, value) { return true }
         return false
     }
 
-    func holds(_ test: ValueTest, _ value: FieldValue?) -> Bool {
-        switch test {
+    func holds(fieldTest code: FieldTestCode) -> Bool {
+        let value = value(program.fields[Int(code.field)])
+        for offset in 0..<code.count {
+            let held = holds(program.tests[Int(code.start + offset)], value)
+            if held && !code.requiresAll { return true }
+            if !held && code.requiresAll { return false }
+        }
+        return code.requiresAll
+    }
+
+    typealias FieldTestCode = Program.FieldTestCode
+
+    func holds(_ test: Program.TestCode, _ value: FieldValue?) -> Bool {
+        switch test.kind {
         case .null: return value?.isEmpty ?? true
-        case .exists(let wanted): return (value != nil) == wanted
-        case .fieldReference(let other, let cased):
-            guard let value, let reference = self.value(other) else { return false }
-            let wanted = cased ? reference.text : StringPattern.lowercased(reference.text)
-            return value.forEach { (cased ? $0 : StringPattern.lowercased($0)) == wanted }
+        case .existsTrue: return value != nil
+        case .existsFalse: return value == nil
+        case .other:
+            let other = program.others[Int(test.start)]
+            if case .fieldReference(let reference, let cased) = other {
+                guard let value, let wanted = self.value(reference) else { return false }
+                let target = cased ? wanted.text : StringPattern.lowercased(wanted.text)
+                return value.forEach { (cased ? $0 : StringPattern.lowercased($0)) == target }
+            }
+            guard let value else { return false }
+            return value.forEach { other.matches($0) }
         default:
             guard let value else { return false }
-            return value.forEach { test.matches($0) }
+            switch value {
+            case .string(let text): return holds(test, text: text)
+            default: return value.forEach { holds(test, text: $0) }
+            }
         }
+    }
+
+    @inline(__always)
+    func holds(_ test: Program.TestCode, text: String) -> Bool {
+        if test.kind == .other { return program.others[Int(test.start)].matches(text) }
+        var text = text
+        return text.withUTF8 { program.matches(test, $0) }
     }
 }

@@ -80,6 +80,8 @@ public struct StringPattern: Sendable, Hashable {
     }
 
     static func lowercased(_ text: String) -> String {
+        // Most values are lower-case already: no copy.
+        if !text.utf8.contains(where: { $0 &- 65 < 26 || $0 >= 0x80 }) { return text }
         if text.utf8.allSatisfy({ $0 < 0x80 }) {
             return String(decoding: text.utf8.map { fold($0) }, as: UTF8.self)
         }

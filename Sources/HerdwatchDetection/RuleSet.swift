@@ -4,93 +4,120 @@
 public struct RuleSet: Sendable {
     public let rules: [SigmaRule]
     public let correlations: [CorrelationRule]
+    let program: Program
     /// For each rule, the correlations (and positions in them) that use it.
     let uses: [[(correlation: Int, position: Int)]]
 
-    /// Rules of one route, found through indexes where possible: exact values of a field (the
-    /// executable's basename, a record's `a0`, `name`, `SYSCALL`), literals one of which must occur
-    /// in a field (one shared scan of the command line), and the rest, which every event meets.
+    /// Rules of one route, found through indexes where possible. A rule is indexed by what its
+    /// condition needs: on every path through it, some field must have one of a few exact values
+    /// (the executable's basename, a record's `a0`, `name`, `SYSCALL`) or contain one of a few
+    /// literals (one shared scan of the command line). Each path may need a different field; the
+    /// rule is then listed under each. Rules with a path that needs nothing indexable every event meets.
     struct Bucket: Sendable {
         var exact: [(field: FieldRef, table: [String: [Int]])] = []
-        var substring: (field: FieldRef, index: LiteralIndex, rules: [[Int]])?
+        var substrings: [(field: FieldRef, index: LiteralIndex, rules: [[Int]])] = []
         var always: [Int] = []
-        var isEmpty: Bool { exact.isEmpty && substring == nil && always.isEmpty }
+        var isEmpty: Bool { exact.isEmpty && substrings.isEmpty && always.isEmpty }
 
         func candidates<S: DetectionSubject>(_ evaluation: Evaluation<S>, _ body: (Int) -> Void) {
             for index in always { body(index) }
+            var hits: [Int] = []
             for (field, table) in exact {
                 guard let value = evaluation.value(field) else { continue }
                 _ = value.forEach { text in
-                    if let list = table[field == .imageName ? text : StringPattern.lowercased(text)] {
-                        for index in list { body(index) }
+                    if let list = table[field == .imageName || field == .parentImageName ? text : StringPattern.lowercased(text)] {
+                        hits.append(contentsOf: list)
                     }
                     return false
                 }
             }
-            if let (field, index, rules) = substring, let value = evaluation.value(field) {
-                var hits: [Int] = []
+            for (field, index, rules) in substrings {
+                guard let value = evaluation.value(field) else { continue }
                 _ = value.forEach { text in
                     index.scan(text) { literal in hits.append(contentsOf: rules[literal]) }
                     return false
                 }
-                guard !hits.isEmpty else { return }
-                hits.sort()
-                var previous = -1
-                for rule in hits where rule != previous {
-                    body(rule)
-                    previous = rule
-                }
+            }
+            guard !hits.isEmpty else { return }
+            if hits.count > 1 { hits.sort() }
+            var previous = -1
+            for rule in hits where rule != previous {
+                body(rule)
+                previous = rule
             }
         }
 
-        /// Indexes `members` (rule indices) by the fields that cover most of them.
-        init(_ members: [Int], rules: [SigmaRule], exactFields: [FieldRef], substringFields: [FieldRef]) {
-            var remaining = members
-            while !remaining.isEmpty {
-                var best: (field: FieldRef, covered: [(Int, Set<String>)])?
-                for field in exactFields where !exact.contains(where: { $0.field == field }) {
-                    let covered = remaining.compactMap { index in
-                        RuleSet.necessaryValues(rules[index].condition, rules[index].selections, field: field).map { (index, $0) }
-                    }
-                    if covered.count > (best?.covered.count ?? 1) { best = (field, covered) }
+        /// `recordType`: the (folded) audit record type every event of this bucket has, so that
+        /// selections for other types count as never holding.
+        init(_ members: [Int], rules: [SigmaRule], exactFields: [FieldRef], substringFields: [FieldRef], recordType: String? = nil) {
+            var tables: [FieldRef: [String: [Int]]] = [:]
+            var literals: [FieldRef: [String: [Int]]] = [:]
+            for index in members {
+                let rule = rules[index]
+                guard
+                    let keys = RuleSet.indexKeys(
+                        rule.condition, rule.selections, exactFields: exactFields, substringFields: substringFields,
+                        recordType: recordType)
+                else {
+                    always.append(index)
+                    continue
                 }
-                guard let best else { break }
-                var table: [String: [Int]] = [:]
-                for (index, values) in best.covered { for value in values { table[value, default: []].append(index) } }
-                exact.append((best.field, table))
-                let done = Set(best.covered.map(\.0))
-                remaining.removeAll { done.contains($0) }
+                for key in keys {
+                    if key.isLiteral {
+                        literals[key.field, default: [:]][key.value, default: []].append(index)
+                    } else {
+                        tables[key.field, default: [:]][key.value, default: []].append(index)
+                    }
+                }
             }
-            var bestSubstring: (field: FieldRef, covered: [(Int, Set<String>)])?
+            exact = exactFields.compactMap { field in tables[field].map { (field, $0) } }
             for field in substringFields {
-                let covered = remaining.compactMap { index in
-                    RuleSet.necessaryLiterals(rules[index].condition, rules[index].selections, field: field).map { (index, $0) }
-                }
-                if covered.count > (bestSubstring?.covered.count ?? 1) { bestSubstring = (field, covered) }
+                guard let table = literals[field] else { continue }
+                let entries = table.sorted { $0.key < $1.key }
+                substrings.append((field, LiteralIndex(literals: entries.map { Array($0.key.utf8) }), entries.map(\.value)))
             }
-            if let (field, covered) = bestSubstring {
-                var literals: [[UInt8]] = []
-                var owners: [[Int]] = []
-                var ids: [String: Int] = [:]
-                for (index, set) in covered {
-                    for literal in set {
-                        if let id = ids[literal] {
-                            owners[id].append(index)
-                        } else {
-                            ids[literal] = literals.count
-                            literals.append(Array(literal.utf8))
-                            owners.append([index])
-                        }
-                    }
-                }
-                substring = (field, LiteralIndex(literals: literals), owners)
-                let done = Set(covered.map(\.0))
-                remaining.removeAll { done.contains($0) }
-            }
-            always = remaining
         }
 
         init() {}
+    }
+
+    /// One indexable need: `field` equals `value` (folded), or contains it when `isLiteral`.
+    struct IndexKey: Hashable {
+        var field: FieldRef
+        var value: String
+        var isLiteral: Bool
+    }
+
+    /// Keys at least one of which holds whenever the condition does; nil when some path through the
+    /// condition needs nothing indexable.
+    static func indexKeys(
+        _ node: ConditionNode, _ selections: [Selection], exactFields: [FieldRef], substringFields: [FieldRef], recordType: String?
+    ) -> Set<IndexKey>? {
+        let need = need(node, selections, recordType: recordType) { map in
+            var best: Set<IndexKey>?
+            for field in exactFields {
+                if let values = necessaryValues(map, field: field) {
+                    let keys = Set(values.map { IndexKey(field: field, value: $0, isLiteral: false) })
+                    if best == nil || keyScore(keys) > keyScore(best!) { best = keys }
+                }
+            }
+            for field in substringFields {
+                if let values = necessaryLiterals(map, field: field) {
+                    let keys = Set(values.map { IndexKey(field: field, value: $0, isLiteral: true) })
+                    if best == nil || keyScore(keys) > keyScore(best!) { best = keys }
+                }
+            }
+            return best
+        }
+        if case .oneOf(let keys) = need { return keys }
+        return nil
+    }
+
+    /// Exact values select better than literals; fewer and longer better than more and shorter.
+    static func keyScore(_ keys: Set<IndexKey>) -> Double {
+        let shortest = Double(keys.map(\.value.utf8.count).min() ?? 0)
+        let literal = keys.contains { $0.isLiteral } ? 0.5 : 1
+        return literal * min(shortest, 12) / Double(max(keys.count, 1)).squareRoot()
     }
 
     var eventBuckets: [Route: Bucket] = [:]
@@ -134,6 +161,7 @@ public struct RuleSet: Sendable {
         for index in rules.indices where referenced[index] { rules[index].generatesAlerts = generating[index] }
         self.rules = rules
         self.correlations = correlations
+        program = Program(rules: rules)
         self.uses = uses
 
         for route in Route.allCases {
@@ -153,56 +181,134 @@ public struct RuleSet: Sendable {
                 byRoute[rule.route, default: []].append(index)
             }
         }
-        let processFields: [FieldRef] = [.imageName, .ecs(.parentExecutable), .ecs(.userName)]
+        let processFields: [FieldRef] = [.imageName, .parentImageName, .ecs(.userName)]
         let recordFields: [FieldRef] = ["a0", "a1", "name", "SYSCALL", "syscall", "exe", "comm", "key"].map { .record($0) }
         for (route, members) in byRoute {
             eventBuckets[route] = Bucket(
                 members, rules: rules, exactFields: processFields + [.ecs(.filePath), .ecs(.destinationPort)],
-                substringFields: [.ecs(.processCommandLine), .ecs(.filePath), .ecs(.message), .ecs(.processExecutable)])
+                substringFields: [
+                    .keywordText,
+                    .ecs(.processCommandLine), .ecs(.filePath), .ecs(.message), .ecs(.processExecutable), .ecs(.parentCommandLine),
+                    .ecs(.destinationDomain),
+                ])
         }
         for (type, members) in byType {
-            recordBuckets[type] = Bucket(members, rules: rules, exactFields: recordFields, substringFields: recordFields)
+            recordBuckets[type] = Bucket(
+                members, rules: rules, exactFields: recordFields, substringFields: recordFields + [.keywordText], recordType: type)
         }
         anyRecord = Bucket(anyType, rules: rules, exactFields: recordFields, substringFields: recordFields)
     }
 
-    /// Values `field` must have (folded) for the condition to hold, or nil when no such set is known.
-    static func necessaryValues(_ node: ConditionNode, _ selections: [Selection], field: FieldRef) -> Set<String>? {
-        switch node {
-        case .selection(let index):
-            guard case .maps(let maps) = selections[index] else { return nil }
-            var union = Set<String>()
-            for map in maps {
-                guard let values = necessaryValues(map, field: field) else { return nil }
-                union.formUnion(values)
-            }
-            return union
-        case .and(let nodes):
-            return nodes.compactMap { necessaryValues($0, selections, field: field) }.min { $0.count < $1.count }
-        case .or(let nodes):
-            var union = Set<String>()
-            for node in nodes {
-                guard let values = necessaryValues(node, selections, field: field) else { return nil }
-                union.formUnion(values)
-            }
-            return union
-        case .not, .atLeast:
+    /// What a condition needs of one field: nothing known, one of these values (or literals), or
+    /// it can never hold (every path goes through a selection for another record type).
+    enum Need<Element: Hashable> {
+        case unknown
+        case oneOf(Set<Element>)
+        case impossible
+
+        var set: Set<Element>? {
+            if case .oneOf(let values) = self { return values }
             return nil
         }
     }
 
+    /// Values `field` must have (folded) for the condition to hold, or nil when no such set is known.
+    static func necessaryValues(
+        _ node: ConditionNode, _ selections: [Selection], field: FieldRef, recordType: String? = nil
+    ) -> Set<String>? {
+        need(node, selections, recordType: recordType) { necessaryValues($0, field: field) }.set
+    }
+
+    /// Literals (folded) one of which must occur in `field` for the condition to hold.
+    static func necessaryLiterals(
+        _ node: ConditionNode, _ selections: [Selection], field: FieldRef, recordType: String? = nil
+    ) -> Set<String>? {
+        need(node, selections, recordType: recordType) { necessaryLiterals($0, field: field) }.set
+    }
+
+    static func need<Element: Hashable>(
+        _ node: ConditionNode, _ selections: [Selection], recordType: String?, _ ofMap: ([FieldTest]) -> Set<Element>?
+    ) -> Need<Element> {
+        switch node {
+        case .selection(let index):
+            if case .keywords(let tests, let requiresAll) = selections[index] {
+                let map = [FieldTest(field: .keywordText, tests: tests, requiresAll: requiresAll)]
+                return ofMap(map).map(Need.oneOf) ?? .unknown
+            }
+            guard case .maps(let maps) = selections[index] else { return .unknown }
+            var union = Set<Element>()
+            var possible = false
+            for map in maps {
+                if let recordType, excludes(map, recordType) { continue }
+                possible = true
+                guard let values = ofMap(map) else { return .unknown }
+                union.formUnion(values)
+            }
+            return possible ? .oneOf(union) : .impossible
+        case .and(let nodes):
+            var best: Set<Element>?
+            for node in nodes {
+                switch need(node, selections, recordType: recordType, ofMap) {
+                case .impossible: return .impossible
+                case .oneOf(let values):
+                    if best == nil || values.count < best!.count { best = values }
+                case .unknown: break
+                }
+            }
+            return best.map(Need.oneOf) ?? .unknown
+        case .or(let nodes):
+            var union = Set<Element>()
+            var possible = false
+            for node in nodes {
+                switch need(node, selections, recordType: recordType, ofMap) {
+                case .impossible: continue
+                case .oneOf(let values):
+                    possible = true
+                    union.formUnion(values)
+                case .unknown: return .unknown
+                }
+            }
+            return possible ? .oneOf(union) : .impossible
+        case .not, .atLeast:
+            return .unknown
+        }
+    }
+
+    /// Fewer, longer values select better.
+    static func score(_ values: Set<String>) -> Double {
+        Double(values.map(\.utf8.count).min() ?? 0) / Double(max(values.count, 1)).squareRoot()
+    }
+
+    /// Whether a map requires a record type other than `recordType`.
+    static func excludes(_ map: [FieldTest], _ recordType: String) -> Bool {
+        for test in map where test.field == .record("type") && !test.requiresAll {
+            let types = test.tests.compactMap { item -> String? in
+                if case .pattern(let pattern) = item { return pattern.equalityLiteral }
+                return nil
+            }
+            if types.count == test.tests.count && !types.contains(recordType) { return true }
+        }
+        return false
+    }
+
     static func necessaryValues(_ map: [FieldTest], field: FieldRef) -> Set<String>? {
-        let target: FieldRef = field == .imageName ? .ecs(.processExecutable) : field
+        let target: FieldRef =
+            switch field {
+            case .imageName: .ecs(.processExecutable)
+            case .parentImageName: .ecs(.parentExecutable)
+            default: field
+            }
+        let basename = field == .imageName || field == .parentImageName
         for test in map where test.field == target && !test.requiresAll {
             var values = Set<String>()
             for item in test.tests {
                 guard case .pattern(let pattern) = item, !pattern.cased else { values = []; break }
                 let literal = String(decoding: pattern.literal, as: UTF8.self)
                 switch pattern.shape {
-                case .equals where field != .imageName:
+                case .equals where !basename:
                     values.insert(literal)
                 case .equals where literal.contains("/"), .suffix where literal.contains("/"):
-                    guard field == .imageName else {
+                    guard basename else {
                         values = []
                         break
                     }
@@ -217,44 +323,32 @@ public struct RuleSet: Sendable {
         return nil
     }
 
-    /// Literals (folded) one of which must occur in `field` for the condition to hold.
-    static func necessaryLiterals(_ node: ConditionNode, _ selections: [Selection], field: FieldRef) -> Set<String>? {
-        switch node {
-        case .selection(let index):
-            guard case .maps(let maps) = selections[index] else { return nil }
-            var union = Set<String>()
-            for map in maps {
-                guard let literals = necessaryLiterals(map, field: field) else { return nil }
-                union.formUnion(literals)
-            }
-            return union
-        case .and(let nodes):
-            // The set whose shortest literal is longest: the most selective.
-            return nodes.compactMap { necessaryLiterals($0, selections, field: field) }
-                .max { ($0.map(\.utf8.count).min() ?? 0) < ($1.map(\.utf8.count).min() ?? 0) }
-        case .or(let nodes):
-            var union = Set<String>()
-            for node in nodes {
-                guard let literals = necessaryLiterals(node, selections, field: field) else { return nil }
-                union.formUnion(literals)
-            }
-            return union
-        case .not, .atLeast:
-            return nil
-        }
-    }
-
     static func necessaryLiterals(_ map: [FieldTest], field: FieldRef) -> Set<String>? {
         var best: Set<String>?
         for test in map where test.field == field {
             var literals: [String] = []
             for item in test.tests {
-                guard case .pattern(let pattern) = item, !pattern.cased, pattern.literal.count >= 2 else {
+                guard case .pattern(let pattern) = item, !pattern.cased, pattern.literal.count >= 2 || isGlob(pattern) else {
                     literals = []
                     break
                 }
                 switch pattern.shape {
                 case .equals, .prefix, .suffix, .contains: literals.append(String(decoding: pattern.literal, as: UTF8.self))
+                case .glob(let segments, _, _):
+                    // The longest run of plain bytes between wildcards must occur.
+                    var longest: [UInt8] = []
+                    for segment in segments {
+                        var run: [UInt8] = []
+                        for token in segment + [.anyCharacter] {
+                            if case .byte(let byte) = token {
+                                run.append(byte)
+                            } else {
+                                if run.count > longest.count { longest = run }
+                                run = []
+                            }
+                        }
+                    }
+                    if longest.count >= 3 { literals.append(String(decoding: longest, as: UTF8.self)) } else { literals = [] }
                 default: literals = []
                 }
                 if literals.isEmpty { break }
@@ -262,18 +356,23 @@ public struct RuleSet: Sendable {
             guard !literals.isEmpty else { continue }
             // With |all every literal is needed: the longest one alone is enough to require.
             let set: Set<String> = test.requiresAll ? [literals.max { $0.utf8.count < $1.utf8.count }!] : Set(literals)
-            if best == nil || (set.map(\.utf8.count).min()! > best!.map(\.utf8.count).min()!) { best = set }
+            if best == nil || score(set) > score(best!) { best = set }
         }
         return best
     }
 
+    static func isGlob(_ pattern: StringPattern) -> Bool {
+        if case .glob = pattern.shape { return true }
+        return false
+    }
+
     /// The rules that match `subject`: (rule index, the audit record that matched for auditd rules).
     public func matches<S: DetectionSubject>(_ subject: S, into result: inout [(rule: Int, record: Int?)]) {
-        let whole = Evaluation(subject: subject, record: nil)
+        let whole = Evaluation(subject: subject, record: nil, program: program)
         let action = subject.action
         func run(_ bucket: Bucket) {
             bucket.candidates(whole) { index in
-                if whole.holds(rules[index].condition, rules[index].selections) { result.append((index, nil)) }
+                if whole.holds(rule: index) { result.append((index, nil)) }
             }
         }
         if let routes = routesByAction[action] {
@@ -284,13 +383,13 @@ public struct RuleSet: Sendable {
         let records = subject.recordCount
         guard records > 0, !(recordBuckets.isEmpty && anyRecord.isEmpty) else { return }
         for record in 0..<records {
-            let evaluation = Evaluation(subject: subject, record: record)
+            let evaluation = Evaluation(subject: subject, record: record, program: program)
             let type = StringPattern.lowercased(subject.recordType(at: record))
             var seen = Set<Int>()
             func check(_ index: Int) {
                 // One match per rule and event: the first record that satisfies it.
                 guard !result.contains(where: { $0.rule == index }), seen.insert(index).inserted else { return }
-                if evaluation.holds(rules[index].condition, rules[index].selections) { result.append((index, record)) }
+                if evaluation.holds(rule: index) { result.append((index, record)) }
             }
             if let bucket = recordBuckets[type] { bucket.candidates(evaluation, check) }
             anyRecord.candidates(evaluation, check)
@@ -305,7 +404,7 @@ extension RuleSet {
         var rows: [(String, indexed: Int, always: Int)] = []
         func count(_ bucket: Bucket) -> Int {
             var rules = Set(bucket.exact.flatMap { $0.table.values.joined() })
-            if let substring = bucket.substring { rules.formUnion(substring.rules.joined()) }
+            for substring in bucket.substrings { rules.formUnion(substring.rules.joined()) }
             return rules.count
         }
         for (route, bucket) in eventBuckets.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {

@@ -1,0 +1,212 @@
+/// Every rule of a rule set lowered into flat arrays of plain values: evaluating walks indices and
+/// compares bytes from one literal pool, and never copies a reference-counted payload (enum cases
+/// holding arrays and strings cost a retain and a release at every step of a tree walk).
+final class Program: @unchecked Sendable {
+    // @unchecked: every property is written in `init` only.
+
+    struct Node {
+        enum Kind: UInt8 { case selection, and, or, not, atLeast }
+        var kind: Kind
+        /// selection: its index; atLeast: the count.
+        var value: Int32
+        /// Children: a range of `children`.
+        var start: Int32
+        var count: Int32
+    }
+
+    struct SelectionCode {
+        var isKeywords: Bool
+        var requiresAll: Bool
+        /// Maps: a range of `maps`; keywords: a range of `tests`.
+        var start: Int32
+        var count: Int32
+    }
+
+    struct FieldTestCode {
+        var field: Int32
+        var requiresAll: Bool
+        /// A range of `tests`.
+        var start: Int32
+        var count: Int32
+    }
+
+    struct TestCode {
+        enum Kind: UInt8 { case equals, prefix, suffix, contains, anything, other, null, existsTrue, existsFalse }
+        var kind: Kind
+        var cased: Bool
+        /// equals…contains: a range of `pool`; other: an index into `others`.
+        var start: Int32
+        var count: Int32
+    }
+
+    let nodes: [Node]
+    let children: [Int32]
+    let selections: [SelectionCode]
+    /// Ranges of `fieldTests`, one per map.
+    let maps: [(start: Int32, count: Int32)]
+    let fieldTests: [FieldTestCode]
+    let tests: [TestCode]
+    let fields: [FieldRef]
+    let others: [ValueTest]
+    let pool: UnsafeMutableBufferPointer<UInt8>
+    /// Each rule's condition.
+    let roots: [Int32]
+
+    init(rules: [SigmaRule]) {
+        var builder = Builder()
+        builder.add(rules)
+        nodes = builder.nodes
+        children = builder.children
+        selections = builder.selections
+        maps = builder.maps
+        fieldTests = builder.fieldTests
+        tests = builder.tests
+        fields = builder.fields
+        others = builder.others
+        roots = builder.roots
+        pool = .allocate(capacity: max(builder.bytes.count, 1))
+        _ = pool.initialize(from: builder.bytes)
+    }
+
+    deinit { pool.deallocate() }
+
+    private struct Builder {
+        var nodes: [Node] = []
+        var children: [Int32] = []
+        var selections: [SelectionCode] = []
+        var maps: [(start: Int32, count: Int32)] = []
+        var fieldTests: [FieldTestCode] = []
+        var tests: [TestCode] = []
+        var fields: [FieldRef] = []
+        var others: [ValueTest] = []
+        var roots: [Int32] = []
+        var bytes: [UInt8] = []
+        var fieldIndex: [FieldRef: Int32] = [:]
+
+    mutating func add(_ rules: [SigmaRule]) {
+        func field(_ ref: FieldRef) -> Int32 {
+            if let index = fieldIndex[ref] { return index }
+            fields.append(ref)
+            fieldIndex[ref] = Int32(fields.count - 1)
+            return Int32(fields.count - 1)
+        }
+        func test(_ value: ValueTest) -> TestCode {
+            switch value {
+            case .pattern(let pattern):
+                let kind: TestCode.Kind
+                switch pattern.shape {
+                case .equals: kind = .equals
+                case .prefix: kind = .prefix
+                case .suffix: kind = .suffix
+                case .contains: kind = .contains
+                case .anything: kind = .anything
+                case .glob:
+                    others.append(value)
+                    return TestCode(kind: .other, cased: pattern.cased, start: Int32(others.count - 1), count: 0)
+                }
+                let start = Int32(bytes.count)
+                bytes += pattern.literal
+                return TestCode(kind: kind, cased: pattern.cased, start: start, count: Int32(pattern.literal.count))
+            case .null: return TestCode(kind: .null, cased: false, start: 0, count: 0)
+            case .exists(let wanted): return TestCode(kind: wanted ? .existsTrue : .existsFalse, cased: false, start: 0, count: 0)
+            default:
+                others.append(value)
+                return TestCode(kind: .other, cased: false, start: Int32(others.count - 1), count: 0)
+            }
+        }
+        for rule in rules {
+            let base = Int32(selections.count)
+            for selection in rule.selections {
+                switch selection {
+                case .keywords(let values, let requiresAll):
+                    let start = Int32(tests.count)
+                    for value in values { tests.append(test(value)) }
+                    selections.append(SelectionCode(isKeywords: true, requiresAll: requiresAll, start: start, count: Int32(values.count)))
+                case .maps(let list):
+                    // Field tests are laid out first, then their maps.
+                    var ranges: [(Int32, Int32)] = []
+                    for map in list {
+                        let mapStart = Int32(fieldTests.count)
+                        var codes: [FieldTestCode] = []
+                        for item in map {
+                            let start = Int32(tests.count)
+                            for value in item.tests { tests.append(test(value)) }
+                            codes.append(
+                                FieldTestCode(field: field(item.field), requiresAll: item.requiresAll, start: start, count: Int32(item.tests.count)))
+                        }
+                        fieldTests += codes
+                        ranges.append((mapStart, Int32(map.count)))
+                    }
+                    let start = Int32(maps.count)
+                    maps += ranges.map { (start: $0.0, count: $0.1) }
+                    selections.append(SelectionCode(isKeywords: false, requiresAll: false, start: start, count: Int32(ranges.count)))
+                }
+            }
+            roots.append(lower(rule.condition, base: base))
+        }
+    }
+
+    private mutating func lower(_ node: ConditionNode, base: Int32) -> Int32 {
+        func add(_ kind: Node.Kind, value: Int32, _ list: [ConditionNode]) -> Int32 {
+            let lowered = list.map { lower($0, base: base) }
+            let start = Int32(children.count)
+            children += lowered
+            nodes.append(Node(kind: kind, value: value, start: start, count: Int32(lowered.count)))
+            return Int32(nodes.count - 1)
+        }
+        switch node {
+        case .selection(let index):
+            nodes.append(Node(kind: .selection, value: base + Int32(index), start: 0, count: 0))
+            return Int32(nodes.count - 1)
+        case .and(let list): return add(.and, value: 0, list)
+        case .or(let list): return add(.or, value: 0, list)
+        case .not(let inner): return add(.not, value: 0, [inner])
+        case .atLeast(let count, let list): return add(.atLeast, value: Int32(count), list)
+        }
+    }
+    }
+
+    /// Whether a plain test holds for `text`.
+    @inline(__always)
+    func matches(_ code: TestCode, _ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        let literal = UnsafeBufferPointer(rebasing: pool[Int(code.start)..<Int(code.start + code.count)])
+        switch code.kind {
+        case .equals: return text.count == literal.count && Self.equal(text, 0, literal, code.cased)
+        case .prefix: return text.count >= literal.count && Self.equal(text, 0, literal, code.cased)
+        case .suffix: return text.count >= literal.count && Self.equal(text, text.count - literal.count, literal, code.cased)
+        case .contains: return Self.contains(text, literal, code.cased)
+        case .anything: return true
+        default: return false
+        }
+    }
+
+    @inline(__always)
+    static func equal(_ text: UnsafeBufferPointer<UInt8>, _ offset: Int, _ literal: UnsafeBufferPointer<UInt8>, _ cased: Bool) -> Bool {
+        var index = 0
+        if cased {
+            while index < literal.count {
+                if text[offset &+ index] != literal[index] { return false }
+                index &+= 1
+            }
+        } else {
+            while index < literal.count {
+                if StringPattern.fold(text[offset &+ index]) != literal[index] { return false }
+                index &+= 1
+            }
+        }
+        return true
+    }
+
+    static func contains(_ text: UnsafeBufferPointer<UInt8>, _ literal: UnsafeBufferPointer<UInt8>, _ cased: Bool) -> Bool {
+        guard let first = literal.first else { return true }
+        guard text.count >= literal.count else { return false }
+        let last = text.count - literal.count
+        var offset = 0
+        while offset <= last {
+            let byte = cased ? text[offset] : StringPattern.fold(text[offset])
+            if byte == first && equal(text, offset, literal, cased) { return true }
+            offset &+= 1
+        }
+        return false
+    }
+}
