@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", "HerdwatchShipping", .product(name: "Hummingbird", package: "hummingbird"),
+                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

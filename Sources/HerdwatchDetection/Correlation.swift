@@ -144,8 +144,8 @@ public struct CorrelationRule: Sendable {
 }
 
 /// One correlation's state: per host and group key, bounded in groups and in entries per group.
-struct CorrelationState {
-    struct Group {
+struct CorrelationState: Sendable {
+    struct Group: Sendable {
         var lastUpdate: Int64 = 0
         /// event_count: times (and event ids) of matches inside the window, oldest first.
         var times: [(Int64, String?)] = []

@@ -23,11 +23,33 @@ public struct Alert: Sendable {
     public var userName: String?
     /// Which audit record matched (its type), for `service: auditd` rules.
     public var recordType: String?
+
+    public init(
+        ruleID: String, ruleTitle: String, level: RuleLevel, tags: [String], ruleFile: String, correlation: String?,
+        host: String?, timeMilliseconds: Int64, eventIDs: [String?], entityID: String?, pid: Int64?, executable: String?,
+        commandLine: String?, userName: String?, recordType: String?
+    ) {
+        self.ruleID = ruleID
+        self.ruleTitle = ruleTitle
+        self.level = level
+        self.tags = tags
+        self.ruleFile = ruleFile
+        self.correlation = correlation
+        self.host = host
+        self.timeMilliseconds = timeMilliseconds
+        self.eventIDs = eventIDs
+        self.entityID = entityID
+        self.pid = pid
+        self.executable = executable
+        self.commandLine = commandLine
+        self.userName = userName
+        self.recordType = recordType
+    }
 }
 
 /// Runs a rule set over a stream: matches, correlations (state per host and group, bounded), alerts.
 /// One detector per stream; not shared between tasks.
-public struct Detector {
+public struct Detector: Sendable {
     public let ruleSet: RuleSet
     private var states: [CorrelationState]
     private var scratch: [(rule: Int, record: Int?)] = []

@@ -3,7 +3,8 @@ import Foundation
 /// Rules read an event the server received: an ECS JSON object as `JSONSerialization` parsed it.
 /// Raw records come from `auditd.records` (values as written, quotes removed); EXECVE arguments from
 /// `process.args`, which hold them decoded.
-public struct JSONSubject: DetectionSubject {
+// @unchecked Sendable: the parsed object is never mutated after init.
+public struct JSONSubject: DetectionSubject, @unchecked Sendable {
     public let object: [String: Any]
     private let records: [[String: Any]]
 

@@ -42,7 +42,10 @@ public struct IngestSetupError: Error, CustomStringConvertible {
 }
 
 public enum IngestRoutes {
-    public static func add(to router: Router<BasicRequestContext>, store: EventStore, configuration: IngestConfiguration, logger: Logger) {
+    public static func add(
+        to router: Router<BasicRequestContext>, store: EventStore, configuration: IngestConfiguration, detection: DetectionStage? = nil,
+        logger: Logger
+    ) {
         router.get("/api/v1/health") { _, _ in "ok\n" }
         router.post("/api/v1/events") { request, context -> Response in
             guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
@@ -58,7 +61,8 @@ public enum IngestRoutes {
                 return reply(.contentTooLarge, ["error": "batch larger than \(configuration.maximumBodyBytes) bytes; send smaller batches"])
             }
             let text = String(buffer: body)
-            let result = try await store.ingest(lines: text.split(separator: "\n", omittingEmptySubsequences: false), host: host)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let result = try await store.ingest(lines: lines, host: host)
             guard result.rejected.isEmpty else {
                 logger.warning("batch refused", metadata: ["host": "\(host)", "first": "\(result.rejected[0])"])
                 return reply(
@@ -68,6 +72,8 @@ public enum IngestRoutes {
                         "rejected": result.rejected.prefix(100).map { ["line": $0.line, "reason": $0.reason] },
                     ])
             }
+            // Stored first (the agent's ack waits for the disk), then detected over what is new.
+            detection?.process(lines: lines, stored: result.insertedLines)
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
         }
     }

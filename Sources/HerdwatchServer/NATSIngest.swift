@@ -22,11 +22,13 @@ public final class NATSIngest: Sendable {
 
     public let configuration: Configuration
     private let store: EventStore
+    private let detection: DetectionStage?
     private let logger: Logger
 
-    public init(configuration: Configuration, store: EventStore, logger: Logger) {
+    public init(configuration: Configuration, store: EventStore, detection: DetectionStage? = nil, logger: Logger) {
         self.configuration = configuration
         self.store = store
+        self.detection = detection
         self.logger = logger
     }
 
@@ -53,6 +55,7 @@ public final class NATSIngest: Sendable {
                     throw error
                 }
                 consumer!.acknowledge()
+                detection?.process(lines: lines, stored: result.insertedLines)
                 for rejection in result.rejected.prefix(5) {
                     logger.warning("NATS message is not an event; skipped", metadata: ["where": "\(rejection)"])
                 }

@@ -48,11 +48,29 @@ public final class EventStore: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v2-alerts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE alert_store (
+                        id TEXT NOT NULL UNIQUE,
+                        host TEXT NOT NULL,
+                        time INTEGER NOT NULL,
+                        rule_id TEXT NOT NULL, rule_title TEXT NOT NULL, level TEXT NOT NULL, severity INTEGER NOT NULL,
+                        correlation TEXT, entity_id TEXT, pid INTEGER, executable TEXT, command_line TEXT, user_name TEXT,
+                        event_ids TEXT, tags TEXT, stored_at INTEGER NOT NULL, json TEXT NOT NULL
+                    );
+                    CREATE INDEX alert_host_time ON alert_store(host, time);
+                    CREATE INDEX alert_time ON alert_store(time);
+                    CREATE INDEX alert_rule ON alert_store(rule_id);
+                    """)
+        }
         return migrator
     }
 
     public struct IngestResult: Sendable, Equatable {
         public var inserted = 0
+        /// Positions (from 0) in the batch of the lines stored now, not before: what detection sees.
+        public var insertedLines: [Int] = []
         /// Events already stored (same `event.id`).
         public var duplicates = 0
         /// Lines that are not ECS events: (line number from 1, reason). Nothing of them is stored.
@@ -72,15 +90,16 @@ public final class EventStore: Sendable {
         var rows: [StoredEvent] = []
         for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
             do {
-                rows.append(try StoredEvent(json: line))
+                var row = try StoredEvent(json: line)
+                row.line = index
+                rows.append(row)
             } catch {
                 result.rejected.append(Rejection(line: index + 1, reason: "\(error)"))
             }
         }
         if allOrNothing && !result.rejected.isEmpty { return result }
-        let (inserted, duplicates) = try pool.write { db in try Self.insert(rows, into: db) }
-        result.inserted = inserted
-        result.duplicates = duplicates
+        let batch = rows
+        (result.inserted, result.duplicates, result.insertedLines) = try pool.write { db in try Self.insert(batch, into: db) }
         return result
     }
 
@@ -95,7 +114,8 @@ public final class EventStore: Sendable {
         var rows: [StoredEvent] = []
         for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
             do {
-                let row = try StoredEvent(json: line)
+                var row = try StoredEvent(json: line)
+                row.line = index
                 guard row.host == host else {
                     throw StoredEvent.Invalid(description: "host.name '\(row.host)' is not the token's host '\(host)'")
                 }
@@ -106,14 +126,12 @@ public final class EventStore: Sendable {
         }
         guard result.rejected.isEmpty else { return result }
         let batch = rows
-        let (inserted, duplicates) = try await pool.write { db in try Self.insert(batch, into: db) }
-        result.inserted = inserted
-        result.duplicates = duplicates
+        (result.inserted, result.duplicates, result.insertedLines) = try await pool.write { db in try Self.insert(batch, into: db) }
         return result
     }
 
-    /// Inserts rows not stored yet and counts hosts; returns (inserted, duplicates).
-    private static func insert(_ rows: [StoredEvent], into db: Database) throws -> (Int, Int) {
+    /// Inserts rows not stored yet and counts hosts; returns (inserted, duplicates, lines inserted).
+    private static func insert(_ rows: [StoredEvent], into db: Database) throws -> (Int, Int, [Int]) {
         let insert = try db.cachedStatement(
             sql: """
                 INSERT OR IGNORE INTO event_store (id, host, time, kind, action, category, outcome, module, pid, executable,
@@ -130,16 +148,52 @@ public final class EventStore: Sendable {
                 """)
         var inserted = 0
         var duplicates = 0
+        var lines: [Int] = []
         for row in rows {
             try insert.execute(arguments: row.arguments)
             if db.changesCount == 1 {
                 inserted += 1
+                lines.append(row.line)
                 try host.execute(arguments: [row.host, row.time, row.time, row.profile])
             } else {
                 duplicates += 1
             }
         }
-        return (inserted, duplicates)
+        return (inserted, duplicates, lines)
+    }
+
+    /// Stores alerts (each once, by id); returns how many were new.
+    @discardableResult
+    public func store(alerts: [StoredAlert]) throws -> Int {
+        guard !alerts.isEmpty else { return 0 }
+        return try pool.write { db in
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT OR IGNORE INTO alert_store (id, host, time, rule_id, rule_title, level, severity, correlation,
+                        entity_id, pid, executable, command_line, user_name, event_ids, tags, stored_at, json)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            var stored = 0
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for alert in alerts {
+                try insert.execute(arguments: [
+                    alert.id, alert.host, alert.time, alert.ruleID, alert.ruleTitle, alert.level, alert.severity,
+                    alert.correlation, alert.entityID, alert.pid, alert.executable, alert.commandLine, alert.userName,
+                    alert.eventIDs.joined(separator: ","), alert.tags.joined(separator: ","), now, alert.json,
+                ])
+                stored += db.changesCount
+            }
+            return stored
+        }
+    }
+
+    /// Hosts whose newest event is older than `cutoff` (milliseconds since the epoch): name and
+    /// the newest event's time.
+    public func hosts(silentSince cutoff: Int64) throws -> [(name: String, lastSeen: Int64)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, last_seen FROM host_store WHERE last_seen < ?", arguments: [cutoff])
+                .map { ($0["name"], $0["last_seen"]) }
+        }
     }
 
     /// Runs one read-only query over the documented views, scoped and bounded (see `QueryGuard`).
@@ -179,6 +233,8 @@ public final class EventStore: Sendable {
 
 /// One row of `event_store`, read from an ECS JSON line.
 struct StoredEvent: Sendable {
+    /// Position in its batch.
+    var line = 0
     var id: String
     var host: String
     var time: Int64
@@ -231,5 +287,48 @@ struct StoredEvent: Sendable {
         if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
+    }
+}
+
+/// An alert as stored: the detection engine's alert in columns, and its JSON.
+public struct StoredAlert: Sendable {
+    public var id: String
+    public var host: String
+    public var time: Int64
+    public var ruleID: String
+    public var ruleTitle: String
+    public var level: String
+    public var severity: Int
+    public var correlation: String?
+    public var entityID: String?
+    public var pid: Int64?
+    public var executable: String?
+    public var commandLine: String?
+    public var userName: String?
+    public var eventIDs: [String]
+    public var tags: [String]
+    public var json: String
+
+    public init(
+        id: String, host: String, time: Int64, ruleID: String, ruleTitle: String, level: String, severity: Int,
+        correlation: String?, entityID: String?, pid: Int64?, executable: String?, commandLine: String?, userName: String?,
+        eventIDs: [String], tags: [String], json: String
+    ) {
+        self.id = id
+        self.host = host
+        self.time = time
+        self.ruleID = ruleID
+        self.ruleTitle = ruleTitle
+        self.level = level
+        self.severity = severity
+        self.correlation = correlation
+        self.entityID = entityID
+        self.pid = pid
+        self.executable = executable
+        self.commandLine = commandLine
+        self.userName = userName
+        self.eventIDs = eventIDs
+        self.tags = tags
+        self.json = json
     }
 }

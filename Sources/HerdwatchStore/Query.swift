@@ -82,7 +82,7 @@ public enum QueryError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum QueryGuard {
     /// Names a query may not use: the stored tables behind the views, and SQLite's catalog.
     static let storedNames: Set<String> = [
-        "event_store", "host_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
+        "event_store", "host_store", "alert_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
         "sqlite_temp_schema", "grdb_migrations",
     ]
 
@@ -93,6 +93,7 @@ public enum QueryGuard {
         ("files", "file changes (category file)"),
         ("logins", "logins, authentication, sessions, account changes"),
         ("hosts", "hosts: name, first_seen, last_seen, events, profile"),
+        ("alerts", "alerts raised by detection rules: rule, level, host, process, matching event ids"),
     ]
 
     /// Refuses what is not one reading statement over the views, naming the statement kind.
@@ -157,7 +158,10 @@ public enum QueryGuard {
             files AS (SELECT * FROM events WHERE category LIKE '%file%'), \
             logins AS (SELECT * FROM events WHERE category LIKE '%authentication%' OR category LIKE '%session%' OR category LIKE '%iam%'), \
             hosts AS (SELECT name, strftime('%Y-%m-%dT%H:%M:%fZ', first_seen / 1000.0, 'unixepoch') AS first_seen, \
-            strftime('%Y-%m-%dT%H:%M:%fZ', last_seen / 1000.0, 'unixepoch') AS last_seen, events, profile FROM host_store\(hostWhere))
+            strftime('%Y-%m-%dT%H:%M:%fZ', last_seen / 1000.0, 'unixepoch') AS last_seen, events, profile FROM host_store\(hostWhere)), \
+            alerts AS (SELECT id, host, strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch') AS timestamp, time, rule_id, \
+            rule_title, level, severity, correlation, entity_id, pid, executable, command_line, user_name, event_ids, tags, \
+            strftime('%Y-%m-%dT%H:%M:%fZ', stored_at / 1000.0, 'unixepoch') AS stored_at, json FROM alert_store\(whereClause))
             """
         let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: ";"))
         let tokens = tokenize(trimmed)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HerdwatchDetection
 import HerdwatchServer
 import HerdwatchStore
 import Hummingbird
@@ -16,6 +17,11 @@ struct ServerCommand: AsyncParsableCommand {
             `http:` sink); a batch is acknowledged only once it is stored, each event once. Tokens come \
             from --tokens: one 'HOST TOKEN' per line. Listens on 127.0.0.1:8080 by default. Query what \
             is stored with `herdwatch query --db`. SIGTERM or SIGINT stops it cleanly.
+
+            Detection: every newly stored event meets the Sigma rules of --rules (default: the built-in \
+            pack; 'none' turns detection off; repeat to add directories); alerts are stored (the `alerts` \
+            view) and logged. A host that sends nothing, heartbeats included, for --silence seconds \
+            raises an 'Agent Went Silent' alert.
             """
     )
 
@@ -34,6 +40,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Durable consumer name on NATS; servers with the same name share the stream.")
     var natsDurable: String = "herdwatch-server"
 
+    @Option(help: "Sigma rules to run over stored events: files, directories, 'builtin' or 'none'; repeatable.")
+    var rules: [String] = ["builtin"]
+
+    @Option(help: "Seconds without any event from a host before it raises an 'Agent Went Silent' alert (0: off).")
+    var silence: Int = 180
+
     @OptionGroup var store: StoreLocation
 
     func run() async throws {
@@ -47,8 +59,13 @@ struct ServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "herdwatch.server")
         logger.logLevel = .info
         let events = try EventStore(path: store.db)
+        var detection: DetectionStage?
+        if !rules.contains("none") {
+            detection = DetectionStage(ruleSet: try RuleLoading.ruleSet(rules, strict: false), store: events, logger: logger)
+            logger.info("detection on", metadata: ["rules": "\(detection!.ruleCount)"])
+        }
         let router = Router()
-        IngestRoutes.add(to: router, store: events, configuration: configuration, logger: logger)
+        IngestRoutes.add(to: router, store: events, configuration: configuration, detection: detection, logger: logger)
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "herdwatch"), logger: logger)
         logger.info("listening", metadata: ["address": "\(listen)", "store": "\(store.db)", "hosts": "\(configuration.tokens.count)"])
@@ -56,8 +73,13 @@ struct ServerCommand: AsyncParsableCommand {
         if let nats {
             var natsConfiguration = NATSIngest.Configuration(url: nats)
             natsConfiguration.durable = natsDurable
-            let ingest = NATSIngest(configuration: natsConfiguration, store: events, logger: logger)
+            let ingest = NATSIngest(configuration: natsConfiguration, store: events, detection: detection, logger: logger)
             services.append(LoopService(label: "herdwatch.server.nats", loop: ingest.run))
+        }
+        if let detection, silence > 0 {
+            let watch = SilenceWatch(store: events, detection: detection, silenceSeconds: silence)
+            let interval = min(30.0, Double(silence) / 4)
+            services.append(LoopService(label: "herdwatch.server.silence") { shouldStop in watch.run(interval: interval, shouldStop: shouldStop) })
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
