@@ -133,7 +133,8 @@ let package = Package(
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchDetectionTests",
-            dependencies: ["HerdwatchDetection", "HerdwatchEvents", "HerdwatchPipeline", "HerdwatchAudit"]
+            dependencies: ["HerdwatchDetection", "HerdwatchEvents", "HerdwatchPipeline", "HerdwatchAudit"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "HerdwatchCollectorsTests",

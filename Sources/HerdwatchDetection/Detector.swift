@@ -86,29 +86,48 @@ public struct Detector: Sendable {
                         file: rule.file, correlation: nil, eventIDs: [eventID]))
             }
             for (correlationIndex, position) in ruleSet.uses[index] {
-                let correlation = ruleSet.correlations[correlationIndex]
-                let evaluation = Evaluation(subject: subject, record: record, program: ruleSet.program)
-                func read(_ field: String) -> String {
-                    let reference = correlation.ruleReferences[position]
-                    let name = correlation.aliases[field]?[reference] ?? correlation.aliases[field]?[rule.id] ?? field
-                    guard let ref = try? FieldMapping.field(name, route: rule.route) else { return "" }
-                    return evaluation.value(ref)?.text ?? ""
-                }
-                var key = host ?? ""
-                for field in correlation.groupBy { key += "\u{1F}" + read(field) }
-                let counted = correlation.countedField.map(read)
-                if let events = states[correlationIndex].record(
-                    correlation, position: position, key: key, time: time, eventID: eventID, countedValue: counted)
-                {
-                    alerts.append(
-                        Self.alert(
-                            subject, record: record, id: correlation.id, title: correlation.title, level: correlation.level,
-                            tags: correlation.tags, file: correlation.file, correlation: correlation.kind.rawValue,
-                            eventIDs: events))
-                }
+                feed(
+                    correlationIndex, position: position, subject: subject, record: record, referenceID: rule.id,
+                    route: rule.route, host: host, eventID: eventID, time: time, into: &alerts)
             }
         }
         return alerts
+    }
+
+    /// Records a match (of a rule, or of a correlation a correlation builds on) in a correlation;
+    /// when that completes it, raises its alert and feeds the correlations built on it.
+    private mutating func feed<S: DetectionSubject>(
+        _ correlationIndex: Int, position: Int, subject: S, record: Int?, referenceID: String, route: Route, host: String?,
+        eventID: String?, time: Int64, into alerts: inout [Alert], depth: Int = 0
+    ) {
+        let correlation = ruleSet.correlations[correlationIndex]
+        let evaluation = Evaluation(subject: subject, record: record, program: ruleSet.program)
+        func read(_ field: String) -> String {
+            let reference = correlation.ruleReferences[position]
+            let name = correlation.aliases[field]?[reference] ?? correlation.aliases[field]?[referenceID] ?? field
+            guard let ref = try? FieldMapping.field(name, route: route) else { return "" }
+            return evaluation.value(ref)?.text ?? ""
+        }
+        var key = host ?? ""
+        for field in correlation.groupBy { key += "\u{1F}" + read(field) }
+        let counted = correlation.countedField.map(read)
+        guard
+            let events = states[correlationIndex].record(
+                correlation, position: position, key: key, time: time, eventID: eventID, countedValue: counted)
+        else { return }
+        if ruleSet.correlationGenerates[correlationIndex] {
+            alerts.append(
+                Self.alert(
+                    subject, record: record, id: correlation.id, title: correlation.title, level: correlation.level,
+                    tags: correlation.tags, file: correlation.file, correlation: correlation.kind.rawValue, eventIDs: events))
+        }
+        // Correlations of correlations; the depth bound guards against a cycle.
+        guard depth < 8 else { return }
+        for (outer, outerPosition) in ruleSet.correlationUses[correlationIndex] {
+            feed(
+                outer, position: outerPosition, subject: subject, record: record, referenceID: correlation.id, route: route,
+                host: host, eventID: eventID, time: time, into: &alerts, depth: depth + 1)
+        }
     }
 
     static func alert<S: DetectionSubject>(

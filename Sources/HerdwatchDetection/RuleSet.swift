@@ -7,6 +7,11 @@ public struct RuleSet: Sendable {
     let program: Program
     /// For each rule, the correlations (and positions in them) that use it.
     let uses: [[(correlation: Int, position: Int)]]
+    /// For each correlation, the correlations built on it.
+    let correlationUses: [[(correlation: Int, position: Int)]]
+    /// Whether a correlation raises its own alert (not when only another correlation uses it, unless
+    /// that one says `generate: true`).
+    let correlationGenerates: [Bool]
 
     /// Rules of one route, found through indexes where possible. A rule is indexed by what its
     /// condition needs: on every path through it, some field must have one of a few exact values
@@ -130,12 +135,28 @@ public struct RuleSet: Sendable {
     public init(rules: [SigmaRule], correlations: [CorrelationRule] = []) throws {
         var rules = rules
         var uses = Array(repeating: [(correlation: Int, position: Int)](), count: rules.count)
+        var correlationUses = Array(repeating: [(correlation: Int, position: Int)](), count: correlations.count)
         var generating = Array(repeating: false, count: rules.count)
         var referenced = Array(repeating: false, count: rules.count)
+        var correlationGenerates = Array(repeating: true, count: correlations.count)
+        var correlationReferenced = Array(repeating: false, count: correlations.count)
+        var correlationGenerating = Array(repeating: false, count: correlations.count)
+        // A reference names a rule (by id or name) or another correlation.
+        func baseRules(of reference: String, seen: Set<Int> = []) -> [SigmaRule] {
+            let direct = rules.filter { $0.id == reference || $0.name == reference }
+            if !direct.isEmpty { return direct }
+            guard let inner = correlations.indices.first(where: { correlations[$0].id == reference || correlations[$0].name == reference }),
+                !seen.contains(inner)
+            else { return [] }
+            return correlations[inner].ruleReferences.flatMap { baseRules(of: $0, seen: seen.union([inner])) }
+        }
         for (correlationIndex, correlation) in correlations.enumerated() {
             for (position, reference) in correlation.ruleReferences.enumerated() {
                 let matches = rules.indices.filter { rules[$0].id == reference || rules[$0].name == reference }
-                guard !matches.isEmpty else {
+                let inner = correlations.indices.filter {
+                    $0 != correlationIndex && (correlations[$0].id == reference || correlations[$0].name == reference)
+                }
+                guard !matches.isEmpty || !inner.isEmpty else {
                     throw RuleError(
                         file: correlation.file, rule: correlation.title,
                         reason: "correlation refers to rule '\(reference)', which is not loaded")
@@ -145,19 +166,30 @@ public struct RuleSet: Sendable {
                     referenced[index] = true
                     if correlation.generate { generating[index] = true }
                 }
+                for index in inner {
+                    correlationUses[index].append((correlationIndex, position))
+                    correlationReferenced[index] = true
+                    if correlation.generate { correlationGenerating[index] = true }
+                }
             }
             for field in correlation.groupBy + [correlation.countedField].compactMap({ $0 }) {
                 for reference in correlation.ruleReferences {
-                    guard let rule = rules.first(where: { $0.id == reference || $0.name == reference }) else { continue }
-                    let name = correlation.aliases[field]?[reference] ?? field
-                    do {
-                        _ = try FieldMapping.field(name, route: rule.route)
-                    } catch let error as FieldMapping.Unsupported {
-                        throw RuleError(file: correlation.file, rule: correlation.title, reason: "group-by/field: \(error.description)")
+                    for rule in baseRules(of: reference) {
+                        let name = correlation.aliases[field]?[reference] ?? correlation.aliases[field]?[rule.id] ?? field
+                        do {
+                            _ = try FieldMapping.field(name, route: rule.route)
+                        } catch let error as FieldMapping.Unsupported {
+                            throw RuleError(file: correlation.file, rule: correlation.title, reason: "group-by/field: \(error.description)")
+                        }
                     }
                 }
             }
         }
+        for index in correlations.indices where correlationReferenced[index] {
+            correlationGenerates[index] = correlationGenerating[index]
+        }
+        self.correlationUses = correlationUses
+        self.correlationGenerates = correlationGenerates
         for index in rules.indices where referenced[index] { rules[index].generatesAlerts = generating[index] }
         self.rules = rules
         self.correlations = correlations

@@ -80,13 +80,16 @@ struct RulesCheckCommand: ParsableCommand {
             }
         }
         var errors = loaded.errors
+        var unusable = 0
         do {
             let set = try RuleSet(rules: loaded.rules, correlations: loaded.correlations)
             if routing {
                 for (name, indexed, always) in set.routing { lines.append("routing      \(name): \(indexed) indexed, \(always) always evaluated") }
             }
         } catch let error as RuleError {
+            // A correlation whose rules are missing: listed as loaded above, it cannot run.
             errors.append(error)
+            unusable += 1
         }
         for error in errors {
             if json {
@@ -95,8 +98,8 @@ struct RulesCheckCommand: ParsableCommand {
                 lines.append("unsupported  \(error)")
             }
         }
-        let total = loaded.rules.count + loaded.correlations.count + errors.count
-        let runnable = loaded.rules.count + loaded.correlations.count
+        let total = loaded.rules.count + loaded.correlations.count + errors.count - unusable
+        let runnable = loaded.rules.count + loaded.correlations.count - unusable
         let warned = loaded.rules.filter { $0.warning != nil }.count
         let percent = total == 0 ? 100 : Double(runnable) * 100 / Double(total)
         let summary = "\(runnable) of \(total) rules load (\(String(format: "%.1f", percent))%), \(warned) of them with a warning; \(errors.count) unsupported; \(loaded.files) files"
