@@ -62,9 +62,11 @@ let package = Package(
             name: "HerdwatchPolicy",
             dependencies: ["HerdwatchEvents", .product(name: "Metrics", package: "swift-metrics")]
         ),
+        // PCRE2 from Debian's libpcre2-dev: Sigma's `re` values are PCRE.
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "HerdwatchDetection",
-            dependencies: ["HerdwatchEvents", "HerdwatchAudit", .product(name: "Yams", package: "Yams")],
+            dependencies: ["HerdwatchEvents", "HerdwatchAudit", "CPCRE2", .product(name: "Yams", package: "Yams")],
             resources: [.copy("Builtin")]
         ),
         // The central store (server side only: the agent never links it).

@@ -1,3 +1,4 @@
+import CPCRE2
 import Foundation
 
 /// One test of a field's value.
@@ -50,22 +51,53 @@ enum Selection: Sendable {
     case keywords([ValueTest], requiresAll: Bool)
 }
 
-/// `re` values: Swift's regex engine, compiled once. `Regex` is not Sendable; a compiled one is
-/// immutable and only read.
+/// `re` values: PCRE2 (the regex dialect Sigma rules are written in), compiled once and JIT-compiled
+/// where the platform allows. A compiled pattern is immutable; each match gets its own match data,
+/// so one pattern serves any number of threads.
 final class RegexPattern: @unchecked Sendable {
     let source: String
-    private let regex: Regex<AnyRegexOutput>
+    private let code: OpaquePointer
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
 
     init(_ source: String, ignoresCase: Bool, multiline: Bool, dotAll: Bool) throws {
         self.source = source
-        var regex = try Regex(source)
-        if ignoresCase { regex = regex.ignoresCase() }
-        if multiline { regex = regex.anchorsMatchLineEndings() }
-        if dotAll { regex = regex.dotMatchesNewlines() }
-        self.regex = regex
+        var options = UInt32(PCRE2_UTF) | UInt32(PCRE2_UCP)
+        if ignoresCase { options |= UInt32(PCRE2_CASELESS) }
+        if multiline { options |= UInt32(PCRE2_MULTILINE) }
+        if dotAll { options |= UInt32(PCRE2_DOTALL) }
+        var errorCode: Int32 = 0
+        var errorOffset = 0
+        let compiled = source.utf8CString.withUnsafeBufferPointer { pattern in
+            pattern.baseAddress!.withMemoryRebound(to: UInt8.self, capacity: pattern.count) {
+                pcre2_compile_8($0, pattern.count - 1, options, &errorCode, &errorOffset, nil)
+            }
+        }
+        guard let compiled else {
+            var message = [UInt8](repeating: 0, count: 256)
+            let length = pcre2_get_error_message_8(errorCode, &message, message.count)
+            let text = length > 0 ? String(decoding: message.prefix(Int(length)), as: UTF8.self) : "error \(errorCode)"
+            throw Failure(description: "\(text) at offset \(errorOffset)")
+        }
+        _ = pcre2_jit_compile_8(compiled, UInt32(PCRE2_JIT_COMPLETE))
+        code = compiled
     }
 
-    func matches(_ text: String) -> Bool { (try? regex.firstMatch(in: text)) != nil }
+    deinit { pcre2_code_free_8(code) }
+
+    func matches(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard let data = pcre2_match_data_create_from_pattern_8(code, nil) else { return false }
+            defer { pcre2_match_data_free_8(data) }
+            let empty: UInt8 = 0
+            return withUnsafePointer(to: empty) { fallback in
+                pcre2_match_8(code, bytes.baseAddress ?? fallback, bytes.count, 0, UInt32(PCRE2_NO_UTF_CHECK), data, nil) >= 0
+            }
+        }
+    }
 }
 
 /// An IPv4 or IPv6 network (`10.0.0.0/8`, `fe80::/10`).

@@ -126,7 +126,8 @@ struct ReplayCommand: ParsableCommand {
             let line = """
                 {"records":\(statistics.records),"events":\(statistics.events),"malformed":\(statistics.malformedLines),\
                 "timed_out":\(statistics.timedOutEvents),"early_flushed":\(statistics.earlyFlushedEvents),\
-                "late_records":\(statistics.lateRecords),"bytes":\(statistics.bytesRead)}
+                "late_records":\(statistics.lateRecords),"bytes":\(statistics.bytesRead)\
+                \(detector.map { ",\"rules\":\($0.ruleSet.rules.count + $0.ruleSet.correlations.count),\"alerts\":\(alertCount),\"detection_seconds\":\(Double(detectionNanoseconds) / 1e9)" } ?? "")}
 
                 """
             writeStandardError(line)
