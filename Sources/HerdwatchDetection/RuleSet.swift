@@ -225,7 +225,7 @@ public struct RuleSet: Sendable {
                 ])
         }
         for (type, members) in byType {
-            recordBuckets[type] = Bucket(
+            recordBuckets[type.uppercased()] = Bucket(
                 members, rules: rules, exactFields: recordFields, substringFields: recordFields + [.keywordText], recordType: type)
         }
         anyRecord = Bucket(anyType, rules: rules, exactFields: recordFields, substringFields: recordFields)
@@ -416,14 +416,14 @@ public struct RuleSet: Sendable {
         guard records > 0, !(recordBuckets.isEmpty && anyRecord.isEmpty) else { return }
         for record in 0..<records {
             let evaluation = Evaluation(subject: subject, record: record, program: program)
-            let type = StringPattern.lowercased(subject.recordType(at: record))
-            var seen = Set<Int>()
             func check(_ index: Int) {
-                // One match per rule and event: the first record that satisfies it.
-                guard !result.contains(where: { $0.rule == index }), seen.insert(index).inserted else { return }
+                // One match per rule and event: the first record that satisfies it. (A bucket lists
+                // a rule once; the type bucket and the any-type bucket never share one.)
+                guard !result.contains(where: { $0.rule == index }) else { return }
                 if evaluation.holds(rule: index) { result.append((index, record)) }
             }
-            if let bucket = recordBuckets[type] { bucket.candidates(evaluation, check) }
+            // Bucket keys are record types as the kernel spells them (upper case): no copy per record.
+            if let bucket = recordBuckets[subject.recordType(at: record)] { bucket.candidates(evaluation, check) }
             anyRecord.candidates(evaluation, check)
         }
     }
