@@ -95,7 +95,18 @@ final class EventSubject: DetectionSubject {
 
     func recordType(at index: Int) -> String { event.audit!.records[index].typeName }
 
+    /// Record fields already looked up for this event: indexes and rules ask for the same ones
+    /// (`type`, `a0`, `name`, `SYSCALL`), and each lookup scans and decodes.
+    private var recordCache: [(record: Int, key: String, value: FieldValue?)] = []
+
     func recordValue(at index: Int, key: String) -> FieldValue? {
+        for entry in recordCache where entry.record == index && entry.key == key { return entry.value }
+        let value = lookUp(index, key)
+        if recordCache.count < 64 { recordCache.append((index, key, value)) }
+        return value
+    }
+
+    private func lookUp(_ index: Int, _ key: String) -> FieldValue? {
         guard event.audit != nil else { return nil }
         let record = event.audit!.records[index]
         if key == "type" { return .string(record.typeName) }
