@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import HerdwatchDetection
@@ -324,5 +325,74 @@ private func noAlerts<S: Sequence<[Alert]>>(_ alerts: S) -> Bool { alerts.allSat
     @Test func baseRulesOfACorrelationRaiseNoAlertsOfTheirOwn() throws {
         let alerts = try Self.alerts(Self.dropper("temporal"), [Self.download("/tmp/x", at: 0), Self.run("/tmp/y", at: 120)])
         #expect(noAlerts(alerts))
+    }
+}
+
+extension CorrelationTests {
+    /// `@timestamp` in milliseconds since the epoch, as Foundation reads it.
+    static func foundation(_ text: String) -> Int64? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        guard let date = formatter.date(from: text) ?? plain.date(from: text) else { return nil }
+        return Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    @Test(arguments: [
+        "1970-01-01T00:00:00.000Z", "2000-02-29T12:34:56.789Z", "2000-03-01T00:00:00.000Z", "2026-11-23T10:00:00.000Z",
+        "2026-12-31T23:59:59.999Z", "2027-01-01T00:00:00.000Z", "2028-02-29T23:59:50.000Z", "2100-03-01T00:00:00.000Z",
+        "2026-11-23T10:00:00Z", "2026-11-23T10:00:00.123456Z",
+    ])
+    func timestampsAreReadInUTC(_ text: String) throws {
+        let expected = try #require(Self.foundation(text))
+        #expect(JSONSubject.milliseconds(text) == expected)
+    }
+
+    @Test func timestampsOfOtherPrecisionsAndOffsets() throws {
+        withKnownIssue("engine bug: JSONSubject.milliseconds reads a 1- or 2-digit fraction as 0 and ignores a UTC offset") { () throws in
+            #expect(JSONSubject.milliseconds("2026-11-23T10:00:00.5Z") == Self.foundation("2026-11-23T10:00:00.500Z"))
+            #expect(JSONSubject.milliseconds("2026-11-23T10:00:00.25Z") == Self.foundation("2026-11-23T10:00:00.250Z"))
+            let offset = JSONSubject.milliseconds("2026-11-23T12:00:00.000+02:00")
+            #expect(offset == nil || offset == Self.foundation("2026-11-23T10:00:00.000Z"))
+        }
+    }
+
+    @Test func windowsSpanDayAndYearBoundaries() throws {
+        let yaml = Self.dropper("temporal_ordered")
+        let download = { (time: String) in ECS.file("file-created", "/tmp/x", by: "/usr/bin/curl", time: time, id: "download") }
+        let run = { (time: String) in ECS.process("/tmp/x", ["/tmp/x"], time: time, id: "run") }
+        for (first, second, fires) in [
+            ("2026-12-31T23:59:50.000Z", "2027-01-01T00:00:20.000Z", true), ("2028-02-28T23:59:40.000Z", "2028-02-29T00:00:30.000Z", true),
+            ("2028-02-29T23:59:30.000Z", "2028-03-01T00:00:31.000Z", false), ("2026-11-23T10:00:00.000Z", "2026-11-24T10:00:00.000Z", false),
+        ] {
+            let alerts = try Self.alerts(yaml, [download(first), run(second)])
+            #expect(alerts.last?.map(\.ruleID) == (fires ? ["dropper"] : []), "\(first) → \(second)")
+        }
+    }
+
+    @Test func correlationMayNameRulesByID() throws {
+        let yaml = Self.failedLogin + Self.bruteForce().replacingOccurrences(of: "- failed_login", with: "- failed-login")
+        let alerts = try Self.alerts(yaml, (0..<10).map { Self.failure($0, at: Double($0)) })
+        #expect(alerts.flatMap { $0.map(\.ruleID) } == ["brute-force"])
+    }
+
+    /// Detector.process documents its alerts "in rule order (correlations after the rules they complete)".
+    @Test func alertsComeInRuleOrder() throws {
+        var yaml = ""
+        // Two rules indexed by the executable's basename, one that every process event meets, then
+        // one found through the command line's literal scan (it needs a second rule of its kind).
+        for (index, detection) in [
+            "Image|endswith: '/curl'", "CurrentDirectory: '/tmp'", "Image|endswith: '/wget'", "CommandLine|contains: 'http://'",
+            "CommandLine|contains: 'ftp://'",
+        ].enumerated() {
+            yaml += Rules.rule("selection:\n    \(detection)\ncondition: selection", id: "rule-\(index)") + "---\n"
+        }
+        yaml.removeLast(4)
+        var detector = try Rules.detector(yaml)
+        let ids = try Rules.alerts(&detector, ECS.process("/usr/bin/curl", ["curl", "http://a"], cwd: "/tmp"))
+        #expect(Set(ids) == ["rule-0", "rule-1", "rule-3"])
+        withKnownIssue("engine bug: alerts come in index-bucket order (always-evaluated rules first), not in rule order") {
+            #expect(ids == ["rule-0", "rule-1", "rule-3"])
+        }
     }
 }

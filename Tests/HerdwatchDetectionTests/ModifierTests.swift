@@ -240,3 +240,20 @@ enum ModifierCases {
         #expect(SigmaLoader.base64Offsets(Array("http".utf8)) == ["aHR0c", "h0dH", "odHRw"])
     }
 }
+
+extension ModifierTests {
+    /// A lone backslash is a literal backslash (Sigma's escaping); one that ends a value must stay
+    /// literal when contains/startswith or a keyword search puts a wildcard after it.
+    @Test func trailingBackslashStaysLiteralBeforeAnAddedWildcard() throws {
+        let event = cmd("copy C:\\Temp\\ D:\\")
+        // Without a wildcard after it the lone backslash is literal already.
+        #expect(try Rules.fires(Rules.rule(selection("CommandLine|endswith: 'D:\\'")), on: event))
+        #expect(try Rules.fires(Rules.rule(selection("CommandLine|contains: 'C:\\\\Temp'")), on: event))
+        withKnownIssue("engine bug: the wildcard contains/startswith/keywords append turns a trailing '\\' into an escaped '*'") { () throws in
+            #expect(try Rules.fires(Rules.rule(selection("CommandLine|contains: 'C:\\Temp\\'")), on: event))
+            #expect(try Rules.fires(Rules.rule(selection("CommandLine|startswith: 'copy C:\\'")), on: event))
+            let keyword = Rules.rule("keywords:\n    - 'C:\\Temp\\'\ncondition: keywords", logsource: Logsource.linux)
+            #expect(try Rules.fires(keyword, on: log("copy C:\\Temp\\ D:\\")))
+        }
+    }
+}
