@@ -40,6 +40,18 @@ enum MalformedCases {
             yaml: head + "    selection:\n        Image|endswith: '/sh'\n    condition: selection and not filter\n", lines: 8...8,
             reason: ["'filter'", "not a selection"]),
         MalformedCase(
+            name: "unbalanced parenthesis",
+            yaml: head + "    selection:\n        Image|endswith: '/sh'\n    condition: (selection and selection\n", lines: 8...8,
+            reason: ["')'"]),
+        MalformedCase(
+            name: "condition ends early",
+            yaml: head + "    selection:\n        Image|endswith: '/sh'\n    condition: selection and\n", lines: 8...8,
+            reason: ["ends"]),
+        MalformedCase(
+            name: "of a pattern no selection matches",
+            yaml: head + "    selection:\n        Image|endswith: '/sh'\n    condition: selection and not 1 of filter_*\n", lines: 8...8,
+            reason: ["filter_*"]),
+        MalformedCase(
             name: "unknown modifier",
             yaml: head + "    selection:\n        Image|endswith: '/sh'\n        CommandLine|containz: 'x'\n    condition: selection\n",
             lines: 6...8, reason: ["'containz'", "modifier", "selection"]),
