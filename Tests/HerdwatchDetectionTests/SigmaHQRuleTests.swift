@@ -398,3 +398,37 @@ enum SigmaHQCases {
         #expect(!all.process(nearMiss).contains { $0.ruleID == rule.id }, "corpus set, near miss (\(sigma.reason))")
     }
 }
+
+extension SigmaHQRuleTests {
+    /// An alert names its rule and carries what an analyst opens first: the process, the user, the record.
+    @Test func alertDescribesTheRuleAndTheEvent() throws {
+        let loaded = SigmaLoader.load(path: SigmaCorpus.path("rules/linux/auditd/execve/lnx_auditd_susp_cmds.yml"))
+        var detector = Detector(ruleSet: try RuleSet(rules: loaded.rules))
+        let event = ECS.process("/usr/bin/chmod", ["chmod", "777", "/tmp/x"], user: "alice", id: "evt-7")
+        let subject = try #require(JSONSubject(json: event))
+        let alert = try #require(detector.process(subject).first)
+        #expect(alert.ruleID == "1543ae20-cbdf-4ec1-8d12-7664d667a825")
+        #expect(alert.ruleTitle == loaded.rules.first?.title)
+        #expect(alert.level == .medium)
+        #expect(alert.ruleFile.hasSuffix("/lnx_auditd_susp_cmds.yml"))
+        #expect(alert.correlation == nil)
+        #expect(alert.eventIDs == ["evt-7"])
+        #expect(alert.host == "web1")
+        #expect(alert.pid == 42)
+        #expect(alert.executable == "/usr/bin/chmod")
+        #expect(alert.commandLine == "chmod 777 /tmp/x")
+        #expect(alert.userName == "alice")
+        #expect(alert.recordType == "EXECVE")
+        #expect(alert.timeMilliseconds == JSONSubject.milliseconds(ECS.start))
+
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(alert.json().utf8)) as? [String: Any])
+        #expect(json["@timestamp"] as? String == ECS.start)
+        #expect((json["event"] as? [String: Any])?["kind"] as? String == "alert")
+        #expect((json["event"] as? [String: Any])?["severity"] as? Int == 47)
+        #expect((json["rule"] as? [String: Any])?["id"] as? String == alert.ruleID)
+        #expect((json["process"] as? [String: Any])?["executable"] as? String == "/usr/bin/chmod")
+        let herdwatch = (json["herdwatch"] as? [String: Any])?["alert"] as? [String: Any]
+        #expect(herdwatch?["events"] as? [String] == ["evt-7"])
+        #expect(herdwatch?["record_type"] as? String == "EXECVE")
+    }
+}
