@@ -257,3 +257,16 @@ extension ModifierTests {
         }
     }
 }
+
+extension ModifierTests {
+    /// Sigma: "windash ... converts `-` values into `/` and vice versa".
+    @Test func windashAlsoTurnsASlashIntoADash() throws {
+        let yaml = Rules.rule(selection("CommandLine|windash|contains: ' /c '"))
+        #expect(try Rules.fires(yaml, on: cmd("cmd /c x")))
+        #expect(try !Rules.fires(yaml, on: cmd("cmd c x")))
+        withKnownIssue("engine bug: windash expands '-' only; a '/' in the value gets no '-' (or dash) variants") { () throws in
+            #expect(try Rules.fires(yaml, on: cmd("cmd -c x")))
+            #expect(try Rules.fires(yaml, on: cmd("cmd \u{2013}c x")))
+        }
+    }
+}
