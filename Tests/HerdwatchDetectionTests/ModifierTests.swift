@@ -212,6 +212,12 @@ enum ModifierCases {
         ModifierCase("escaped backslash is one backslash", selection("CommandLine: 'C:\\\\temp'"), cmd("C:\\\\temp"), false),
         ModifierCase("escaped backslash before a wildcard", selection("CommandLine: 'a\\\\*'"), cmd("a\\bcd"), true),
         ModifierCase("a lone backslash stays", selection("CommandLine: 'a\\b'"), cmd("a\\b"), true),
+        ModifierCase("three backslashes and a star: both plain", selection("CommandLine: 'a\\\\\\*'"), cmd("a\\*"), true),
+        ModifierCase("three backslashes and a star: no wildcard", selection("CommandLine: 'a\\\\\\*'"), cmd("a\\xyz"), false),
+        ModifierCase("three backslashes are two", selection("CommandLine: 'a\\\\\\b'"), cmd("a\\\\b"), true),
+        ModifierCase("four backslashes are two", selection("CommandLine: 'a\\\\\\\\b'"), cmd("a\\\\b"), true),
+        ModifierCase("null in a list: absent", selection("CurrentDirectory:\n    - null\n    - '/tmp'"), ECS.process("/usr/bin/id", ["id"], cwd: nil), true),
+        ModifierCase("null in a list: other value", selection("CurrentDirectory:\n    - null\n    - '/tmp'"), ECS.process("/usr/bin/id", ["id"], cwd: "/root"), false),
     ]
 
     static let all = strings + regexes + encodings + networks + fields + wildcards
