@@ -89,6 +89,10 @@ enum MalformedCases {
             name: "exists maybe", yaml: head + "    selection:\n        CurrentDirectory|exists: maybe\n    condition: selection\n", lines: 6...7,
             reason: ["exists", "true or false"]),
         MalformedCase(
+            name: "placeholder herdwatch cannot expand",
+            yaml: head + "    selection:\n        User|expand: '%Administrators%'\n    condition: selection\n", lines: 6...7,
+            reason: ["expand", "%Administrators%"]),
+        MalformedCase(
             name: "comparison without a number", yaml: head + "    selection:\n        ProcessId|gt: many\n    condition: selection\n", lines: 6...7,
             reason: ["'gt'", "many"]),
         MalformedCase(

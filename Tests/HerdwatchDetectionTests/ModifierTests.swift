@@ -164,6 +164,9 @@ enum ModifierCases {
         ModifierCase("exists: false, present", selection("CurrentDirectory|exists: false"), ECS.process("/usr/bin/id", ["id"], cwd: "/tmp"), false),
         ModifierCase("null matches an absent field", selection("CurrentDirectory: null"), ECS.process("/usr/bin/id", ["id"], cwd: nil), true),
         ModifierCase("null does not match a value", selection("CurrentDirectory: null"), ECS.process("/usr/bin/id", ["id"], cwd: "/tmp"), false),
+        ModifierCase("'' matches an empty value", selection("CurrentDirectory: ''"), ECS.process("/usr/bin/id", ["id"], cwd: ""), true),
+        ModifierCase("'' does not match an absent field", selection("CurrentDirectory: ''"), ECS.process("/usr/bin/id", ["id"], cwd: nil), false),
+        ModifierCase("'' does not match a value", selection("CurrentDirectory: ''"), ECS.process("/usr/bin/id", ["id"], cwd: "/tmp"), false),
         ModifierCase(
             "fieldref, equal", selection("ParentImage|fieldref: Image"), ECS.process("/usr/bin/bash", ["bash"], parent: "/usr/bin/bash"), true),
         ModifierCase(
@@ -216,8 +219,7 @@ enum ModifierCases {
         ModifierCase("three backslashes and a star: no wildcard", selection("CommandLine: 'a\\\\\\*'"), cmd("a\\xyz"), false),
         ModifierCase("three backslashes are two", selection("CommandLine: 'a\\\\\\b'"), cmd("a\\\\b"), true),
         ModifierCase("four backslashes are two", selection("CommandLine: 'a\\\\\\\\b'"), cmd("a\\\\b"), true),
-        ModifierCase("null in a list: absent", selection("CurrentDirectory:\n    - null\n    - '/tmp'"), ECS.process("/usr/bin/id", ["id"], cwd: nil), true),
-        ModifierCase("null in a list: other value", selection("CurrentDirectory:\n    - null\n    - '/tmp'"), ECS.process("/usr/bin/id", ["id"], cwd: "/root"), false),
+        ModifierCase("a percent sign without expand is literal", selection("CommandLine|contains: '%Servers%'"), cmd("echo %Servers%"), true),
     ]
 
     static let all = strings + regexes + encodings + networks + fields + wildcards
