@@ -32,6 +32,7 @@ import Testing
     }
 
     @Test func everyErrorNamesItsFileAndAReason() {
+        #expect(Self.loaded.errors.count == Self.expectedUnsupported.count)
         for error in Self.loaded.errors {
             #expect(!error.file.isEmpty && FileManager.default.fileExists(atPath: error.file), "\(error)")
             #expect(!error.reason.trimmingCharacters(in: .whitespaces).isEmpty, "\(error)")
