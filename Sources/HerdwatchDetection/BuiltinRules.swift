@@ -14,6 +14,6 @@ public enum BuiltinRules {
             result.errors.append(RuleError(file: "builtin", reason: "the built-in rule pack is not installed beside the executable"))
             return result
         }
-        return SigmaLoader.load(path: directory)
+        return SigmaLoader.load(path: directory).resolvingCorrelations()
     }
 }

@@ -38,6 +38,8 @@ public struct CorrelationRule: Sendable {
     public var groupBy: [String]
     public var timespanMilliseconds: Int64
     public var file: String
+    /// The line of `rules:` in the file, for errors about what it refers to.
+    public var line: Int?
     public var tags: [String]
     /// `generate`: whether the referenced rules also raise their own alerts.
     public var generate: Bool
@@ -120,6 +122,7 @@ public struct CorrelationRule: Sendable {
         self.groupBy = groupBy
         timespanMilliseconds = milliseconds
         self.file = file
+        line = body["rules"]?.mark?.line ?? map.mark?.line
         tags = map["tags"]?.sequence?.compactMap(\.string) ?? []
         generate = body["generate"]?.bool ?? map["generate"]?.bool ?? false
         self.bounds = bounds

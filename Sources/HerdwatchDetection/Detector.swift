@@ -72,6 +72,7 @@ public struct Detector: Sendable {
         scratch.removeAll(keepingCapacity: true)
         ruleSet.matches(subject, into: &scratch)
         guard !scratch.isEmpty else { return [] }
+        if scratch.count > 1 { scratch.sort { $0.rule < $1.rule } }
         matchesSeen += scratch.count
         var alerts: [Alert] = []
         let host = subject.value(of: .hostName)?.text
@@ -102,15 +103,18 @@ public struct Detector: Sendable {
     ) {
         let correlation = ruleSet.correlations[correlationIndex]
         let evaluation = Evaluation(subject: subject, record: record, program: ruleSet.program)
-        func read(_ field: String) -> String {
+        func read(_ field: String) -> String? {
             let reference = correlation.ruleReferences[position]
             let name = correlation.aliases[field]?[reference] ?? correlation.aliases[field]?[referenceID] ?? field
-            guard let ref = try? FieldMapping.field(name, route: route) else { return "" }
-            return evaluation.value(ref)?.text ?? ""
+            guard let ref = try? FieldMapping.field(name, route: route), let value = evaluation.value(ref), !value.isEmpty else {
+                return nil
+            }
+            return value.text
         }
         var key = host ?? ""
-        for field in correlation.groupBy { key += "\u{1F}" + read(field) }
-        let counted = correlation.countedField.map(read)
+        for field in correlation.groupBy { key += "\u{1F}" + (read(field) ?? "") }
+        // value_count: an event without the field brings no value.
+        let counted = correlation.countedField.flatMap(read)
         guard
             let events = states[correlationIndex].record(
                 correlation, position: position, key: key, time: time, eventID: eventID, countedValue: counted)

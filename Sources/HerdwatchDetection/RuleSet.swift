@@ -158,7 +158,7 @@ public struct RuleSet: Sendable {
                 }
                 guard !matches.isEmpty || !inner.isEmpty else {
                     throw RuleError(
-                        file: correlation.file, rule: correlation.title,
+                        file: correlation.file, line: correlation.line, rule: correlation.title,
                         reason: "correlation refers to rule '\(reference)', which is not loaded")
                 }
                 for index in matches {
@@ -179,7 +179,9 @@ public struct RuleSet: Sendable {
                         do {
                             _ = try FieldMapping.field(name, route: rule.route)
                         } catch let error as FieldMapping.Unsupported {
-                            throw RuleError(file: correlation.file, rule: correlation.title, reason: "group-by/field: \(error.description)")
+                            throw RuleError(
+                                file: correlation.file, line: correlation.line, rule: correlation.title,
+                                reason: "group-by/field: \(error.description)")
                         }
                     }
                 }

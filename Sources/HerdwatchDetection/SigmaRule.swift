@@ -58,6 +58,29 @@ public enum SigmaLoader {
         public var files = 0
         public init() {}
 
+        /// Moves correlations that cannot run here (a rule they name is not loaded, a field they group
+        /// by has no mapping) to `errors`, so that one bad correlation never stops the other rules.
+        /// Call it once everything is loaded: a correlation may name rules of another file.
+        public func resolvingCorrelations() -> Result {
+            var result = self
+            var kept = correlations
+            while true {
+                var rejected: [Int: RuleError] = [:]
+                for index in kept.indices {
+                    do {
+                        _ = try RuleSet(rules: rules, correlations: [kept[index]] + kept.indices.filter { $0 != index }.map { kept[$0] })
+                    } catch let error as RuleError where error.file == kept[index].file && error.rule == kept[index].title {
+                        rejected[index] = error
+                    } catch {}
+                }
+                guard !rejected.isEmpty else { break }
+                result.errors += rejected.sorted { $0.key < $1.key }.map(\.value)
+                kept = kept.indices.filter { rejected[$0] == nil }.map { kept[$0] }
+            }
+            result.correlations = kept
+            return result
+        }
+
         public mutating func append(_ other: Result) {
             rules += other.rules
             correlations += other.correlations
@@ -98,7 +121,14 @@ public enum SigmaLoader {
         var result = Result()
         result.files = 1
         do {
-            for document in try Yams.compose_all(yaml: text) {
+            var documents = try Yams.compose_all(yaml: text)
+            defer {
+                // The sequence stops at a syntax error and keeps it; the documents before it stand.
+                if let error = documents.error {
+                    result.errors.append(RuleError(file: file, line: SigmaLoader.line(of: error), reason: "not valid YAML: \(error)"))
+                }
+            }
+            while let document = documents.next() {
                 guard let map = document.mapping else {
                     result.errors.append(RuleError(file: file, line: document.mark?.line, reason: "a rule must be a YAML mapping"))
                     continue
@@ -120,9 +150,16 @@ public enum SigmaLoader {
                 }
             }
         } catch {
-            result.errors.append(RuleError(file: file, reason: "not valid YAML: \(error)"))
+            result.errors.append(RuleError(file: file, line: line(of: error), reason: "not valid YAML: \(error)"))
         }
         return result
+    }
+
+    /// The line a Yams error names (`…:4:5: error: …`), when it names one.
+    static func line(of error: any Error) -> Int? {
+        if case .scanner(_, _, let mark, _)? = error as? YamlError { return mark.line }
+        if case .parser(_, _, let mark, _)? = error as? YamlError { return mark.line }
+        return nil
     }
 
     static func compile(_ map: Node.Mapping, file: String) throws -> SigmaRule {
@@ -321,6 +358,11 @@ public enum SigmaLoader {
                     // Encoded text holds no wildcards of its own.
                     sigma = sigma.replacingOccurrences(of: "\\", with: "\\\\")
                 }
+                let addsTrailingWildcard = keyword || modifiers.has(.contains) || modifiers.has(.startswith)
+                if addsTrailingWildcard && sigma.reversed().prefix(while: { $0 == "\\" }).count % 2 == 1 {
+                    // A lone trailing backslash is literal; before an added `*` it would escape it.
+                    sigma += "\\"
+                }
                 if keyword || modifiers.has(.contains) {
                     sigma = "*" + sigma + "*"
                 } else if modifiers.has(.startswith) {
@@ -356,13 +398,13 @@ public enum SigmaLoader {
         }
     }
 
-    /// `-x` as Windows tools also accept it: `/x`, and the dashes people paste (– — ―).
+    /// `-x` and `/x` as Windows tools accept either, and the dashes people paste (– — ―).
     static func windash(_ text: String) -> [String] {
         let dashes: [Character] = ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"]
         var variants = [""]
         var previous: Character = " "
         for character in text {
-            if character == "-" && (previous == " " || variants[0].isEmpty) && variants.count < 125 {
+            if (character == "-" || character == "/") && (previous == " " || variants[0].isEmpty) && variants.count < 125 {
                 variants = variants.flatMap { prefix in dashes.map { prefix + String($0) } }
             } else {
                 variants = variants.map { $0 + String(character) }

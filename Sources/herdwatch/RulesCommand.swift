@@ -19,7 +19,7 @@ enum RuleLoading {
         for path in paths {
             result.append(path == "builtin" ? BuiltinRules.load() : SigmaLoader.load(path: path))
         }
-        return result
+        return result.resolvingCorrelations()
     }
 
     /// The rule set, or exit status 1 with every error printed.

@@ -198,7 +198,7 @@ enum Synthesized {
                 } else {
                     record[key] = text
                 }
-            case .initiated, .imageName: break
+            case .initiated, .imageName, .parentImageName, .keywordText: break
             }
         }
         if route == .auditd {
@@ -247,9 +247,11 @@ enum Synthesized {
 
     /// Whether `rule` holds for `subject` by its logsource and condition alone, without any index.
     static func reference(_ rule: SigmaRule, _ subject: JSONSubject) -> Bool {
+        // The rule alone in a program of its own, evaluated without any index.
+        let program = Program(rules: [rule])
         switch rule.route {
         case .auditd:
-            return (0..<subject.recordCount).contains { Evaluation(subject: subject, record: $0).holds(rule.condition, rule.selections) }
+            return (0..<subject.recordCount).contains { Evaluation(subject: subject, record: $0, program: program).holds(rule: 0) }
         case .anyLog:
             guard subject.module == "auth-log" || subject.value(of: .message) != nil else { return false }
         case .herdwatch:
@@ -257,7 +259,7 @@ enum Synthesized {
         default:
             guard rule.route.actions?.contains(subject.action) == true else { return false }
         }
-        return Evaluation(subject: subject, record: nil).holds(rule.condition, rule.selections)
+        return Evaluation(subject: subject, record: nil, program: program).holds(rule: 0)
     }
 }
 

@@ -159,26 +159,22 @@ struct RuleDirectory: ~Copyable {
         #expect(error.description.hasPrefix("\(test.file):\(line)"))
     }
 
-    @Test func textThatIsNotYAMLIsReported() {
+    @Test func textThatIsNotYAMLIsReported() throws {
         let yaml = "title: Bad rule\ndetection:\n    selection:\n        Image: '/bin/sh\n"
         let result = SigmaLoader.load(yaml: yaml, file: "broken.yml")
         #expect(result.rules.isEmpty)
-        withKnownIssue("engine bug: a YAML syntax error is dropped silently (Yams' compose_all sequence swallows it)") { () throws in
-            let error = try #require(result.errors.first)
-            #expect(error.file == "broken.yml")
-            #expect(error.reason.contains("YAML"))
-            let line = try #require(error.line)
-            #expect((4...5).contains(line))
-        }
+        let error = try #require(result.errors.first)
+        #expect(error.file == "broken.yml")
+        #expect(error.reason.contains("YAML"))
+        let line = try #require(error.line)
+        #expect((4...5).contains(line))
     }
 
     @Test func aSyntaxErrorAfterAGoodDocumentIsReported() {
         let yaml = Rules.rule("selection:\n    Image|endswith: '/sh'\ncondition: selection") + "---\ntitle: [broken\n"
         let result = SigmaLoader.load(yaml: yaml, file: "two.yml")
         #expect(result.rules.map(\.id) == ["rule-under-test"])
-        withKnownIssue("engine bug: a YAML syntax error is dropped silently (Yams' compose_all sequence swallows it)") { () throws in
-            #expect(result.errors.map(\.file) == ["two.yml"])
-        }
+        #expect(result.errors.map(\.file) == ["two.yml"])
     }
 
     @Test func correlationOfAMissingRule() throws {
@@ -199,10 +195,8 @@ struct RuleDirectory: ~Copyable {
         #expect(error.file == "corr.yml")
         #expect(error.rule == "Bad correlation")
         #expect(error.reason.contains("'missing_rule'"))
-        withKnownIssue("engine bug: the error of a correlation naming a missing rule has no line (the YAML has one: 'rules:')") { () throws in
-            let line = try #require(error.line)
-            #expect((16...19).contains(line))
-        }
+        let line = try #require(error.line)
+        #expect((16...19).contains(line))
     }
 
     @Test func correlationGroupingByAnUnmappedField() throws {
@@ -256,9 +250,7 @@ struct RuleDirectory: ~Copyable {
         let directory = try RuleDirectory(["good.yml": Self.goodRule, "broken.yml": "title: Bad rule\ndetection: [unclosed\n"])
         let result = SigmaLoader.load(path: directory.path)
         #expect(result.rules.map(\.id) == ["good-1"])
-        withKnownIssue("engine bug: a YAML syntax error is dropped silently (Yams' compose_all sequence swallows it)") { () throws in
-            #expect(result.errors.map { ($0.file as NSString).lastPathComponent } == ["broken.yml"])
-        }
+        #expect(result.errors.map { ($0.file as NSString).lastPathComponent } == ["broken.yml"])
     }
 
     @Test func aCorrelationOfAMissingRuleNeverStopsTheGoodOnes() throws {
@@ -274,13 +266,11 @@ struct RuleDirectory: ~Copyable {
 
             """
         let directory = try RuleDirectory(["good.yml": Self.goodRule, "dangling.yml": dangling])
-        let result = SigmaLoader.load(path: directory.path)
+        let result = SigmaLoader.load(path: directory.path).resolvingCorrelations()
         #expect(result.rules.map(\.id) == ["good-1"])
-        withKnownIssue("engine bug: RuleSet(rules:correlations:) throws for one dangling correlation, so no rule of the directory runs") { () throws in
-            var detector = Detector(ruleSet: try RuleSet(rules: result.rules, correlations: result.correlations))
-            #expect(try Rules.alerts(&detector, ECS.process("/opt/good", ["good"])) == ["good-1"])
-            #expect(result.errors.contains { $0.file.hasSuffix("/dangling.yml") && $0.reason.contains("not_loaded") })
-        }
+        var detector = Detector(ruleSet: try RuleSet(rules: result.rules, correlations: result.correlations))
+        #expect(try Rules.alerts(&detector, ECS.process("/opt/good", ["good"])) == ["good-1"])
+        #expect(result.errors.contains { $0.file.hasSuffix("/dangling.yml") && $0.reason.contains("not_loaded") })
     }
 
     @Test func aMissingPathIsReported() {
