@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "HerdwatchServerTests",
             dependencies: [
-                "HerdwatchServer", "HerdwatchStore", "HerdwatchShipping", "HerdwatchTestSupport",
+                "HerdwatchServer", "HerdwatchStore", "HerdwatchDetection", "HerdwatchShipping", "HerdwatchTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -175,9 +175,10 @@ public enum QueryGuard {
                 rest = rest[recursive.upperBound...]
                 prefix = "WITH RECURSIVE "
             }
-            return (prefix + views + ", " + rest, arguments + hostArguments)
+            return (prefix + views + ", " + rest, arguments + hostArguments + arguments)
         }
-        return ("WITH " + views + " " + trimmed, arguments + hostArguments)
+        // Placeholders in view order: events' scope, hosts', then alerts' (the same as events').
+        return ("WITH " + views + " " + trimmed, arguments + hostArguments + arguments)
     }
 
     /// Words, quoted identifiers and punctuation, without comments and string literals.

@@ -1,4 +1,5 @@
 import Foundation
+import HerdwatchDetection
 import HerdwatchStore
 import Hummingbird
 import HummingbirdTesting
@@ -14,7 +15,9 @@ import Testing
         #"{"@timestamp":"2026-11-23T10:00:00.000Z","event":{"kind":"event","category":["process"],"action":"process-started","id":"\#(id)"},"host":{"name":"\#(host)"},"process":{"pid":1,"executable":"/usr/bin/true"}}"#
     }
 
-    func withServer(_ test: @Sendable (any TestClientProtocol, EventStore) async throws -> Void) async throws {
+    func withServer(
+        rules: String? = nil, _ test: @Sendable (any TestClientProtocol, EventStore) async throws -> Void
+    ) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-ingest-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -22,7 +25,12 @@ import Testing
         var configuration = IngestConfiguration(tokens: [Self.token: "web1", "db1-token-0123456789": "db1"])
         configuration.maximumBodyBytes = 64 * 1024
         let router = Router()
-        IngestRoutes.add(to: router, store: store, configuration: configuration, logger: Logger(label: "test"))
+        var detection: DetectionStage?
+        if let rules {
+            let loaded = SigmaLoader.load(yaml: rules, file: "test.yml")
+            detection = DetectionStage(ruleSet: try RuleSet(rules: loaded.rules), store: store, logger: Logger(label: "test"))
+        }
+        IngestRoutes.add(to: router, store: store, configuration: configuration, detection: detection, logger: Logger(label: "test"))
         try await Application(router: router).test(.router) { client in try await test(client, store) }
     }
 
@@ -44,6 +52,27 @@ import Testing
             let (again, repeated) = try await post(client, [event("b"), event("c")])
             #expect(again == .ok && repeated["stored"] as? Int == 1 && repeated["duplicates"] as? Int == 1)
             #expect(try store.query("SELECT count(*) FROM events").rows == [[.integer(3)]])
+        }
+    }
+
+    /// Detection runs on what a batch stored: an event a rule matches raises one alert, stored in the
+    /// `alerts` view; the same batch again (a redelivery) raises nothing more.
+    @Test func storedEventsMeetTheRulesOnce() async throws {
+        let rule = """
+            title: True run
+            id: true-run
+            level: high
+            logsource: {product: linux, category: process_creation}
+            detection:
+                selection:
+                    Image|endswith: /true
+                condition: selection
+            """
+        try await withServer(rules: rule) { client, store in
+            #expect(try await post(client, [event("a"), event("b", host: "web1")]).0 == .ok)
+            #expect(try await post(client, [event("a")]).0 == .ok)
+            let alerts = try store.query("SELECT rule_id, host, event_ids, level FROM alerts ORDER BY event_ids")
+            #expect(alerts.rows == [[.text("true-run"), .text("web1"), .text("a"), .text("high")], [.text("true-run"), .text("web1"), .text("b"), .text("high")]])
         }
     }
 

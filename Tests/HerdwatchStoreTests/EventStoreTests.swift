@@ -108,3 +108,28 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 5)
     }
 }
+
+/// Alerts: stored once by id, seen through the `alerts` view within the query's host and time scope.
+@Suite struct AlertStoreTests {
+    @Test func alertsAreStoredOnceAndScopedLikeEvents() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-alerts-\(UUID().uuidString).db").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try EventStore(path: path)
+        func alert(_ id: String, host: String, time: Int64) -> StoredAlert {
+            StoredAlert(
+                id: id, host: host, time: time, ruleID: "rule-\(id)", ruleTitle: "Rule \(id)", level: "high", severity: 73,
+                correlation: nil, entityID: "e-\(id)", pid: 42, executable: "/bin/sh", commandLine: "sh -c x", userName: "root",
+                eventIDs: ["ev-\(id)"], tags: ["attack.execution"], json: "{}")
+        }
+        #expect(try store.store(alerts: [alert("a", host: "web1", time: 1000), alert("b", host: "db1", time: 2000)]) == 2)
+        #expect(try store.store(alerts: [alert("a", host: "web1", time: 1000)]) == 0, "the same alert again is not stored twice")
+        var options = QueryOptions()
+        options.hosts = .names(["web1"])
+        let scoped = try store.query("SELECT rule_id, host, event_ids FROM alerts", options: options)
+        #expect(scoped.rows == [[.text("rule-a"), .text("web1"), .text("ev-a")]])
+        options.hosts = .all
+        options.since = 1500
+        #expect(try store.query("SELECT rule_id FROM alerts", options: options).rows == [[.text("rule-b")]])
+        #expect(throws: QueryError.self) { try store.query("SELECT * FROM alert_store") }
+    }
+}
