@@ -5,8 +5,16 @@ import HerdwatchEvents
 /// through one reference so that evaluating many rules never copies the event.
 final class EventSubject: DetectionSubject {
     let event: Event
+    /// The event's raw records and EXECVE arguments, held directly: reached through `event`, each
+    /// access may copy the optional struct around them.
+    let records: [AuditRecord]
+    let args: [String]?
 
-    init(_ event: Event) { self.event = event }
+    init(_ event: Event) {
+        self.event = event
+        records = event.audit?.records ?? []
+        args = event.process?.args
+    }
 
     /// As the encoder writes it: other syscalls by name, other records by their type.
     var action: String {
@@ -89,29 +97,53 @@ final class EventSubject: DetectionSubject {
         }
     }
 
-    var recordCount: Int { event.audit?.records.count ?? 0 }
+    var recordCount: Int { records.count }
 
     var timeMilliseconds: Int64 { event.timestamp.totalMilliseconds }
 
-    func recordType(at index: Int) -> String { event.audit!.records[index].typeName }
+    func recordType(at index: Int) -> String { records[index].typeName }
 
-    /// Record fields already looked up for this event: indexes and rules ask for the same ones
-    /// (`type`, `a0`, `name`, `SYSCALL`), and each lookup scans and decodes.
-    private var recordCache: [(record: Int, key: String, value: FieldValue?)] = []
+    /// Per record: the fields already looked up (indexes and rules ask for the same ones: `type`,
+    /// `a0`, `name`, `SYSCALL`; each lookup scans and decodes), and a 64-bit signature of the raw
+    /// field names it has, so that asking for a field it lacks costs one bit test.
+    private var recordCache: [[(key: String, value: FieldValue?)]] = []
+    private var keySignatures: [UInt64] = []
+
+    @inline(__always)
+    static func signatureBit<C: Collection<UInt8>>(_ key: C) -> UInt64 {
+        guard let first = key.first else { return 1 }
+        var hash = UInt64(first) &* 31 &+ UInt64(key.count) &* 131
+        for byte in key.dropFirst() { hash = hash &* 33 &+ UInt64(byte) }
+        return 1 << (hash & 63)
+    }
 
     func recordValue(at index: Int, key: String) -> FieldValue? {
-        for entry in recordCache where entry.record == index && entry.key == key { return entry.value }
+        if recordCache.isEmpty {
+            let count = recordCount
+            recordCache = Array(repeating: [], count: count)
+            keySignatures = Array(repeating: 0, count: count)
+        }
+        for entry in recordCache[index] where entry.key == key { return entry.value }
+        if key.utf8.first.map({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) == true, key != "type" {
+            if keySignatures[index] == 0 {
+                let record = records[index]
+                var signature: UInt64 = 1 << 63 | 1
+                for field in record.fields where !field.isEnriched { signature |= Self.signatureBit(record.key(field)) }
+                keySignatures[index] = signature
+            }
+            let isArgument = records[index].type == 1309 && RecordKeys.argumentIndex(key) != nil
+            if !isArgument && keySignatures[index] & Self.signatureBit(key.utf8) == 0 { return nil }
+        }
         let value = lookUp(index, key)
-        if recordCache.count < 64 { recordCache.append((index, key, value)) }
+        if recordCache[index].count < 16 { recordCache[index].append((key, value)) }
         return value
     }
 
     private func lookUp(_ index: Int, _ key: String) -> FieldValue? {
-        guard event.audit != nil else { return nil }
-        let record = event.audit!.records[index]
+        let record = records[index]
         if key == "type" { return .string(record.typeName) }
         // EXECVE arguments: the event already holds them reassembled and decoded.
-        if record.type == 1309, let args = event.process?.args, let position = RecordKeys.argumentIndex(key) {
+        if record.type == 1309, let args, let position = RecordKeys.argumentIndex(key) {
             return position < args.count ? .string(args[position]) : nil
         }
         let isInterpretation = key.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
@@ -138,8 +170,8 @@ final class EventSubject: DetectionSubject {
 
     func recordValues(at index: Int) -> [String] {
         guard event.audit != nil else { return [] }
-        let record = event.audit!.records[index]
-        if record.type == 1309, let args = event.process?.args { return args }
+        let record = records[index]
+        if record.type == 1309, let args { return args }
         var values: [String] = []
         values.reserveCapacity(record.fields.count)
         for field in record.fields where !field.isEnriched {
