@@ -59,7 +59,7 @@ public enum Route: String, Sendable, Hashable, CaseIterable {
         case .networkConnection: ["network-connected", "network-accepted"]
         case .auth:
             ["user-login", "user-logout", "user-authenticated", "user-authorized", "user-command", "credentials-changed",
-             "session-started", "session-ended", "auth-log-message"]
+             "session-started", "session-ended"]
         case .auditd, .anyLog, .herdwatch: nil
         }
     }
