@@ -109,30 +109,27 @@ final class EventSubject: DetectionSubject {
     private var recordCache: [[(key: String, value: FieldValue?)]] = []
     private var keySignatures: [UInt64] = []
 
-    @inline(__always)
-    static func signatureBit<C: Collection<UInt8>>(_ key: C) -> UInt64 {
-        guard let first = key.first else { return 1 }
-        var hash = UInt64(first) &* 31 &+ UInt64(key.count) &* 131
-        for byte in key.dropFirst() { hash = hash &* 33 &+ UInt64(byte) }
-        return 1 << (hash & 63)
+    /// Field names of the record (EXECVE: `a0`…`aN` for every argument, however the kernel split
+    /// them), computed once.
+    func recordKeySignature(at index: Int) -> UInt64 {
+        if keySignatures.isEmpty { keySignatures = Array(repeating: 0, count: records.count) }
+        if keySignatures[index] == 0 {
+            let record = records[index]
+            var signature: UInt64 = 1 << 63 | 1
+            for field in record.fields where !field.isEnriched { signature |= KeySignature.bit(record.key(field)) }
+            if record.type == 1309, let args {
+                for position in args.indices { signature |= KeySignature.bit("a\(position)".utf8) }
+            }
+            keySignatures[index] = signature
+        }
+        return keySignatures[index]
     }
 
     func recordValue(at index: Int, key: String) -> FieldValue? {
-        if recordCache.isEmpty {
-            let count = recordCount
-            recordCache = Array(repeating: [], count: count)
-            keySignatures = Array(repeating: 0, count: count)
-        }
+        if recordCache.isEmpty { recordCache = Array(repeating: [], count: records.count) }
         for entry in recordCache[index] where entry.key == key { return entry.value }
         if key.utf8.first.map({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) == true, key != "type" {
-            if keySignatures[index] == 0 {
-                let record = records[index]
-                var signature: UInt64 = 1 << 63 | 1
-                for field in record.fields where !field.isEnriched { signature |= Self.signatureBit(record.key(field)) }
-                keySignatures[index] = signature
-            }
-            let isArgument = records[index].type == 1309 && RecordKeys.argumentIndex(key) != nil
-            if !isArgument && keySignatures[index] & Self.signatureBit(key.utf8) == 0 { return nil }
+            if recordKeySignature(at: index) & KeySignature.bit(key.utf8) == 0 { return nil }
         }
         let value = lookUp(index, key)
         if recordCache[index].count < 16 { recordCache[index].append((key, value)) }

@@ -38,8 +38,8 @@ public enum Route: String, Sendable, Hashable, CaseIterable {
     case networkConnection = "network_connection"
     /// `service: auditd`: every raw audit record of every audit event, one at a time.
     case auditd
-    /// `service: auth`, `sshd`, `sudo`, `su`, `login`: what the auth-log source reads, and the
-    /// login, authentication and sudo events the kernel's user-space records give.
+    /// `service: auth`, `sshd`, `sudo`, `su`, `login`: every auth-log event, and the login,
+    /// authentication and sudo events the kernel's user-space records give.
     case auth
     /// `product: linux` with no category or service, and `service: syslog`: any log line we read
     /// (auth log messages) and any event's message.

@@ -138,6 +138,9 @@ public protocol DetectionSubject {
     /// A record field, decoded (hex strings, EXECVE arguments); upper-case names are auditd's
     /// interpretations (`SYSCALL`, `UID`), taken from the ENRICHED form or the event.
     func recordValue(at index: Int, key: String) -> FieldValue?
+    /// Bits (`KeySignature.bit`) of the record's raw field names: a rule that needs a field the
+    /// record lacks is not tried on it.
+    func recordKeySignature(at index: Int) -> UInt64
     /// Every value of the record, decoded, for keyword searches.
     func recordValues(at index: Int) -> [String]
     /// The event's own text for keyword searches outside auditd: the message, command line, paths.
@@ -149,4 +152,15 @@ public protocol DetectionSubject {
 extension DetectionSubject {
     public var action: String { value(of: .eventAction)?.text ?? "" }
     public var module: String { value(of: .eventModule)?.text ?? "" }
+}
+
+/// A 64-bit signature of a record's field names: one bit per name, hashed.
+public enum KeySignature {
+    @inline(__always)
+    public static func bit<C: Collection<UInt8>>(_ key: C) -> UInt64 {
+        guard let first = key.first else { return 1 }
+        var hash = UInt64(first) &* 31 &+ UInt64(key.count) &* 131
+        for byte in key.dropFirst() { hash = hash &* 33 &+ UInt64(byte) }
+        return 1 << (hash & 63)
+    }
 }

@@ -171,6 +171,15 @@ public struct JSONSubject: DetectionSubject, @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    public func recordKeySignature(at index: Int) -> UInt64 {
+        var signature: UInt64 = 1 << 63 | 1
+        for key in records[index].keys { signature |= KeySignature.bit(key.utf8) }
+        if records[index]["type"] as? String == "EXECVE", let args = lookup("process.args") as? [Any] {
+            for position in args.indices { signature |= KeySignature.bit("a\(position)".utf8) }
+        }
+        return signature
+    }
+
     public func recordValues(at index: Int) -> [String] {
         let record = records[index]
         let type = record["type"] as? String

@@ -5,6 +5,9 @@ public struct RuleSet: Sendable {
     public let rules: [SigmaRule]
     public let correlations: [CorrelationRule]
     let program: Program
+    /// For auditd rules: bits of raw record field names (`KeySignature`) one of which a record must
+    /// have for the rule to hold there; 0 when nothing is known.
+    let presenceMasks: [UInt64]
     /// For each rule, the correlations (and positions in them) that use it.
     let uses: [[(correlation: Int, position: Int)]]
     /// For each correlation, the correlations built on it.
@@ -196,6 +199,21 @@ public struct RuleSet: Sendable {
         self.rules = rules
         self.correlations = correlations
         program = Program(rules: rules)
+        presenceMasks = rules.map { rule in
+            guard rule.route == .auditd else { return 0 }
+            let keys: Set<String>? = Self.need(rule.condition, rule.selections, recordType: nil) { map in
+                // A raw field a pattern (not null, not exists: false) is tested on must be there.
+                for test in map {
+                    guard case .record(let key) = test.field, key != "type",
+                        key.utf8.first.map({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) == true,
+                        test.tests.allSatisfy({ if case .pattern = $0 { true } else if case .regex = $0 { true } else { false } })
+                    else { continue }
+                    return [key]
+                }
+                return nil
+            }.set
+            return keys.map { $0.reduce(0) { $0 | KeySignature.bit($1.utf8) } } ?? 0
+        }
         self.uses = uses
 
         for route in Route.allCases {
@@ -409,11 +427,13 @@ public struct RuleSet: Sendable {
                 if whole.holds(rule: index) { result.append((index, nil)) }
             }
         }
-        if let routes = routesByAction[action] {
-            for route in routes { if let bucket = eventBuckets[route] { run(bucket) } }
-        }
+        let routes = routesByAction[action] ?? []
+        for route in routes { if let bucket = eventBuckets[route] { run(bucket) } }
+        let fromAuthLog = subject.module == "auth-log"
+        // Every auth-log line is an auth event, whatever it says (keyword rules read its message).
+        if fromAuthLog, !routes.contains(.auth), let bucket = eventBuckets[.auth] { run(bucket) }
         if let bucket = eventBuckets[.herdwatch] { run(bucket) }
-        if let bucket = eventBuckets[.anyLog], subject.module == "auth-log" || subject.value(of: .message) != nil { run(bucket) }
+        if let bucket = eventBuckets[.anyLog], fromAuthLog || subject.value(of: .message) != nil { run(bucket) }
         let records = subject.recordCount
         guard records > 0, !(recordBuckets.isEmpty && anyRecord.isEmpty) else { return }
         for record in 0..<records {
@@ -422,6 +442,8 @@ public struct RuleSet: Sendable {
                 // One match per rule and event: the first record that satisfies it. (A bucket lists
                 // a rule once; the type bucket and the any-type bucket never share one.)
                 guard !result.contains(where: { $0.rule == index }) else { return }
+                let mask = presenceMasks[index]
+                if mask != 0 && subject.recordKeySignature(at: record) & mask == 0 { return }
                 if evaluation.holds(rule: index) { result.append((index, record)) }
             }
             // Bucket keys are record types as the kernel spells them (upper case): no copy per record.
