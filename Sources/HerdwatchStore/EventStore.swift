@@ -64,6 +64,23 @@ public final class EventStore: Sendable {
                     CREATE INDEX alert_rule ON alert_store(rule_id);
                     """)
         }
+        migrator.registerMigration("v3-hunts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE hunt_store (
+                        name TEXT PRIMARY KEY,
+                        sql TEXT NOT NULL,
+                        description TEXT,
+                        hosts TEXT,
+                        saved_at INTEGER NOT NULL
+                    )
+                    """)
+            for hunt in Hunt.defaults {
+                try db.execute(
+                    sql: "INSERT INTO hunt_store (name, sql, description, hosts, saved_at) VALUES (?, ?, ?, ?, 0)",
+                    arguments: [hunt.name, hunt.sql, hunt.description, hunt.hosts])
+            }
+        }
         return migrator
     }
 
@@ -184,6 +201,44 @@ public final class EventStore: Sendable {
                 stored += db.changesCount
             }
             return stored
+        }
+    }
+
+    /// Saves a hunt (a named query), replacing one of the same name. The query must pass the same
+    /// checks as any other (one reading statement over the views).
+    public func save(_ hunt: Hunt) throws {
+        guard !hunt.name.isEmpty, hunt.name.utf8.allSatisfy({ Hunt.nameBytes.contains($0) }) else {
+            throw QueryError.refused("hunt name '\(hunt.name)': use letters, digits, '-' and '_'")
+        }
+        try QueryGuard.check(hunt.sql)
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO hunt_store (name, sql, description, hosts, saved_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(name) DO UPDATE SET sql = excluded.sql, description = excluded.description,
+                        hosts = excluded.hosts, saved_at = excluded.saved_at
+                    """,
+                arguments: [hunt.name, hunt.sql, hunt.description, hunt.hosts, Int64(Date().timeIntervalSince1970 * 1000)])
+        }
+    }
+
+    /// Every saved hunt, by name.
+    public func hunts() throws -> [Hunt] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, sql, description, hosts FROM hunt_store ORDER BY name").map {
+                Hunt(name: $0["name"], sql: $0["sql"], description: $0["description"], hosts: $0["hosts"])
+            }
+        }
+    }
+
+    public func hunt(named name: String) throws -> Hunt? { try hunts().first { $0.name == name } }
+
+    /// Deletes a hunt; false when there was none of that name.
+    @discardableResult
+    public func deleteHunt(named name: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM hunt_store WHERE name = ?", arguments: [name])
+            return db.changesCount > 0
         }
     }
 
@@ -331,4 +386,48 @@ public struct StoredAlert: Sendable {
         self.tags = tags
         self.json = json
     }
+}
+
+/// A saved hunt: a named read-only query over the views, with the hosts it looks at by default.
+public struct Hunt: Sendable, Equatable {
+    public var name: String
+    public var sql: String
+    public var description: String?
+    /// A host scope (`all`, names separated by commas); nil means all.
+    public var hosts: String?
+
+    public init(name: String, sql: String, description: String? = nil, hosts: String? = nil) {
+        self.name = name
+        self.sql = sql
+        self.description = description
+        self.hosts = hosts
+    }
+
+    static let nameBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_".utf8)
+
+    /// The hunts every store starts with: the questions a response usually begins with.
+    public static let defaults: [Hunt] = [
+        Hunt(
+            name: "host-timeline", sql: "SELECT timestamp, host, action, pid, executable, command_line, user_name FROM events ORDER BY time DESC",
+            description: "what happened on a host, newest first (run with --hosts and --since)"),
+        Hunt(
+            name: "programs-across-fleet",
+            sql: "SELECT executable, count(DISTINCT host) AS hosts, count(*) AS runs FROM processes WHERE action = 'process-started' GROUP BY executable ORDER BY hosts DESC, runs DESC",
+            description: "every program started, on how many hosts and how often"),
+        Hunt(
+            name: "rare-parent-child",
+            sql: "SELECT json_extract(json, '$.process.parent.executable') AS parent, executable AS child, count(*) AS runs, count(DISTINCT host) AS hosts FROM processes WHERE action = 'process-started' GROUP BY parent, child HAVING runs <= 2 ORDER BY runs, hosts",
+            description: "parent → child program pairs seen at most twice: the unusual ones"),
+        Hunt(
+            name: "outbound-destinations",
+            sql: "SELECT host, destination_ip, destination_port, count(*) AS connections FROM network WHERE action = 'network-connected' GROUP BY host, destination_ip, destination_port ORDER BY connections DESC",
+            description: "where hosts connect to, by host (run with --hosts for a group)"),
+        Hunt(
+            name: "logins-by-user",
+            sql: "SELECT user_name, outcome, count(*) AS attempts, count(DISTINCT host) AS hosts FROM logins WHERE action IN ('user-login', 'user-authenticated') GROUP BY user_name, outcome ORDER BY attempts DESC",
+            description: "logins and authentication by account and outcome"),
+        Hunt(
+            name: "recent-alerts", sql: "SELECT timestamp, host, level, rule_title, executable, command_line FROM alerts ORDER BY time DESC",
+            description: "alerts, newest first"),
+    ]
 }

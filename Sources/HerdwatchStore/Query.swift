@@ -82,7 +82,7 @@ public enum QueryError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum QueryGuard {
     /// Names a query may not use: the stored tables behind the views, and SQLite's catalog.
     static let storedNames: Set<String> = [
-        "event_store", "host_store", "alert_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
+        "event_store", "host_store", "alert_store", "hunt_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
         "sqlite_temp_schema", "grdb_migrations",
     ]
 

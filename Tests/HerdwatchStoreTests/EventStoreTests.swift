@@ -133,3 +133,26 @@ import Testing
         #expect(throws: QueryError.self) { try store.query("SELECT * FROM alert_store") }
     }
 }
+
+/// Saved hunts: a store starts with the default ones; a hunt is saved only if its query would be
+/// allowed, replaced by name, run like any query, and deleted.
+@Suite struct HuntTests {
+    @Test func huntsAreSavedCheckedRunAndDeleted() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-hunts-\(UUID().uuidString).db").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try EventStore(path: path)
+        #expect(try store.hunts().map(\.name) == Hunt.defaults.map(\.name).sorted())
+        for hunt in Hunt.defaults { _ = try store.query(hunt.sql) }  // every default runs on an empty store
+        try store.save(Hunt(name: "shells", sql: "SELECT count(*) FROM processes WHERE executable LIKE '%sh'", hosts: "web1"))
+        try store.save(Hunt(name: "shells", sql: "SELECT count(*) FROM processes WHERE executable LIKE '%/bash'", hosts: "web1,web2"))
+        let saved = try #require(try store.hunt(named: "shells"))
+        #expect(saved.sql.hasSuffix("'%/bash'") && saved.hosts == "web1,web2")
+        #expect(try store.query(saved.sql).rows == [[.integer(0)]])
+        #expect(throws: QueryError.self) { try store.save(Hunt(name: "wipe", sql: "DELETE FROM events")) }
+        #expect(throws: QueryError.self) { try store.save(Hunt(name: "bad name!", sql: "SELECT 1")) }
+        #expect(throws: QueryError.self) { try store.query("SELECT * FROM hunt_store") }
+        #expect(try store.deleteHunt(named: "shells"))
+        #expect(try !store.deleteHunt(named: "shells"))
+        #expect(try store.hunt(named: "shells") == nil)
+    }
+}
