@@ -70,7 +70,7 @@ let package = Package(
             resources: [.copy("Builtin")]
         ),
         // The central store (server side only: the agent never links it).
-        .target(name: "HerdwatchStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "HerdwatchStore", dependencies: ["HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "HerdwatchServer",
             dependencies: [

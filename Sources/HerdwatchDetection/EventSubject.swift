@@ -17,13 +17,7 @@ final class EventSubject: DetectionSubject {
     }
 
     /// As the encoder writes it: other syscalls by name, other records by their type.
-    var action: String {
-        if event.kind == .syscall, let name = event.audit?.syscall { return name }
-        if event.kind == .other, let type = event.audit?.recordType {
-            return String(decoding: type.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : ($0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0) }, as: UTF8.self)
-        }
-        return event.kind.action.description
-    }
+    var action: String { event.specificAction ?? event.kind.action.description }
 
     func value(of field: ECSField) -> FieldValue? {
         switch field {

@@ -1,4 +1,6 @@
 import Foundation
+import HerdwatchAudit
+import HerdwatchEvents
 
 /// Rules read an event the server received: an ECS JSON object as `JSONSerialization` parsed it.
 /// Raw records come from `auditd.records` (values as written, quotes removed); EXECVE arguments from
@@ -65,62 +67,8 @@ public struct JSONSubject: DetectionSubject, @unchecked Sendable {
 
     public var timeMilliseconds: Int64 { (object["@timestamp"] as? String).flatMap(Self.milliseconds) ?? 0 }
 
-    /// `2026-11-23T10:00:00.123Z` (fraction of any length optional; `Z` or an offset such as
-    /// `+02:00`) in milliseconds since the epoch.
-    public static func milliseconds(_ text: String) -> Int64? {
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " ") else {
-            return nil
-        }
-        func number(_ start: Int, _ count: Int) -> Int64? {
-            guard start + count <= bytes.count else { return nil }
-            var value: Int64 = 0
-            for byte in bytes[start..<start + count] {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
-            }
-            return value
-        }
-        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
-            let minute = number(14, 2), let second = number(17, 2)
-        else { return nil }
-        // A fraction of any length (milliseconds kept), then Z or an offset (±HH:MM or ±HHMM).
-        var index = 19
-        var millisecond: Int64 = 0
-        if bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            var digits = 0
-            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
-                if digits < 3 { millisecond = millisecond * 10 + Int64(bytes[index] - UInt8(ascii: "0")) }
-                digits += 1
-                index += 1
-            }
-            guard digits > 0 else { return nil }
-            if digits < 3 { for _ in digits..<3 { millisecond *= 10 } }
-        }
-        var offsetMinutes: Int64 = 0
-        guard index < bytes.count else { return nil }
-        if bytes[index] == UInt8(ascii: "Z") || bytes[index] == UInt8(ascii: "z") {
-            index += 1
-        } else if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
-            let sign: Int64 = bytes[index] == UInt8(ascii: "-") ? -1 : 1
-            let colon = index + 3 < bytes.count && bytes[index + 3] == UInt8(ascii: ":")
-            guard let hours = number(index + 1, 2), let minutes = number(index + (colon ? 4 : 3), 2) else { return nil }
-            offsetMinutes = sign * (hours * 60 + minutes)
-            index += colon ? 6 : 5
-        } else {
-            return nil
-        }
-        guard index == bytes.count else { return nil }
-        // Days since the epoch (civil calendar, proleptic Gregorian).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146097 + dayOfEra - 719468
-        return ((days * 24 + hour) * 60 + minute - offsetMinutes) * 60_000 + second * 1000 + millisecond
-    }
+    /// An ISO 8601 time in milliseconds since the epoch (`CivilTime.milliseconds(iso8601:)`).
+    public static func milliseconds(_ text: String) -> Int64? { CivilTime.milliseconds(iso8601: text) }
 
     public func recordType(at index: Int) -> String { records[index]["type"] as? String ?? "" }
 
@@ -153,21 +101,11 @@ public struct JSONSubject: DetectionSubject, @unchecked Sendable {
     /// Raw values lost their quotes in JSON: a value of a hex-capable field that is all upper-case
     /// hex digits is taken as hex (the kernel writes quoted strings otherwise).
     static func decoded(_ text: String, key: String, type: String?) -> String {
-        guard RecordKeys.mayBeHex(key, recordType: type == "EXECVE" ? 1309 : 0), text.utf8.count >= 2,
-            text.utf8.count % 2 == 0,
-            text.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "F")) })
+        // The kernel writes upper-case hex; `hexBytes` checks the length and the digits.
+        guard RecordKeys.mayBeHex(key, recordType: type == "EXECVE" ? 1309 : 0),
+            !text.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f") }),
+            let bytes = AuditDecoding.hexBytes(ArraySlice(text.utf8))
         else { return text }
-        var bytes: [UInt8] = []
-        var high: UInt8?
-        for byte in text.utf8 {
-            let nibble = byte <= UInt8(ascii: "9") ? byte - UInt8(ascii: "0") : byte - UInt8(ascii: "A") + 10
-            if let first = high {
-                bytes.append(first << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
         return String(decoding: bytes, as: UTF8.self)
     }
 

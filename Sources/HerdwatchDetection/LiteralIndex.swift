@@ -5,7 +5,6 @@ struct LiteralIndex: Sendable {
     private let table: [UInt32]
     /// Literal ids that end at each state (including through failure links).
     private let outputs: [[Int32]]
-    let literalCount: Int
 
     init(literals: [[UInt8]]) {
         // The trie, with sparse children.
@@ -53,7 +52,6 @@ struct LiteralIndex: Sendable {
         }
         self.table = table
         outputs = ends
-        literalCount = literals.count
     }
 
     /// Calls `found` with the id of every literal occurrence in `text` (folded as it is read).

@@ -158,7 +158,7 @@ struct Evaluation<Subject: DetectionSubject> {
             default: return nil
             }
         case .keywordText:
-            return .strings(record.map { subject.recordValues(at: $0) } ?? subject.keywordValues)
+            return .strings(keywordValues)
         case .imageName, .parentImageName:
             guard case .string(let path)? = subject.value(of: field == .imageName ? .processExecutable : .parentExecutable) else {
                 return nil
@@ -166,6 +166,9 @@ struct Evaluation<Subject: DetectionSubject> {
             return .string(StringPattern.lowercased(String(path.split(separator: "/").last ?? "")))
         }
     }
+
+    /// What keyword searches read: the record's values, or the event's own text.
+    var keywordValues: [String] { record.map { subject.recordValues(at: $0) } ?? subject.keywordValues }
 
     /// Whether rule `index`'s condition holds.
     func holds(rule index: Int) -> Bool { holds(node: program.roots[index]) }
@@ -196,7 +199,7 @@ struct Evaluation<Subject: DetectionSubject> {
     func holds(selection index: Int32) -> Bool {
         let code = program.selections[Int(index)]
         if code.isKeywords {
-            let values = record.map { subject.recordValues(at: $0) } ?? subject.keywordValues
+            let values = keywordValues
             for offset in 0..<code.count {
                 let test = program.tests[Int(code.start + offset)]
                 var found = false

@@ -97,46 +97,19 @@ public struct StringPattern: Sendable, Hashable {
     }
 
     func matches(bytes text: UnsafeBufferPointer<UInt8>) -> Bool {
-        switch shape {
-        case .anything: return true
-        case .equals: return text.count == literal.count && equal(text, at: 0, literal)
-        case .prefix: return text.count >= literal.count && equal(text, at: 0, literal)
-        case .suffix: return text.count >= literal.count && equal(text, at: text.count - literal.count, literal)
-        case .contains: return find(literal, in: text, from: 0) != nil
-        case .glob(let segments, let anchoredStart, let anchoredEnd):
+        if case .glob(let segments, let anchoredStart, let anchoredEnd) = shape {
             return glob(segments, anchoredStart, anchoredEnd, text)
         }
-    }
-
-    @inline(__always)
-    private func equal(_ text: UnsafeBufferPointer<UInt8>, at offset: Int, _ literal: [UInt8]) -> Bool {
-        var index = 0
-        if cased {
-            while index < literal.count {
-                if text[offset + index] != literal[index] { return false }
-                index += 1
-            }
-        } else {
-            while index < literal.count {
-                if Self.fold(text[offset + index]) != literal[index] { return false }
-                index += 1
+        return literal.withUnsafeBufferPointer { literal in
+            switch shape {
+            case .anything: true
+            case .equals: text.count == literal.count && Program.equal(text, 0, literal, cased)
+            case .prefix: text.count >= literal.count && Program.equal(text, 0, literal, cased)
+            case .suffix: text.count >= literal.count && Program.equal(text, text.count - literal.count, literal, cased)
+            case .contains: Program.contains(text, literal, cased)
+            case .glob: false
             }
         }
-        return true
-    }
-
-    /// The first offset at or after `start` where `literal` occurs.
-    private func find(_ literal: [UInt8], in text: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        guard let first = literal.first else { return start }
-        guard text.count - start >= literal.count else { return nil }
-        let last = text.count - literal.count
-        var offset = start
-        while offset <= last {
-            let byte = cased ? text[offset] : Self.fold(text[offset])
-            if byte == first && equal(text, at: offset, literal) { return offset }
-            offset += 1
-        }
-        return nil
     }
 
     /// Matches `segment` at `offset`; returns the offset after it.

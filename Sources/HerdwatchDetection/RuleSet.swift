@@ -271,12 +271,6 @@ public struct RuleSet: Sendable {
         need(node, selections, recordType: recordType) { necessaryValues($0, field: field) }.set
     }
 
-    /// Literals (folded) one of which must occur in `field` for the condition to hold.
-    static func necessaryLiterals(
-        _ node: ConditionNode, _ selections: [Selection], field: FieldRef, recordType: String? = nil
-    ) -> Set<String>? {
-        need(node, selections, recordType: recordType) { necessaryLiterals($0, field: field) }.set
-    }
 
     static func need<Element: Hashable>(
         _ node: ConditionNode, _ selections: [Selection], recordType: String?, _ ofMap: ([FieldTest]) -> Set<Element>?

@@ -28,10 +28,8 @@ public struct ECSEncoder: Sendable {
         writer.key("type")
         writer.staticStrings(event.kind.types)
         writer.key("action")
-        if event.kind == .syscall, let name = event.audit?.syscall {
+        if let name = event.specificAction {
             writer.string(name)
-        } else if event.kind == .other, let type = event.audit?.recordType {
-            writer.string(lowercasedRecordType(type))
         } else {
             writer.string(event.kind.action)
         }
@@ -358,9 +356,7 @@ public struct ECSEncoder: Sendable {
         writer.endObject()
     }
 
-    private func lowercasedRecordType(_ type: String) -> String {
-        String(decoding: type.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : ($0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0) }, as: UTF8.self)
-    }
+
 }
 
 extension JSONWriter {
@@ -459,5 +455,65 @@ public struct CivilTime: Sendable, Equatable {
         day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    }
+}
+
+extension CivilTime {
+    /// `2026-11-23T10:00:00.123Z` (fraction of any length optional; `Z` or an offset such as
+    /// `+02:00`) in milliseconds since the epoch.
+    public static func milliseconds(iso8601 text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":")
+        else { return nil }
+        func number(_ start: Int, _ count: Int) -> Int64? {
+            guard start + count <= bytes.count else { return nil }
+            var value: Int64 = 0
+            for byte in bytes[start..<start + count] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+            let minute = number(14, 2), let second = number(17, 2)
+        else { return nil }
+        // A fraction of any length (milliseconds kept), then Z or an offset (±HH:MM or ±HHMM).
+        var index = 19
+        var millisecond: Int64 = 0
+        if bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            var digits = 0
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                if digits < 3 { millisecond = millisecond * 10 + Int64(bytes[index] - UInt8(ascii: "0")) }
+                digits += 1
+                index += 1
+            }
+            guard digits > 0 else { return nil }
+            if digits < 3 { for _ in digits..<3 { millisecond *= 10 } }
+        }
+        var offsetMinutes: Int64 = 0
+        guard index < bytes.count else { return nil }
+        if bytes[index] == UInt8(ascii: "Z") || bytes[index] == UInt8(ascii: "z") {
+            index += 1
+        } else if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+            let sign: Int64 = bytes[index] == UInt8(ascii: "-") ? -1 : 1
+            let colon = index + 3 < bytes.count && bytes[index + 3] == UInt8(ascii: ":")
+            guard let hours = number(index + 1, 2), let minutes = number(index + (colon ? 4 : 3), 2) else { return nil }
+            offsetMinutes = sign * (hours * 60 + minutes)
+            index += colon ? 6 : 5
+        } else {
+            return nil
+        }
+        guard index == bytes.count else { return nil }
+        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        // Days since the epoch (civil calendar, proleptic Gregorian): the inverse of `init(secondsSinceEpoch:)`.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146097 + dayOfEra - 719468
+        return ((days * 24 + hour) * 60 + minute - offsetMinutes) * 60_000 + second * 1000 + millisecond
     }
 }

@@ -184,3 +184,16 @@ public enum Outcome: Sendable, Hashable {
         }
     }
 }
+
+extension Event {
+    /// `event.action` where the kind has no name of its own: other syscalls by their name, other
+    /// record types in lower case with dashes (`USER_AVC` → `user-avc`); nil for every other kind,
+    /// whose action is `kind.action`.
+    public var specificAction: String? {
+        if kind == .syscall, let name = audit?.syscall { return name }
+        if kind == .other, let type = audit?.recordType {
+            return String(decoding: type.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : ($0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0) }, as: UTF8.self)
+        }
+        return nil
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HerdwatchEvents
 
 /// Every event of the fleet in one SQLite database (WAL), de-duplicated by `event.id`, with the
 /// fields people filter on in columns of their own and the whole ECS document beside them.
@@ -335,14 +336,8 @@ struct StoredEvent: Sendable {
         arguments = StatementArguments(values)
     }
 
-    /// `2026-11-23T10:00:00.123Z` (or without the fraction) to milliseconds since the epoch.
-    static func milliseconds(_ text: String) -> Int64? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
-    }
+    /// `2026-11-23T10:00:00.123Z` (fraction optional, `Z` or an offset) to milliseconds since the epoch.
+    static func milliseconds(_ text: String) -> Int64? { CivilTime.milliseconds(iso8601: text) }
 }
 
 /// An alert as stored: the detection engine's alert in columns, and its JSON.

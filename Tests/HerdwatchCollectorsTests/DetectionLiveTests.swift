@@ -119,22 +119,12 @@ import Testing
             }
 
             func alerts() -> [String: Int64] {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: ShippingLiveTests.herdwatch)
-                process.arguments = [
-                    "query", "--db", database, "--format", "csv",
-                    "SELECT rule_id, min(CAST((julianday(stored_at) - 2440587.5) * 86400000 AS INTEGER)) FROM alerts GROUP BY rule_id",
-                ]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = FileHandle.nullDevice
-                guard (try? process.run()) != nil else { return [:] }
-                let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
+                let rows = ShippingLiveTests.query(
+                    database,
+                    "SELECT rule_id, min(CAST((julianday(stored_at) - 2440587.5) * 86400000 AS INTEGER)) FROM alerts GROUP BY rule_id")
                 var result: [String: Int64] = [:]
-                for line in text.split(separator: "\n").dropFirst() {
-                    let parts = line.split(separator: ",")
-                    if parts.count == 2, let time = Int64(parts[1]) { result[String(parts[0])] = time }
+                for parts in rows where parts.count == 2 {
+                    if let time = Int64(parts[1]) { result[String(parts[0])] = time }
                 }
                 return result
             }

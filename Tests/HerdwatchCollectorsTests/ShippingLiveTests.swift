@@ -250,6 +250,20 @@ import Testing
     /// The herdwatch binary built beside the agent.
     static let herdwatch = URL(fileURLWithPath: AgentTests.agent).deletingLastPathComponent().appendingPathComponent("herdwatch").path
 
+    /// The rows (header left out) of `herdwatch query --format csv` over a store; none when it fails.
+    static func query(_ database: String, _ sql: String, hosts: String = "all") -> [[Substring]] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: herdwatch)
+        process.arguments = ["query", "--db", database, "--hosts", hosts, "--format", "csv", sql]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return [] }
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return text.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+    }
+
     /// Agent → `herdwatch server` over HTTP → SQLite, with the server stopped in the middle of a
     /// burst and started again: every event stored, once.
     @Test(.enabled(if: AgentTests.available && FileManager.default.isExecutableFile(atPath: herdwatch), "needs root, the kernel's audit subsystem and the built binaries"))
@@ -288,19 +302,11 @@ import Testing
             run.wait(burst)
 
             func stored() -> (distinct: Int, total: Int) {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: Self.herdwatch)
-                process.arguments = [
-                    "query", "--db", database, "--hosts", "web1.example", "--format", "csv",
+                let rows = Self.query(
+                    database,
                     "SELECT count(DISTINCT json_extract(json, '$.process.args[1]')), count(*) FROM processes WHERE json_extract(json, '$.process.args[1]') LIKE 'MARK-%'",
-                ]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = FileHandle.nullDevice
-                guard (try? process.run()) != nil else { return (0, 0) }
-                let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                let numbers = text.split(separator: "\n").last?.split(separator: ",").compactMap { Int($0) } ?? []
+                    hosts: "web1.example")
+                let numbers = rows.last?.compactMap { Int($0) } ?? []
                 return numbers.count == 2 ? (numbers[0], numbers[1]) : (0, 0)
             }
             waitUntil(seconds: 30) { stored().distinct >= count }
