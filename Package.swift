@@ -76,6 +76,7 @@ let package = Package(
             dependencies: [
                 "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.
@@ -115,7 +116,7 @@ let package = Package(
             path: "Benchmarks/ShipBench"
         ),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
-        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore"]),
+        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents"]),
         .testTarget(
             name: "HerdwatchServerTests",
             dependencies: [

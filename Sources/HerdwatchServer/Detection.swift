@@ -2,6 +2,7 @@ import Foundation
 import HerdwatchDetection
 import HerdwatchStore
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Runs the Sigma rules over what the server stores: every newly stored event (never a duplicate,
@@ -9,10 +10,10 @@ import Synchronization
 /// across batches. Alerts are stored (the `alerts` view) and logged.
 public final class DetectionStage: Sendable {
     private let detector: Mutex<Detector>
-    private let store: EventStore
+    private let store: any FleetStore
     private let logger: Logger
 
-    public init(ruleSet: RuleSet, store: EventStore, logger: Logger) {
+    public init(ruleSet: RuleSet, store: any FleetStore, logger: Logger) {
         detector = Mutex(Detector(ruleSet: ruleSet))
         self.store = store
         self.logger = logger
@@ -22,13 +23,13 @@ public final class DetectionStage: Sendable {
 
     /// Detects over the lines of a batch that were stored now, and stores the alerts.
     @discardableResult
-    public func process(lines: [Substring], stored: [Int]) -> [Alert] {
+    public func process(lines: [Substring], stored: [Int]) async -> [Alert] {
         guard !stored.isEmpty else { return [] }
         let subjects = stored.compactMap { JSONSubject(json: lines[$0]) }
         let alerts = detector.withLock { detector in subjects.flatMap { detector.process($0) } }
         guard !alerts.isEmpty else { return [] }
         do {
-            try store.store(alerts: alerts.map(Self.stored))
+            try await store.store(alerts: alerts.map(Self.stored))
         } catch {
             logger.error("alerts not stored", metadata: ["count": "\(alerts.count)", "error": "\(error)"])
         }
@@ -44,9 +45,9 @@ public final class DetectionStage: Sendable {
     }
 
     /// Stores an alert raised outside the rules (the silence watchdog).
-    public func raise(_ alert: Alert) {
+    public func raise(_ alert: Alert) async {
         do {
-            try store.store(alerts: [Self.stored(alert)])
+            try await store.store(alerts: [Self.stored(alert)])
             logger.notice("alert", metadata: ["rule": "\(alert.ruleTitle)", "host": "\(alert.host ?? "")"])
         } catch {
             logger.error("alert not stored", metadata: ["rule": "\(alert.ruleTitle)", "error": "\(error)"])
@@ -66,23 +67,26 @@ public final class DetectionStage: Sendable {
 
 /// An agent that goes silent: Sigma cannot express an absence, so the server watches for it. A host
 /// whose newest event (heartbeats included) is older than `silence` raises one alert per silence.
-public final class SilenceWatch: Sendable {
-    private let store: EventStore
+public final class SilenceWatch: Service, Sendable {
+    private let store: any FleetStore
     private let detection: DetectionStage
     private let silenceMilliseconds: Int64
     private let alerted = Mutex<[String: Int64]>([:])
 
-    public init(store: EventStore, detection: DetectionStage, silenceSeconds: Int) {
+    private let interval: Duration
+
+    public init(store: any FleetStore, detection: DetectionStage, silenceSeconds: Int) {
         self.store = store
         self.detection = detection
         silenceMilliseconds = Int64(silenceSeconds) * 1000
+        interval = .milliseconds(min(30_000, silenceSeconds * 250))
     }
 
     /// Checks once; returns the hosts newly found silent.
     @discardableResult
-    public func check(now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> [String] {
+    public func check(now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async throws -> [String] {
         var found: [String] = []
-        for (host, lastSeen) in try store.hosts(silentSince: now - silenceMilliseconds) {
+        for (host, lastSeen) in try await store.hosts(silentSince: now - silenceMilliseconds) {
             let isNew = alerted.withLock { alerted in
                 guard alerted[host] != lastSeen else { return false }
                 alerted[host] = lastSeen
@@ -90,7 +94,7 @@ public final class SilenceWatch: Sendable {
             }
             guard isNew else { continue }
             found.append(host)
-            detection.raise(
+            await detection.raise(
                 Alert(
                     ruleID: "herdwatch-agent-silent", ruleTitle: "Agent Went Silent", level: .high,
                     tags: ["attack.defense-evasion", "attack.t1562.001"], ruleFile: "server watchdog", correlation: nil,
@@ -100,16 +104,17 @@ public final class SilenceWatch: Sendable {
         return found
     }
 
-    /// Checks every `interval` seconds until `shouldStop`.
-    public func run(interval: Double, shouldStop: () -> Bool) {
-        var next = 0.0
-        while !shouldStop() {
-            let now = Date().timeIntervalSince1970
-            if now >= next {
-                _ = try? check()
-                next = now + interval
+    /// Checks every quarter of the silence (at most every 30 s) until cancelled or shut down.
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await self.check()
+                } catch {
+                    // The store is down or busy: the next round tries again.
+                }
+                try await Task.sleep(for: self.interval)
             }
-            usleep(200_000)
         }
     }
 }

@@ -18,22 +18,40 @@ import Logging
 public struct IngestConfiguration: Sendable {
     /// Token → the host it authenticates.
     public var tokens: [String: String]
+    /// Host → its tags (`role=web`), from the tokens file.
+    public var hostTags: [String: HostTags] = [:]
     public var maximumBodyBytes = 16 << 20
 
-    public init(tokens: [String: String]) { self.tokens = tokens }
+    public init(tokens: [String: String], hostTags: [String: HostTags] = [:]) {
+        self.tokens = tokens
+        self.hostTags = hostTags
+    }
 
-    /// `HOST TOKEN` per line (`#` comments), the tokens file of `herdwatch server --tokens`.
-    public static func tokens(parsing text: String, file: String) throws -> [String: String] {
-        var tokens: [String: String] = [:]
+    /// The tokens file of `herdwatch server --tokens`: `HOST TOKEN [key=value ...]` per line, `#`
+    /// comments. The tags put the host in groups that queries select (`--hosts role=web`).
+    public init(parsing text: String, file: String) throws {
+        self.init(tokens: [:])
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard let first = words.first, !first.hasPrefix("#") else { continue }
-            guard words.count == 2, words[1].count >= 16 else {
-                throw IngestSetupError(description: "\(file):\(index + 1): expected 'HOST TOKEN' with a token of 16 characters or more")
+            guard words.count >= 2, words[1].count >= 16 else {
+                throw IngestSetupError(
+                    description: "\(file):\(index + 1): expected 'HOST TOKEN [key=value ...]' with a token of 16 characters or more")
+            }
+            if let other = tokens[String(words[1])] {
+                throw IngestSetupError(description: "\(file):\(index + 1): the token of '\(first)' is already the token of '\(other)'")
             }
             tokens[String(words[1])] = String(first)
+            switch HostTags.tags(parsing: Substring(words.dropFirst(2).joined(separator: " "))) {
+            case .success(let tags): hostTags[String(first)] = tags
+            case .failure(let error): throw IngestSetupError(description: "\(file):\(index + 1): \(error)")
+            }
         }
-        return tokens
+    }
+
+    /// Token → host, for tokens files without tags.
+    public static func tokens(parsing text: String, file: String) throws -> [String: String] {
+        try IngestConfiguration(parsing: text, file: file).tokens
     }
 }
 
@@ -43,7 +61,7 @@ public struct IngestSetupError: Error, CustomStringConvertible {
 
 public enum IngestRoutes {
     public static func add(
-        to router: Router<BasicRequestContext>, store: EventStore, configuration: IngestConfiguration, detection: DetectionStage? = nil,
+        to router: Router<BasicRequestContext>, store: any FleetStore, configuration: IngestConfiguration, detection: DetectionStage? = nil,
         logger: Logger
     ) {
         router.get("/api/v1/health") { _, _ in "ok\n" }
@@ -73,7 +91,7 @@ public enum IngestRoutes {
                     ])
             }
             // Stored first (the agent's ack waits for the disk), then detected over what is new.
-            detection?.process(lines: lines, stored: result.insertedLines)
+            await detection?.process(lines: lines, stored: result.insertedLines)
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
         }
     }

@@ -1,4 +1,6 @@
+import Dispatch
 import HerdwatchShipping
+import ServiceLifecycle
 import HerdwatchStore
 import Logging
 
@@ -10,7 +12,7 @@ import Glibc
 /// fetches batches, stores them, and acknowledges them only then; several servers with the same
 /// durable name share the stream. Lines that are not events are logged and skipped (the bus has no
 /// per-host tokens: its own authorization decides who publishes).
-public final class NATSIngest: Sendable {
+public final class NATSIngest: Service, Sendable {
     public struct Configuration: Sendable {
         public var url: String
         public var subject = "herdwatch.events.>"
@@ -21,52 +23,72 @@ public final class NATSIngest: Sendable {
     }
 
     public let configuration: Configuration
-    private let store: EventStore
+    private let store: any FleetStore
     private let detection: DetectionStage?
     private let logger: Logger
+    /// The C client blocks: its calls run on a thread of their own, never on the concurrency pool.
+    private let queue = DispatchQueue(label: "herdwatch.server.nats")
 
-    public init(configuration: Configuration, store: EventStore, detection: DetectionStage? = nil, logger: Logger) {
+    public init(configuration: Configuration, store: any FleetStore, detection: DetectionStage? = nil, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.detection = detection
         self.logger = logger
     }
 
-    /// Runs until `shouldStop` (checked at least every second).
-    public func run(shouldStop: () -> Bool) {
+    /// The consumer, touched only on `queue`.
+    private final class Connection: @unchecked Sendable {
         var consumer: JetStreamConsumer?
+    }
+
+    private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// Runs until the task is cancelled or the service group shuts down gracefully.
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { try await self.consume() }
+    }
+
+    func consume() async throws {
+        let connection = Connection()
+        let configuration = configuration
         var failing = false
-        while !shouldStop() {
+        while !Task.isCancelled {
             do {
-                if consumer == nil {
-                    consumer = try JetStreamConsumer(
-                        stream: JetStream(url: configuration.url, name: "herdwatch-server"), subject: configuration.subject,
-                        durable: configuration.durable)
-                    logger.info("consuming NATS JetStream", metadata: ["url": "\(configuration.url)", "durable": "\(configuration.durable)"])
+                let batch = try await onQueue { () throws -> [[UInt8]] in
+                    if connection.consumer == nil {
+                        connection.consumer = try JetStreamConsumer(
+                            stream: JetStream(url: configuration.url, name: "herdwatch-server"), subject: configuration.subject,
+                            durable: configuration.durable)
+                    }
+                    return try connection.consumer!.fetch(batch: configuration.batch, waitMilliseconds: 1000).map(\.payload)
                 }
-                let batch = try consumer!.fetch(batch: configuration.batch, waitMilliseconds: 1000)
                 guard !batch.isEmpty else { continue }
-                let lines = batch.map { Substring(String(decoding: $0.payload, as: UTF8.self)) }
-                let result: EventStore.IngestResult
+                let lines = batch.map { Substring(String(decoding: $0, as: UTF8.self)) }
+                let result: IngestResult
                 do {
-                    result = try store.ingest(lines: lines)
+                    result = try await store.ingest(lines: lines, allOrNothing: false)
                 } catch {
-                    consumer!.handBack()
+                    try await onQueue { connection.consumer?.handBack() }
                     throw error
                 }
-                consumer!.acknowledge()
-                detection?.process(lines: lines, stored: result.insertedLines)
+                try await onQueue { connection.consumer?.acknowledge() }
+                await detection?.process(lines: lines, stored: result.insertedLines)
                 for rejection in result.rejected.prefix(5) {
                     logger.warning("NATS message is not an event; skipped", metadata: ["where": "\(rejection)"])
                 }
                 if failing { logger.notice("NATS ingest running again") }
                 failing = false
             } catch {
-                if !failing { logger.error("NATS ingest failing", metadata: ["error": "\(error)"]) }
+                if !failing { logger.error("NATS ingest failing", metadata: ["error": "\(error)", "url": "\(configuration.url)"]) }
                 failing = true
-                consumer = nil
-                for _ in 0..<10 where !shouldStop() { usleep(100_000) }
+                try? await onQueue { connection.consumer = nil }
+                try? await Task.sleep(for: .seconds(1))
             }
         }
+        try? await onQueue { connection.consumer = nil }
     }
 }

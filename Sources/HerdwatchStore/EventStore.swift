@@ -7,8 +7,9 @@ import HerdwatchEvents
 ///
 /// Writes go through `ingest`, one transaction per batch: when it returns, the batch is on disk
 /// (what an HTTP or NATS ingest acknowledges). Reads go through `query` (see `QueryGuard`).
-public final class EventStore: Sendable {
+public final class EventStore: FleetStore {
     public let path: String
+    public var location: String { "sqlite:\(path)" }
     private let pool: DatabasePool
 
     public init(path: String) throws {
@@ -82,25 +83,35 @@ public final class EventStore: Sendable {
                     arguments: [hunt.name, hunt.sql, hunt.description, hunt.hosts])
             }
         }
+        migrator.registerMigration("v4-registry") { db in
+            // The hosts registry: hosts known from the tokens file before they send anything
+            // (first/last seen null), their tags, and their agent's figures from heartbeats.
+            try db.execute(
+                sql: """
+                    CREATE TABLE host_registry (
+                        name TEXT PRIMARY KEY,
+                        first_seen INTEGER, last_seen INTEGER,
+                        events INTEGER NOT NULL DEFAULT 0,
+                        tags TEXT, level TEXT, agent_version TEXT, events_per_second REAL, bytes_per_day REAL,
+                        rss_bytes INTEGER, cpu_percent REAL, lost_total INTEGER, health_time INTEGER
+                    );
+                    INSERT INTO host_registry (name, first_seen, last_seen, events, level)
+                        SELECT name, first_seen, last_seen, events, profile FROM host_store;
+                    DROP TABLE host_store;
+                    ALTER TABLE host_registry RENAME TO host_store;
+                    ALTER TABLE event_store ADD COLUMN parent_executable TEXT;
+                    UPDATE event_store SET parent_executable = json_extract(json, '$.process.parent.executable')
+                        WHERE json_extract(json, '$.process.parent.executable') IS NOT NULL;
+                    CREATE INDEX event_parent_child ON event_store(parent_executable, executable);
+                    CREATE INDEX event_action_executable ON event_store(action, executable);
+                    UPDATE hunt_store SET sql = replace(sql, 'json_extract(json, ''$.process.parent.executable'')', 'parent_executable')
+                        WHERE name = 'rare-parent-child';
+                    """)
+        }
         return migrator
     }
 
-    public struct IngestResult: Sendable, Equatable {
-        public var inserted = 0
-        /// Positions (from 0) in the batch of the lines stored now, not before: what detection sees.
-        public var insertedLines: [Int] = []
-        /// Events already stored (same `event.id`).
-        public var duplicates = 0
-        /// Lines that are not ECS events: (line number from 1, reason). Nothing of them is stored.
-        public var rejected: [Rejection] = []
-        public init() {}
-    }
-
-    public struct Rejection: Sendable, Equatable, CustomStringConvertible {
-        public var line: Int
-        public var reason: String
-        public var description: String { "line \(line): \(reason)" }
-    }
+    public typealias Rejection = IngestResult.Rejection
 
     /// Parses a batch of ECS JSON lines; when `allOrNothing`, a batch with a bad line stores nothing.
     public func ingest(lines: [Substring], allOrNothing: Bool = false) throws -> IngestResult {
@@ -120,10 +131,6 @@ public final class EventStore: Sendable {
         (result.inserted, result.duplicates, result.insertedLines) = try pool.write { db in try Self.insert(batch, into: db) }
         return result
     }
-
-    /// An ISO 8601 time (`2026-11-23T10:00:00.123Z`, fraction optional) in milliseconds since the
-    /// epoch, as stored.
-    public static func milliseconds(iso8601 text: String) -> Int64? { StoredEvent.milliseconds(text) }
 
     /// An agent's batch: stored whole or not at all, and only if every event is from `host` (the
     /// host its token authenticates). Returns once the batch is on disk.
@@ -152,27 +159,32 @@ public final class EventStore: Sendable {
     private static func insert(_ rows: [StoredEvent], into db: Database) throws -> (Int, Int, [Int]) {
         let insert = try db.cachedStatement(
             sql: """
-                INSERT OR IGNORE INTO event_store (id, host, time, kind, action, category, outcome, module, pid, executable,
-                    command_line, entity_id, parent_entity_id, user_name, source_ip, destination_ip, destination_port,
-                    file_path, tags, json)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR IGNORE INTO event_store (\(StoredEvent.columns.joined(separator: ", ")))
+                VALUES (\(StoredEvent.columns.map { _ in "?" }.joined(separator: ", ")))
                 """)
         let host = try db.cachedStatement(
             sql: """
-                INSERT INTO host_store (name, first_seen, last_seen, events, profile) VALUES (?, ?, ?, 1, ?)
-                ON CONFLICT(name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
-                    first_seen = min(first_seen, excluded.first_seen), events = events + 1,
-                    profile = coalesce(excluded.profile, profile)
+                INSERT INTO host_store (name, first_seen, last_seen, events) VALUES (?, ?, ?, 1)
+                ON CONFLICT(name) DO UPDATE SET last_seen = max(coalesce(last_seen, excluded.last_seen), excluded.last_seen),
+                    first_seen = min(coalesce(first_seen, excluded.first_seen), excluded.first_seen), events = events + 1
+                """)
+        let health = try db.cachedStatement(
+            sql: """
+                UPDATE host_store SET \(HostHealth.columnNames.map { "\($0) = coalesce(?, \($0))" }.joined(separator: ", ")),
+                    health_time = ? WHERE name = ? AND coalesce(health_time, 0) <= ?
                 """)
         var inserted = 0
         var duplicates = 0
         var lines: [Int] = []
         for row in rows {
-            try insert.execute(arguments: row.arguments)
+            try insert.execute(arguments: StatementArguments([row.id, row.host, row.time] + row.values.map(\.databaseValue)))
             if db.changesCount == 1 {
                 inserted += 1
                 lines.append(row.line)
-                try host.execute(arguments: [row.host, row.time, row.time, row.profile])
+                try host.execute(arguments: [row.host, row.time, row.time])
+                if let figures = row.health {
+                    try health.execute(arguments: StatementArguments(figures.columns.map(\.value.databaseValue) + [row.time, row.host, row.time]))
+                }
             } else {
                 duplicates += 1
             }
@@ -247,7 +259,7 @@ public final class EventStore: Sendable {
     /// the newest event's time.
     public func hosts(silentSince cutoff: Int64) throws -> [(name: String, lastSeen: Int64)] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, last_seen FROM host_store WHERE last_seen < ?", arguments: [cutoff])
+            try Row.fetchAll(db, sql: "SELECT name, last_seen FROM host_store WHERE last_seen IS NOT NULL AND last_seen < ?", arguments: [cutoff])
                 .map { ($0["name"], $0["last_seen"]) }
         }
     }
@@ -255,7 +267,17 @@ public final class EventStore: Sendable {
     /// Runs one read-only query over the documented views, scoped and bounded (see `QueryGuard`).
     public func query(_ sql: String, options: QueryOptions = QueryOptions()) throws -> QueryResult {
         try QueryGuard.check(sql)
-        let scoped = QueryGuard.scoped(sql, options: options)
+        var hosts: [String]?
+        if !options.hosts.tags.isEmpty {
+            hosts = try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT name, tags FROM host_store ORDER BY name").compactMap { row in
+                    options.hosts.contains(name: row["name"], tagText: row["tags"]) ? row["name"] : nil
+                }
+            }
+        } else if !options.hosts.names.isEmpty {
+            hosts = options.hosts.names
+        }
+        let scoped = QueryGuard.scoped(sql, options: options, hosts: hosts)
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(10)
@@ -285,59 +307,6 @@ public final class EventStore: Sendable {
             throw QueryError.invalid(error.message ?? "\(error)")
         }
     }
-}
-
-/// One row of `event_store`, read from an ECS JSON line.
-struct StoredEvent: Sendable {
-    /// Position in its batch.
-    var line = 0
-    var id: String
-    var host: String
-    var time: Int64
-    var profile: String?
-    var arguments: StatementArguments
-
-    struct Invalid: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    init(json line: Substring) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw Invalid(description: "not a JSON object")
-        }
-        func map(_ key: String, in parent: [String: Any]? = nil) -> [String: Any]? { (parent ?? object)[key] as? [String: Any] }
-        let event = map("event")
-        guard let host = map("host")?["name"] as? String, !host.isEmpty else {
-            throw Invalid(description: "no host.name (for logs without node=, replay with --host-name)")
-        }
-        guard let stamp = object["@timestamp"] as? String, let time = Self.milliseconds(stamp) else {
-            throw Invalid(description: "no valid @timestamp")
-        }
-        // Events from `herdwatch replay` have no event.id: the audit event's own identity (host,
-        // time, serial) is as stable, so importing a log twice stores it once.
-        let sequence = (event?["sequence"] as? Int).map { "\(host)-\(time)-\($0)" }
-        guard let id = event?["id"] as? String ?? sequence, !id.isEmpty else {
-            throw Invalid(description: "no event.id (and no event.sequence to make one from)")
-        }
-        self.id = id
-        self.host = host
-        self.time = time
-        let process = map("process")
-        profile = (map("agent", in: map("herdwatch"))?["profile"] as? String)
-        func joined(_ value: Any?) -> String? { (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } }
-        let values: [(any DatabaseValueConvertible)?] = [
-            id, host, time, event?["kind"] as? String, event?["action"] as? String, joined(event?["category"]),
-            event?["outcome"] as? String, event?["module"] as? String, process?["pid"] as? Int,
-            process?["executable"] as? String, process?["command_line"] as? String, process?["entity_id"] as? String,
-            map("parent", in: process)?["entity_id"] as? String, map("user")?["name"] as? String,
-            map("source")?["ip"] as? String, map("destination")?["ip"] as? String, map("destination")?["port"] as? Int,
-            map("file")?["path"] as? String, joined(object["tags"]), String(line),
-        ]
-        arguments = StatementArguments(values)
-    }
-
-    /// `2026-11-23T10:00:00.123Z` (fraction optional, `Z` or an offset) to milliseconds since the epoch.
-    static func milliseconds(_ text: String) -> Int64? { CivilTime.milliseconds(iso8601: text) }
 }
 
 /// An alert as stored: the detection engine's alert in columns, and its JSON.
@@ -411,7 +380,7 @@ public struct Hunt: Sendable, Equatable {
             description: "every program started, on how many hosts and how often"),
         Hunt(
             name: "rare-parent-child",
-            sql: "SELECT json_extract(json, '$.process.parent.executable') AS parent, executable AS child, count(*) AS runs, count(DISTINCT host) AS hosts FROM processes WHERE action = 'process-started' GROUP BY parent, child HAVING runs <= 2 ORDER BY runs, hosts",
+            sql: "SELECT parent_executable AS parent, executable AS child, count(*) AS runs, count(DISTINCT host) AS hosts FROM processes WHERE action = 'process-started' GROUP BY parent, child HAVING runs <= 2 ORDER BY runs, hosts",
             description: "parent → child program pairs seen at most twice: the unusual ones"),
         Hunt(
             name: "outbound-destinations",
@@ -425,4 +394,40 @@ public struct Hunt: Sendable, Equatable {
             name: "recent-alerts", sql: "SELECT timestamp, host, level, rule_title, executable, command_line FROM alerts ORDER BY time DESC",
             description: "alerts, newest first"),
     ]
+}
+
+// The synchronous methods above witness the protocol's async requirements.
+extension EventStore {
+    public func register(hosts: [String: HostTags]) async throws {
+        try await pool.write { db in
+            let statement = try db.cachedStatement(
+                sql: "INSERT INTO host_store (name, tags) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET tags = excluded.tags")
+            for (name, tags) in hosts { try statement.execute(arguments: [name, tags.isEmpty ? nil : tags.tagText]) }
+        }
+    }
+
+    /// SQLite keeps one table; a day is dropped by deleting its rows through the time index.
+    @discardableResult
+    public func dropDays(before cutoff: Int64) async throws -> Int {
+        let day: Int64 = 86_400_000
+        let boundary = cutoff - ((cutoff % day) + day) % day
+        return try await pool.write { db in
+            let days = try Int.fetchOne(
+                db, sql: "SELECT count(DISTINCT time / ?) FROM event_store WHERE time < ?", arguments: [day, boundary]) ?? 0
+            try db.execute(sql: "DELETE FROM event_store WHERE time < ?", arguments: [boundary])
+            try db.execute(sql: "DELETE FROM alert_store WHERE time < ?", arguments: [boundary])
+            return days
+        }
+    }
+}
+
+extension ColumnValue {
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .null: .null
+        case .integer(let number): number.databaseValue
+        case .real(let number): number.databaseValue
+        case .text(let text): text.databaseValue
+        }
+    }
 }

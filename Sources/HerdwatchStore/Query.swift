@@ -1,18 +1,6 @@
 import Foundation
 import GRDB
 
-/// Which hosts a query sees.
-public enum HostScope: Sendable, Equatable {
-    case all
-    case names([String])
-
-    /// `all`, or host names separated by commas.
-    public init(parsing text: String) {
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        self = text == "all" || names.isEmpty ? .all : .names(names)
-    }
-}
-
 public struct QueryOptions: Sendable {
     public var hosts: HostScope = .all
     /// Milliseconds since the epoch; events outside are not seen.
@@ -92,7 +80,7 @@ public enum QueryGuard {
         ("network", "connections (category network)"),
         ("files", "file changes (category file)"),
         ("logins", "logins, authentication, sessions, account changes"),
-        ("hosts", "hosts: name, first_seen, last_seen, events, profile"),
+        ("hosts", "the hosts registry: name, tags, level, first/last seen, events, agent figures from heartbeats"),
         ("alerts", "alerts raised by detection rules: rule, level, host, process, matching event ids"),
     ]
 
@@ -121,14 +109,13 @@ public enum QueryGuard {
         }
     }
 
-    /// The query with the views in front, and their arguments.
-    static func scoped(_ sql: String, options: QueryOptions) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+    /// The query with the views in front, and their arguments. `hosts` are the names the scope
+    /// resolved to (nil: every host).
+    static func scoped(_ sql: String, options: QueryOptions, hosts: [String]?) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
         var conditions: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
-        var hostCondition = ""
-        if case .names(let names) = options.hosts {
-            hostCondition = "host IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
-            conditions.append(hostCondition)
+        if let names = hosts {
+            conditions.append(names.isEmpty ? "0" : "host IN (\(names.map { _ in "?" }.joined(separator: ", ")))")
             arguments += names
         }
         if let since = options.since {
@@ -142,14 +129,14 @@ public enum QueryGuard {
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         var hostArguments: [(any DatabaseValueConvertible)?] = []
         var hostWhere = ""
-        if case .names(let names) = options.hosts {
-            hostWhere = " WHERE name IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
+        if let names = hosts {
+            hostWhere = names.isEmpty ? " WHERE 0" : " WHERE name IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
             hostArguments = names
         }
         let columns = """
             id, host, strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch') AS timestamp, time, kind, action, category, \
-            outcome, module, pid, executable, command_line, entity_id, parent_entity_id, user_name, source_ip, destination_ip, \
-            destination_port, file_path, tags, json
+            outcome, module, pid, executable, command_line, entity_id, parent_entity_id, parent_executable, user_name, source_ip, \
+            destination_ip, destination_port, file_path, tags, json
             """
         let views = """
             events AS (SELECT \(columns) FROM event_store\(whereClause)), \
@@ -157,8 +144,9 @@ public enum QueryGuard {
             network AS (SELECT * FROM events WHERE category LIKE '%network%'), \
             files AS (SELECT * FROM events WHERE category LIKE '%file%'), \
             logins AS (SELECT * FROM events WHERE category LIKE '%authentication%' OR category LIKE '%session%' OR category LIKE '%iam%'), \
-            hosts AS (SELECT name, strftime('%Y-%m-%dT%H:%M:%fZ', first_seen / 1000.0, 'unixepoch') AS first_seen, \
-            strftime('%Y-%m-%dT%H:%M:%fZ', last_seen / 1000.0, 'unixepoch') AS last_seen, events, profile FROM host_store\(hostWhere)), \
+            hosts AS (SELECT name, tags, level, strftime('%Y-%m-%dT%H:%M:%fZ', first_seen / 1000.0, 'unixepoch') AS first_seen, \
+            strftime('%Y-%m-%dT%H:%M:%fZ', last_seen / 1000.0, 'unixepoch') AS last_seen, last_seen AS last_seen_time, events, \
+            agent_version, events_per_second, bytes_per_day, rss_bytes, cpu_percent, lost_total FROM host_store\(hostWhere)), \
             alerts AS (SELECT id, host, strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch') AS timestamp, time, rule_id, \
             rule_title, level, severity, correlation, entity_id, pid, executable, command_line, user_name, event_ids, tags, \
             strftime('%Y-%m-%dT%H:%M:%fZ', stored_at / 1000.0, 'unixepoch') AS stored_at, json FROM alert_store\(whereClause))

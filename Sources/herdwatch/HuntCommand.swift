@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import HerdwatchStore
 
-struct HuntCommand: ParsableCommand {
+struct HuntCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hunt",
         abstract: "Saved hunts: named read-only queries over the fleet, listed, saved, run and deleted.",
@@ -14,12 +14,12 @@ struct HuntCommand: ParsableCommand {
         subcommands: [List.self, Save.self, Run.self, Delete.self]
     )
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the saved hunts.")
         @OptionGroup var store: StoreLocation
 
-        func run() throws {
-            for hunt in try EventStore(path: store.db).hunts() {
+        func run() async throws {
+            for hunt in try await store.open(mustExist: true).hunts() {
                 print("\(hunt.name)\(hunt.hosts.map { " [hosts: \($0)]" } ?? "")")
                 if let description = hunt.description { print("    \(description)") }
                 print("    \(hunt.sql)")
@@ -27,17 +27,17 @@ struct HuntCommand: ParsableCommand {
         }
     }
 
-    struct Save: ParsableCommand {
+    struct Save: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Save (or replace) a hunt.")
         @Argument(help: "Name: letters, digits, '-' and '_'.") var name: String
         @Argument(help: "One SELECT statement over the views.") var sql: String
         @Option(help: "What the hunt looks for.") var description: String?
-        @Option(help: "Hosts it sees by default: all, or names separated by commas.") var hosts: String?
+        @Option(help: "Hosts it sees by default: all, names or tags separated by commas.") var hosts: String?
         @OptionGroup var store: StoreLocation
 
-        func run() throws {
+        func run() async throws {
             do {
-                try EventStore(path: store.db).save(Hunt(name: name, sql: sql, description: description, hosts: hosts))
+                try await store.open().save(Hunt(name: name, sql: sql, description: description, hosts: hosts))
             } catch let error as QueryError {
                 FileHandle.standardError.write(Data("hunt not saved: \(error)\n".utf8))
                 throw ExitCode.failure
@@ -45,7 +45,7 @@ struct HuntCommand: ParsableCommand {
         }
     }
 
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a saved hunt (options as for `herdwatch query`).")
         @Argument(help: "The hunt's name.") var name: String
         @Option(help: "Hosts it sees (default: the hunt's own, else all).") var hosts: String?
@@ -56,9 +56,8 @@ struct HuntCommand: ParsableCommand {
         @Option(help: "table, json or csv.") var format: String = "table"
         @OptionGroup var store: StoreLocation
 
-        func run() throws {
-            guard FileManager.default.fileExists(atPath: store.db) else { throw ValidationError("no store at \(store.db)") }
-            guard let hunt = try EventStore(path: store.db).hunt(named: name) else {
+        func run() async throws {
+            guard let hunt = try await store.open(mustExist: true).hunt(named: name) else {
                 FileHandle.standardError.write(Data("no hunt named '\(name)' (herdwatch hunt list)\n".utf8))
                 throw ExitCode.failure
             }
@@ -67,17 +66,17 @@ struct HuntCommand: ParsableCommand {
             query.since = since
             query.until = until
             try query.validate()
-            try query.run()
+            try await query.run()
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a saved hunt.")
         @Argument(help: "The hunt's name.") var name: String
         @OptionGroup var store: StoreLocation
 
-        func run() throws {
-            guard try EventStore(path: store.db).deleteHunt(named: name) else {
+        func run() async throws {
+            guard try await store.open(mustExist: true).deleteHunt(named: name) else {
                 FileHandle.standardError.write(Data("no hunt named '\(name)'\n".utf8))
                 throw ExitCode.failure
             }

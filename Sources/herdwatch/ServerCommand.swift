@@ -54,11 +54,12 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let host = String(listen[..<colon])
         guard let text = try? String(contentsOfFile: tokens, encoding: .utf8) else { throw ValidationError("cannot read \(tokens)") }
-        var configuration = IngestConfiguration(tokens: try IngestConfiguration.tokens(parsing: text, file: tokens))
+        var configuration = try IngestConfiguration(parsing: text, file: tokens)
         configuration.maximumBodyBytes = maxBatchBytes
         var logger = Logger(label: "herdwatch.server")
         logger.logLevel = .info
-        let events = try EventStore(path: store.db)
+        let events = try await store.open()
+        try await events.register(hosts: configuration.hostTags)
         var detection: DetectionStage?
         if !rules.contains("none") {
             detection = DetectionStage(ruleSet: try RuleLoading.ruleSet(rules, strict: false), store: events, logger: logger)
@@ -74,12 +75,10 @@ struct ServerCommand: AsyncParsableCommand {
             var natsConfiguration = NATSIngest.Configuration(url: nats)
             natsConfiguration.durable = natsDurable
             let ingest = NATSIngest(configuration: natsConfiguration, store: events, detection: detection, logger: logger)
-            services.append(LoopService(label: "herdwatch.server.nats", loop: ingest.run))
+            services.append(ingest)
         }
         if let detection, silence > 0 {
-            let watch = SilenceWatch(store: events, detection: detection, silenceSeconds: silence)
-            let interval = min(30.0, Double(silence) / 4)
-            services.append(LoopService(label: "herdwatch.server.silence") { shouldStop in watch.run(interval: interval, shouldStop: shouldStop) })
+            services.append(SilenceWatch(store: events, detection: detection, silenceSeconds: silence))
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

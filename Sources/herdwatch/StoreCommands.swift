@@ -1,14 +1,30 @@
 import ArgumentParser
 import Foundation
+import HerdwatchEvents
 import HerdwatchStore
 
 /// Where the store lives.
 struct StoreLocation: ParsableArguments {
-    @Option(help: "The SQLite store (default /var/lib/herdwatch/events.db).")
+    @Option(help: "The store: a SQLite file, or a PostgreSQL URL (postgres://USER@HOST:PORT/DB).")
     var db: String = "/var/lib/herdwatch/events.db"
+
+    var isPostgres: Bool { StoreURL.isPostgres(db) }
+
+    /// Opens (and creates or migrates) the store; with `mustExist`, a missing SQLite file is an error.
+    func open(mustExist: Bool = false) async throws -> any FleetStore {
+        if isPostgres { return try await StoreLocation.openPostgres(db) }
+        if mustExist && !FileManager.default.fileExists(atPath: db) { throw ValidationError("no store at \(db)") }
+        let folder = URL(fileURLWithPath: db).deletingLastPathComponent()
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return try EventStore(path: db)
+    }
+
+    static func openPostgres(_ url: String) async throws -> any FleetStore {
+        throw ValidationError("PostgreSQL is not in this build yet (\(url))")
+    }
 }
 
-struct ImportCommand: ParsableCommand {
+struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Store ECS JSON event lines (what the agent or replay writes) in the store.",
@@ -24,13 +40,13 @@ struct ImportCommand: ParsableCommand {
 
     @OptionGroup var store: StoreLocation
 
-    func run() throws {
-        let events = try EventStore(path: store.db)
-        var total = EventStore.IngestResult()
+    func run() async throws {
+        let events = try await store.open()
+        var total = IngestResult()
         for file in files {
             let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
             let text = String(decoding: data, as: UTF8.self)
-            let result = try events.ingest(lines: text.split(separator: "\n", omittingEmptySubsequences: false))
+            let result = try await events.ingest(lines: text.split(separator: "\n", omittingEmptySubsequences: false), allOrNothing: false)
             for rejection in result.rejected { FileHandle.standardError.write(Data("\(file):\(rejection)\n".utf8)) }
             total.inserted += result.inserted
             total.duplicates += result.duplicates
@@ -42,16 +58,16 @@ struct ImportCommand: ParsableCommand {
     }
 }
 
-struct QueryCommand: ParsableCommand {
+struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
         abstract: "Ask the fleet a question in SQL (read-only) over the documented views.",
         discussion: """
             Views: \(QueryGuard.views.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; ")). \
             Event views have the columns id, host, timestamp, time (ms), kind, action, category, outcome, \
-            module, pid, executable, command_line, entity_id, parent_entity_id, user_name, source_ip, \
-            destination_ip, destination_port, file_path, tags and json (the whole ECS event; use \
-            json_extract). Only one SELECT at a time: writes, ATTACH, PRAGMA, several statements and the \
+            module, pid, executable, command_line, entity_id, parent_entity_id, parent_executable, user_name, \
+            source_ip, destination_ip, destination_port, file_path, tags and json (the whole ECS event; use \
+            json_extract on SQLite, json::jsonb on PostgreSQL). Only one SELECT at a time: writes, ATTACH, PRAGMA, several statements and the \
             stored tables are refused. Exit status: 0, 1 when refused or failed.
 
             Example: herdwatch query --hosts web1,web2 --since -1h \
@@ -62,7 +78,7 @@ struct QueryCommand: ParsableCommand {
     @Argument(help: "One SELECT statement.")
     var sql: String
 
-    @Option(help: "Hosts the query sees: all, or names separated by commas.")
+    @Option(help: "Hosts the query sees: all; names separated by commas; tags (role=web,env=prod: hosts with all of them).")
     var hosts: String = "all"
 
     @Option(help: "Only events at or after this time: ISO 8601 (2026-11-23T10:00:00Z) or relative (-1h, -30m, -7d).")
@@ -91,8 +107,8 @@ struct QueryCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        guard FileManager.default.fileExists(atPath: store.db) else { throw ValidationError("no store at \(store.db)") }
+    func run() async throws {
+        let events = try await store.open(mustExist: true)
         var options = QueryOptions()
         options.hosts = HostScope(parsing: hosts)
         options.since = since.flatMap(Self.time)
@@ -101,7 +117,7 @@ struct QueryCommand: ParsableCommand {
         options.timeoutSeconds = timeout
         let result: QueryResult
         do {
-            result = try EventStore(path: store.db).query(sql, options: options)
+            result = try await events.query(sql, options: options)
         } catch let error as QueryError {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode.failure
@@ -119,7 +135,7 @@ struct QueryCommand: ParsableCommand {
             guard let scale else { return nil }
             return Int64((Date().timeIntervalSince1970 - amount * scale) * 1000)
         }
-        return EventStore.milliseconds(iso8601: text)
+        return CivilTime.milliseconds(iso8601: text)
     }
 
     static func render(_ result: QueryResult, format: String) -> String {

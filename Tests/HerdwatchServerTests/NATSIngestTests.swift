@@ -14,7 +14,7 @@ import Testing
     /// What agents publish (some twice, one line not an event) is stored once each, and only then
     /// acknowledged: a second consumer with the same durable name gets nothing left over.
     @Test(.enabled(if: available, "needs nats-server (scripts/setup installs it)"))
-    func publishedEventsAreStoredOnceAndAcknowledgedAfter() throws {
+    func publishedEventsAreStoredOnceAndAcknowledgedAfter() async throws {
         let server = try NATSServer()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-natsingest-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -33,17 +33,15 @@ import Testing
         try publisher.publish((0..<50).map { (subject: "herdwatch.events.web\($0 % 3)", id: "again-\($0)", payload: event($0, host: "web\($0 % 3)")) }, timeoutMilliseconds: 5000)
 
         let ingest = NATSIngest(configuration: NATSIngest.Configuration(url: server.url), store: store, logger: Logger(label: "test"))
-        let stop = Atomic(false)
-        let thread = Thread { ingest.run { stop.load(ordering: .relaxed) } }
-        thread.start()
+        let running = Task { try await ingest.consume() }
         var stored: [[QueryValue]] = []
         for _ in 0..<100 {
             stored = try store.query("SELECT count(*), count(DISTINCT host) FROM events").rows
             if stored == [[.integer(300), .integer(3)]] { break }
-            usleep(100_000)
+            try await Task.sleep(for: .milliseconds(100))
         }
-        stop.store(true, ordering: .relaxed)
-        while thread.isExecuting { usleep(50_000) }
+        running.cancel()
+        _ = await running.result
         #expect(stored == [[.integer(300), .integer(3)]])
 
         // Everything was acknowledged: the durable has nothing more to give.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import HerdwatchEvents
 @testable import HerdwatchStore
 
 @Suite struct EventStoreTests {
@@ -84,8 +85,8 @@ import Testing
         #expect(
             try store.query("WITH recent AS (SELECT * FROM processes WHERE pid > 10) SELECT executable FROM recent", options: options).rows
                 == [[.text("/usr/bin/curl")]])
-        options.since = StoredEvent.milliseconds("2026-11-23T10:00:02Z")
-        options.until = StoredEvent.milliseconds("2026-11-23T10:00:30Z")
+        options.since = CivilTime.milliseconds(iso8601: "2026-11-23T10:00:02Z")
+        options.until = CivilTime.milliseconds(iso8601: "2026-11-23T10:00:30Z")
         #expect(try store.query("SELECT id, timestamp FROM events", options: options).rows == [[.text("b"), .text("2026-11-23T10:00:02.000Z")]])
         #expect(try store.query("SELECT json_extract(json, '$.process.entity_id') FROM events", options: options).rows == [[.text("e-b")]])
 

@@ -1,0 +1,257 @@
+import Foundation
+import HerdwatchEvents
+
+/// The central store as the server, the CLI and the web UI see it. Two engines: `EventStore`
+/// (SQLite, the embedded default) and `PostgresStore` (PostgreSQL, for fleets).
+///
+/// Every write returns once it is durable: what an HTTP or NATS ingest acknowledges. Every read
+/// goes through the documented views, scoped by hosts and time (see `QueryGuard`).
+public protocol FleetStore: Sendable {
+    /// Where the events are, for logs: `sqlite:PATH` or `postgres://HOST:PORT/DB`.
+    var location: String { get }
+
+    /// An agent's batch: stored whole or not at all, and only if every event is from `host` (the
+    /// host its token authenticates).
+    func ingest(lines: [Substring], host: String) async throws -> IngestResult
+
+    /// Events from a file or a bus; when `allOrNothing`, a batch with a bad line stores nothing.
+    func ingest(lines: [Substring], allOrNothing: Bool) async throws -> IngestResult
+
+    /// Stores alerts, each once (by id); returns how many were new.
+    @discardableResult
+    func store(alerts: [StoredAlert]) async throws -> Int
+
+    /// One read-only query over the views, scoped and bounded by `options`.
+    func query(_ sql: String, options: QueryOptions) async throws -> QueryResult
+
+    /// Saves a hunt, replacing one of the same name; its query must pass `QueryGuard.check`.
+    func save(_ hunt: Hunt) async throws
+    /// Every saved hunt, by name.
+    func hunts() async throws -> [Hunt]
+    /// Deletes a hunt; false when there was none of that name.
+    @discardableResult
+    func deleteHunt(named name: String) async throws -> Bool
+
+    /// Hosts whose newest event is older than `cutoff` (milliseconds since the epoch).
+    func hosts(silentSince cutoff: Int64) async throws -> [(name: String, lastSeen: Int64)]
+
+    /// Sets the tags of hosts (name → tags), known before they send anything; other hosts keep theirs.
+    func register(hosts: [String: HostTags]) async throws
+
+    /// Deletes every event and alert of the UTC days before the day of `cutoff`; returns the
+    /// number of days dropped.
+    @discardableResult
+    func dropDays(before cutoff: Int64) async throws -> Int
+}
+
+extension FleetStore {
+    public func hunt(named name: String) async throws -> Hunt? { try await hunts().first { $0.name == name } }
+}
+
+/// Opens the store a `--db` value names: a `postgres://` or `postgresql://` URL, else a SQLite file.
+public enum StoreURL {
+    public static func isPostgres(_ location: String) -> Bool {
+        location.hasPrefix("postgres://") || location.hasPrefix("postgresql://")
+    }
+}
+
+/// A host's tags, `role=web` → ["role": "web"]; stored sorted as `env=prod,role=web`.
+public typealias HostTags = [String: String]
+
+extension Dictionary where Key == String, Value == String {
+    /// `env=prod,role=web` (sorted by key), as stored in the hosts registry.
+    public var tagText: String { sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+
+    /// Reads `key=value` pairs separated by commas or spaces; nil names the first malformed pair.
+    public static func tags(parsing text: Substring) -> Result<HostTags, HostSelectorError> {
+        var tags: HostTags = [:]
+        for pair in text.split(whereSeparator: { $0 == "," || $0 == " " }) {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex, pair.index(after: equals) != pair.endIndex else {
+                return .failure(HostSelectorError(description: "'\(pair)' is not a tag (expected key=value)"))
+            }
+            tags[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        return .success(tags)
+    }
+}
+
+public struct HostSelectorError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+}
+
+/// Which hosts a query sees: `all`; host names separated by commas (any of them); tags
+/// `role=web,env=prod` (all of them); or names and tags together (a named host with those tags).
+public struct HostScope: Sendable, Equatable, CustomStringConvertible {
+    public var names: [String]
+    public var tags: HostTags
+
+    public static let all = HostScope(names: [], tags: [:])
+
+    public init(names: [String], tags: HostTags) {
+        self.names = names
+        self.tags = tags
+    }
+
+    public static func names(_ names: [String]) -> HostScope { HostScope(names: names, tags: [:]) }
+
+    /// `all`, or names and `key=value` tags separated by commas.
+    public init(parsing text: String) {
+        var names: [String] = []
+        var tags: HostTags = [:]
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty && item != "all" {
+            if let equals = item.firstIndex(of: "="), equals != item.startIndex {
+                tags[String(item[..<equals])] = String(item[item.index(after: equals)...])
+            } else {
+                names.append(item)
+            }
+        }
+        self.init(names: names, tags: tags)
+    }
+
+    public var isAll: Bool { names.isEmpty && tags.isEmpty }
+
+    /// Whether a host of this name and tags (as stored, `env=prod,role=web`) is in scope.
+    public func contains(name: String, tagText: String?) -> Bool {
+        if !names.isEmpty && !names.contains(name) { return false }
+        guard !tags.isEmpty else { return true }
+        guard case .success(let hostTags) = HostTags.tags(parsing: Substring(tagText ?? "")) else { return false }
+        return tags.allSatisfy { hostTags[$0.key] == $0.value }
+    }
+
+    public var description: String {
+        isAll ? "all" : (names + tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: ",")
+    }
+}
+
+public struct IngestResult: Sendable, Equatable {
+    public var inserted = 0
+    /// Positions (from 0) in the batch of the lines stored now, not before: what detection sees.
+    public var insertedLines: [Int] = []
+    /// Events already stored (same `event.id`).
+    public var duplicates = 0
+    /// Lines that are not ECS events: (line number from 1, reason). Nothing of them is stored.
+    public var rejected: [Rejection] = []
+    public init() {}
+
+    public struct Rejection: Sendable, Equatable, CustomStringConvertible {
+        public var line: Int
+        public var reason: String
+        public var description: String { "line \(line): \(reason)" }
+    }
+}
+
+/// A column value as both engines bind it.
+public enum ColumnValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+
+    init(_ text: String?) { self = text.map { .text($0) } ?? .null }
+    init(_ number: Int?) { self = number.map { .integer(Int64($0)) } ?? .null }
+    init(_ number: Double?) { self = number.map { .real($0) } ?? .null }
+}
+
+/// One event as stored, read from an ECS JSON line: the columns people filter on, and the JSON.
+struct StoredEvent: Sendable {
+    /// Position in its batch.
+    var line = 0
+    var id: String
+    var host: String
+    var time: Int64
+    /// The `event_store` columns after id, host and time, in `StoredEvent.columns` order.
+    var values: [ColumnValue]
+    /// What a heartbeat says about its agent, for the hosts registry.
+    var health: HostHealth?
+
+    /// Every column of `event_store`, in insert order.
+    static let columns = [
+        "id", "host", "time", "kind", "action", "category", "outcome", "module", "pid", "executable", "command_line",
+        "entity_id", "parent_entity_id", "parent_executable", "user_name", "source_ip", "destination_ip", "destination_port",
+        "file_path", "tags", "json",
+    ]
+
+    struct Invalid: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(json line: Substring) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw Invalid(description: "not a JSON object")
+        }
+        func map(_ key: String, in parent: [String: Any]? = nil) -> [String: Any]? { (parent ?? object)[key] as? [String: Any] }
+        let event = map("event")
+        guard let host = map("host")?["name"] as? String, !host.isEmpty else {
+            throw Invalid(description: "no host.name (for logs without node=, replay with --host-name)")
+        }
+        guard let stamp = object["@timestamp"] as? String, let time = CivilTime.milliseconds(iso8601: stamp) else {
+            throw Invalid(description: "no valid @timestamp")
+        }
+        // Events from `herdwatch replay` have no event.id: the audit event's own identity (host,
+        // time, serial) is as stable, so importing a log twice stores it once.
+        let sequence = (event?["sequence"] as? Int).map { "\(host)-\(time)-\($0)" }
+        guard let id = event?["id"] as? String ?? sequence, !id.isEmpty else {
+            throw Invalid(description: "no event.id (and no event.sequence to make one from)")
+        }
+        self.id = id
+        self.host = host
+        self.time = time
+        let process = map("process")
+        let parent = map("parent", in: process)
+        func joined(_ value: Any?) -> String? { (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } }
+        values = [
+            ColumnValue(event?["kind"] as? String), ColumnValue(event?["action"] as? String), ColumnValue(joined(event?["category"])),
+            ColumnValue(event?["outcome"] as? String), ColumnValue(event?["module"] as? String), ColumnValue(process?["pid"] as? Int),
+            ColumnValue(process?["executable"] as? String), ColumnValue(process?["command_line"] as? String),
+            ColumnValue(process?["entity_id"] as? String), ColumnValue(parent?["entity_id"] as? String),
+            ColumnValue(parent?["executable"] as? String), ColumnValue(map("user")?["name"] as? String),
+            ColumnValue(map("source")?["ip"] as? String), ColumnValue(map("destination")?["ip"] as? String),
+            ColumnValue(map("destination")?["port"] as? Int), ColumnValue(map("file")?["path"] as? String),
+            ColumnValue(joined(object["tags"])), .text(String(line)),
+        ]
+        if let agent = map("agent", in: map("herdwatch")) {
+            health = HostHealth(agent: agent, version: map("agent")?["version"] as? String)
+        }
+    }
+}
+
+/// The hosts registry's figures from an agent's heartbeat (or its level from any agent event).
+struct HostHealth: Sendable {
+    var level: String?
+    var agentVersion: String?
+    var eventsPerSecond: Double?
+    /// Bytes kept per day at the rate of the heartbeat's interval, all event classes together.
+    var bytesPerDay: Double?
+    var residentBytes: Int?
+    var cpuPercent: Double?
+    var lostTotal: Int?
+
+    init(agent: [String: Any], version: String?) {
+        level = agent["profile"] as? String
+        agentVersion = version
+        if let rates = agent["events_per_second"] as? [String: Any] {
+            eventsPerSecond = rates.values.compactMap { ($0 as? NSNumber)?.doubleValue }.reduce(0, +)
+        }
+        if let interval = (agent["interval_seconds"] as? NSNumber)?.doubleValue, interval > 0,
+            let cost = agent["cost"] as? [String: Any]
+        {
+            let bytes = cost.values.compactMap { (($0 as? [String: Any])?["bytes_after"] as? NSNumber)?.doubleValue }.reduce(0, +)
+            bytesPerDay = bytes / interval * 86_400
+        }
+        residentBytes = agent["rss_bytes"] as? Int
+        cpuPercent = (agent["cpu_percent"] as? NSNumber)?.doubleValue
+        lostTotal = agent["lost_total"] as? Int
+    }
+
+    static let columnNames = ["level", "agent_version", "events_per_second", "bytes_per_day", "rss_bytes", "cpu_percent", "lost_total"]
+
+    /// The registry columns it sets, with their values (nil values leave a column as it was).
+    var columns: [(name: String, value: ColumnValue)] {
+        [
+            ("level", ColumnValue(level)), ("agent_version", ColumnValue(agentVersion)),
+            ("events_per_second", ColumnValue(eventsPerSecond)), ("bytes_per_day", ColumnValue(bytesPerDay)),
+            ("rss_bytes", ColumnValue(residentBytes)), ("cpu_percent", ColumnValue(cpuPercent)),
+            ("lost_total", ColumnValue(lostTotal)),
+        ]
+    }
+}
