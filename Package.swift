@@ -69,12 +69,14 @@ let package = Package(
             dependencies: ["HerdwatchEvents", "HerdwatchAudit", "CPCRE2", .product(name: "Yams", package: "Yams")],
             resources: [.copy("Builtin")]
         ),
+        // crypt(3) from Debian's libcrypt-dev: the web UI's users file holds /etc/shadow-style hashes.
+        .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         // The central store (server side only: the agent never links it).
         .target(name: "HerdwatchStore", dependencies: ["HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", .product(name: "Hummingbird", package: "hummingbird"),
+                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "CCrypt", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HerdwatchEvents
 
 public struct QueryOptions: Sendable {
     public var hosts: HostScope = .all
@@ -9,6 +10,17 @@ public struct QueryOptions: Sendable {
     public var limit = 1000
     public var timeoutSeconds: Double = 10
     public init() {}
+
+    /// A time bound as people write it: ISO 8601 (`2026-11-23T10:00:00Z`), or `-N` with s, m, h or
+    /// d for that long before `now`; nil when it is neither.
+    public static func time(parsing text: String, now: Date = Date()) -> Int64? {
+        if text.hasPrefix("-"), let unit = text.last, let amount = Double(text.dropFirst().dropLast()), amount >= 0 {
+            let scale: Double? = ["s": 1, "m": 60, "h": 3600, "d": 86400][String(unit)]
+            guard let scale else { return nil }
+            return Int64((now.timeIntervalSince1970 - amount * scale) * 1000)
+        }
+        return CivilTime.milliseconds(iso8601: text)
+    }
 }
 
 public enum QueryValue: Sendable, Equatable, CustomStringConvertible {

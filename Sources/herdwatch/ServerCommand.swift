@@ -11,12 +11,15 @@ import ServiceLifecycle
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
-        abstract: "Receive events from agents over HTTP and store them.",
+        abstract: "Receive events from agents, store them, detect, and serve the web UI and query API.",
         discussion: """
             Agents post batches of ECS JSON lines to /api/v1/events with their host's token (the agent's \
             `http:` sink); a batch is acknowledged only once it is stored, each event once. Tokens come \
-            from --tokens: one 'HOST TOKEN' per line. Listens on 127.0.0.1:8080 by default. Query what \
-            is stored with `herdwatch query --db`. SIGTERM or SIGINT stops it cleanly.
+            from --tokens: one 'HOST TOKEN [key=value ...]' per line; the tags put hosts in groups that \
+            queries select (--hosts role=web). Listens on 127.0.0.1:8080 by default, with the web UI \
+            (/hosts, /alerts, /events, /hunts, /process/ID) and the query API (/api/v1/query); beyond \
+            127.0.0.1 both need a user of --users. Query from the shell with `herdwatch query --db`. \
+            SIGTERM or SIGINT stops it cleanly.
 
             Detection: every newly stored event meets the Sigma rules of --rules (default: the built-in \
             pack; 'none' turns detection off; repeat to add directories); alerts are stored (the `alerts` \
@@ -46,43 +49,69 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds without any event from a host before it raises an 'Agent Went Silent' alert (0: off).")
     var silence: Int = 180
 
+    @Option(help: "Users who may sign in to the web UI and query API: 'NAME HASH' per line (herdwatch passwd). Needed beyond 127.0.0.1.")
+    var users: String?
+
+    @Option(help: "Days of events and alerts kept (whole UTC days; older ones are dropped hourly). Default: all.")
+    var retentionDays: Int?
+
     @OptionGroup var store: StoreLocation
 
+    func validate() throws {
+        if let retentionDays, retentionDays < 1 { throw ValidationError("--retention-days must be 1 or more") }
+    }
+
     func run() async throws {
+        var logger = Logger(label: "herdwatch.server")
+        logger.logLevel = .info
+        let settings = try settings()
+        let runtime = try ServerRuntime(settings: settings, store: try await store.open(), logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: try await runtime.services().map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    func settings() throws -> ServerRuntime.Settings {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw ValidationError("--listen: expected HOST:PORT")
         }
-        let host = String(listen[..<colon])
         guard let text = try? String(contentsOfFile: tokens, encoding: .utf8) else { throw ValidationError("cannot read \(tokens)") }
-        var configuration = try IngestConfiguration(parsing: text, file: tokens)
-        configuration.maximumBodyBytes = maxBatchBytes
-        var logger = Logger(label: "herdwatch.server")
-        logger.logLevel = .info
-        let events = try await store.open()
-        try await events.register(hosts: configuration.hostTags)
-        var detection: DetectionStage?
-        if !rules.contains("none") {
-            detection = DetectionStage(ruleSet: try RuleLoading.ruleSet(rules, strict: false), store: events, logger: logger)
-            logger.info("detection on", metadata: ["rules": "\(detection!.ruleCount)"])
+        var settings = ServerRuntime.Settings(ingest: try IngestConfiguration(parsing: text, file: tokens))
+        settings.ingest.maximumBodyBytes = maxBatchBytes
+        settings.host = String(listen[..<colon])
+        settings.port = port
+        if let users {
+            guard let text = try? String(contentsOfFile: users, encoding: .utf8) else { throw ValidationError("cannot read \(users)") }
+            settings.web.users = try UserDirectory(parsing: text, file: users)
         }
-        let router = Router()
-        IngestRoutes.add(to: router, store: events, configuration: configuration, detection: detection, logger: logger)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "herdwatch"), logger: logger)
-        logger.info("listening", metadata: ["address": "\(listen)", "store": "\(store.db)", "hosts": "\(configuration.tokens.count)"])
-        var services: [any Service] = [app]
         if let nats {
-            var natsConfiguration = NATSIngest.Configuration(url: nats)
-            natsConfiguration.durable = natsDurable
-            let ingest = NATSIngest(configuration: natsConfiguration, store: events, detection: detection, logger: logger)
-            services.append(ingest)
+            var configuration = NATSIngest.Configuration(url: nats)
+            configuration.durable = natsDurable
+            settings.nats = configuration
         }
-        if let detection, silence > 0 {
-            services.append(SilenceWatch(store: events, detection: detection, silenceSeconds: silence))
-        }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        if !rules.contains("none") { settings.ruleSet = try RuleLoading.ruleSet(rules, strict: false) }
+        settings.silenceSeconds = silence
+        settings.retentionDays = retentionDays
+        return settings
+    }
+}
+
+struct PasswdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passwd",
+        abstract: "Print a users-file line (NAME HASH, yescrypt) for `herdwatch server --users`.",
+        discussion: "Reads the password from standard input (one line), so it stays out of the shell history and ps."
+    )
+
+    @Argument(help: "The user's name.")
+    var name: String
+
+    func run() throws {
+        guard !name.isEmpty, !name.contains(where: \.isWhitespace) else { throw ValidationError("a name without spaces") }
+        guard let password = readLine(strippingNewline: true), !password.isEmpty else { throw ValidationError("no password on standard input") }
+        guard let hash = PasswordHash.make(password) else { throw ValidationError("libcrypt could not hash the password") }
+        print("\(name) \(hash)")
     }
 }

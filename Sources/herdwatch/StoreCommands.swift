@@ -129,14 +129,7 @@ struct QueryCommand: AsyncParsableCommand {
     }
 
     /// ISO 8601, or `-N` with s, m, h or d: that long ago.
-    static func time(_ text: String) -> Int64? {
-        if text.hasPrefix("-"), let unit = text.last, let amount = Double(text.dropFirst().dropLast()) {
-            let scale: Double? = ["s": 1, "m": 60, "h": 3600, "d": 86400][String(unit)]
-            guard let scale else { return nil }
-            return Int64((Date().timeIntervalSince1970 - amount * scale) * 1000)
-        }
-        return CivilTime.milliseconds(iso8601: text)
-    }
+    static func time(_ text: String) -> Int64? { QueryOptions.time(parsing: text) }
 
     static func render(_ result: QueryResult, format: String) -> String {
         switch format {

@@ -1,0 +1,104 @@
+import Foundation
+import HerdwatchDetection
+import HerdwatchStore
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Everything `herdwatch server` runs, as services for one service group: the HTTP server (agent
+/// ingest, web UI, query API), the NATS consumer, the silence watch and retention.
+public struct ServerRuntime: Sendable {
+    public struct Settings: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 8080
+        public var ingest: IngestConfiguration
+        public var web = WebConfiguration()
+        public var nats: NATSIngest.Configuration?
+        /// Nil: no detection.
+        public var ruleSet: RuleSet?
+        public var silenceSeconds = 180
+        /// Days of events kept; nil keeps everything.
+        public var retentionDays: Int?
+
+        public init(ingest: IngestConfiguration) { self.ingest = ingest }
+    }
+
+    public let settings: Settings
+    public let store: any FleetStore
+    public let detection: DetectionStage?
+    private let logger: Logger
+
+    public init(settings: Settings, store: any FleetStore, logger: Logger) throws {
+        if settings.web.users == nil && !Self.isLoopback(settings.host) {
+            throw IngestSetupError(
+                description: "listening on \(settings.host) needs --users (who may sign in to the UI and the query API); without it, listen on 127.0.0.1")
+        }
+        self.settings = settings
+        self.store = store
+        self.logger = logger
+        detection = settings.ruleSet.map { DetectionStage(ruleSet: $0, store: store, logger: logger) }
+    }
+
+    static func isLoopback(_ host: String) -> Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
+
+    /// The router with every route, for the HTTP server (and for tests).
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        IngestRoutes.add(to: router, store: store, configuration: settings.ingest, detection: detection, logger: logger)
+        WebRoutes.add(to: router, store: store, configuration: settings.web, logger: logger)
+        return router
+    }
+
+    /// Registers the hosts of the tokens file, then returns the services to run.
+    public func services() async throws -> [any Service] {
+        try await store.register(hosts: settings.ingest.hostTags)
+        let app = Application(
+            router: router(), configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "herdwatch"),
+            logger: logger)
+        var services: [any Service] = [app]
+        if let nats = settings.nats {
+            services.append(NATSIngest(configuration: nats, store: store, detection: detection, logger: logger))
+        }
+        if let detection, settings.silenceSeconds > 0 {
+            services.append(SilenceWatch(store: store, detection: detection, silenceSeconds: settings.silenceSeconds))
+        }
+        if let days = settings.retentionDays {
+            services.append(Retention(store: store, days: days, logger: logger))
+        }
+        logger.info(
+            "listening",
+            metadata: [
+                "address": "\(settings.host):\(settings.port)", "store": "\(store.location)", "hosts": "\(settings.ingest.tokens.count)",
+                "rules": "\(detection?.ruleCount ?? 0)", "sign-in": "\(settings.web.users == nil ? "off (loopback)" : "on")",
+            ])
+        return services
+    }
+}
+
+/// Drops the days older than `days` (whole UTC days), at start and then hourly.
+public struct Retention: Service {
+    let store: any FleetStore
+    let days: Int
+    let logger: Logger
+
+    public init(store: any FleetStore, days: Int, logger: Logger) {
+        self.store = store
+        self.days = days
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - Int64(days) * 86_400_000
+                do {
+                    let dropped = try await store.dropDays(before: cutoff)
+                    if dropped > 0 { logger.info("retention dropped old days", metadata: ["days": "\(dropped)", "keep": "\(days)"]) }
+                } catch {
+                    logger.error("retention failed", metadata: ["error": "\(error)"])
+                }
+                try await Task.sleep(for: .seconds(3600))
+            }
+        }
+    }
+}
