@@ -129,6 +129,8 @@ let package = Package(
             dependencies: ["HerdwatchShipping", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/ShipBench"
         ),
+        // scripts/bench-store: ingest and hunt latency at fleet scale (SQLite and PostgreSQL).
+        .executableTarget(name: "herdwatch-bench-store", dependencies: ["HerdwatchStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
         .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents"]),
         .testTarget(

@@ -16,6 +16,12 @@ public final class EventStore: FleetStore {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        // A page cache big enough for the indexes' hot pages (SQLite's default is 2 MB), and
+        // temporary b-trees in memory. Commits stay fsynced (WAL, synchronous FULL): an ingest is
+        // acknowledged only once it is on disk.
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY")
+        }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
     }
@@ -164,9 +170,9 @@ public final class EventStore: FleetStore {
                 """)
         let host = try db.cachedStatement(
             sql: """
-                INSERT INTO host_store (name, first_seen, last_seen, events) VALUES (?, ?, ?, 1)
+                INSERT INTO host_store (name, first_seen, last_seen, events) VALUES (?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET last_seen = max(coalesce(last_seen, excluded.last_seen), excluded.last_seen),
-                    first_seen = min(coalesce(first_seen, excluded.first_seen), excluded.first_seen), events = events + 1
+                    first_seen = min(coalesce(first_seen, excluded.first_seen), excluded.first_seen), events = events + excluded.events
                 """)
         let health = try db.cachedStatement(
             sql: """
@@ -176,18 +182,27 @@ public final class EventStore: FleetStore {
         var inserted = 0
         var duplicates = 0
         var lines: [Int] = []
+        // One registry update per host and batch: (first, last, count) of what was new.
+        var seen: [String: (first: Int64, last: Int64, count: Int)] = [:]
+        var heartbeats: [StoredEvent] = []
         for row in rows {
             try insert.execute(arguments: StatementArguments([row.id, row.host, row.time] + row.values.map(\.databaseValue)))
             if db.changesCount == 1 {
                 inserted += 1
                 lines.append(row.line)
-                try host.execute(arguments: [row.host, row.time, row.time])
-                if let figures = row.health {
-                    try health.execute(arguments: StatementArguments(figures.columns.map(\.value.databaseValue) + [row.time, row.host, row.time]))
-                }
+                let before = seen[row.host] ?? (row.time, row.time, 0)
+                seen[row.host] = (min(before.first, row.time), max(before.last, row.time), before.count + 1)
+                if row.health != nil { heartbeats.append(row) }
             } else {
                 duplicates += 1
             }
+        }
+        for (name, figures) in seen {
+            try host.execute(arguments: [name, figures.first, figures.last, figures.count])
+        }
+        for row in heartbeats {
+            guard let figures = row.health else { continue }
+            try health.execute(arguments: StatementArguments(figures.columns.map(\.value.databaseValue) + [row.time, row.host, row.time]))
         }
         return (inserted, duplicates, lines)
     }

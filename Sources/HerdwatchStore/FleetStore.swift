@@ -53,6 +53,16 @@ public enum StoreURL {
     public static func isPostgres(_ location: String) -> Bool {
         location.hasPrefix("postgres://") || location.hasPrefix("postgresql://")
     }
+
+    /// Opens (creating or migrating) the store at `location`.
+    public static func open(_ location: String) async throws -> any FleetStore {
+        if isPostgres(location) { return try await openPostgres(location) }
+        return try EventStore(path: location)
+    }
+
+    static func openPostgres(_ location: String) async throws -> any FleetStore {
+        throw QueryError.invalid("PostgreSQL is not in this build yet (\(location))")
+    }
 }
 
 /// A host's tags, `role=web` → ["role": "web"]; stored sorted as `env=prod,role=web`.

@@ -12,15 +12,12 @@ struct StoreLocation: ParsableArguments {
 
     /// Opens (and creates or migrates) the store; with `mustExist`, a missing SQLite file is an error.
     func open(mustExist: Bool = false) async throws -> any FleetStore {
-        if isPostgres { return try await StoreLocation.openPostgres(db) }
-        if mustExist && !FileManager.default.fileExists(atPath: db) { throw ValidationError("no store at \(db)") }
-        let folder = URL(fileURLWithPath: db).deletingLastPathComponent()
-        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        return try EventStore(path: db)
-    }
-
-    static func openPostgres(_ url: String) async throws -> any FleetStore {
-        throw ValidationError("PostgreSQL is not in this build yet (\(url))")
+        if !isPostgres {
+            if mustExist && !FileManager.default.fileExists(atPath: db) { throw ValidationError("no store at \(db)") }
+            let folder = URL(fileURLWithPath: db).deletingLastPathComponent()
+            try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
+        return try await StoreURL.open(db)
     }
 }
 

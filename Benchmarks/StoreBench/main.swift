@@ -1,0 +1,121 @@
+// herdwatch-bench-store — the central store at fleet scale: N events (ECS JSON lines from FILE,
+// re-hosted across H fake hosts, each with its own event id) ingested in batches, then five typical
+// hunts timed. One engine per run; scripts/bench-store runs SQLite and PostgreSQL in one go and
+// prints them side by side. Prints one JSON line.
+//
+//   herdwatch-bench-store STORE FILE N H     STORE: a SQLite file (created) or postgres://... URL
+import Foundation
+import HerdwatchStore
+
+let arguments = CommandLine.arguments
+guard arguments.count == 5, let count = Int(arguments[3]), let hostCount = Int(arguments[4]), count > 0, hostCount > 0 else {
+    FileHandle.standardError.write(Data("usage: herdwatch-bench-store STORE EVENTS.jsonl N HOSTS\n".utf8))
+    exit(2)
+}
+let source = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n")
+guard !source.isEmpty else { fatalError("no events in \(arguments[2])") }
+
+/// Each source line cut where the host name and the event object start, so a copy for host h with
+/// id i is three appends.
+struct Template {
+    var beforeHost: Substring
+    var afterHost: Substring
+    var eventOpen: String.Index
+}
+let templates: [Template] = source.compactMap { line in
+    guard let host = line.range(of: #""host":{"name":""#), let end = line[host.upperBound...].firstIndex(of: "\""),
+        let event = line.range(of: #""event":{"#), event.upperBound < host.lowerBound
+    else { return nil }
+    return Template(beforeHost: line[..<host.upperBound], afterHost: line[end...], eventOpen: event.upperBound)
+}
+guard !templates.isEmpty else { fatalError("no line of \(arguments[2]) has event before host.name") }
+let hostNames = (0..<hostCount).map { String(format: "host-%04d", $0) }
+let roles = ["web", "db", "app", "cache"]
+
+func line(_ index: Int) -> String {
+    let template = templates[index % templates.count]
+    let host = hostNames[index % hostCount]
+    var text = String(template.beforeHost[..<template.eventOpen])
+    text += "\"id\":\"b\(index)\","
+    text += template.beforeHost[template.eventOpen...]
+    text += host
+    text += template.afterHost
+    return text
+}
+
+let location = arguments[1]
+let store: any FleetStore = try await StoreURL.open(location)
+try await store.register(hosts: Dictionary(uniqueKeysWithValues: hostNames.enumerated().map { index, name in
+    (name, ["role": roles[index % roles.count], "env": index % 10 == 0 ? "staging" : "prod"])
+}))
+
+// Ingest: lines are made and parsed on the caller; batches of 5000 as an HTTP ingest would take them.
+let batch = 5000
+let clock = ContinuousClock()
+var stored = 0
+let ingestStart = clock.now
+var lastReport = clock.now
+for start in stride(from: 0, to: count, by: batch) {
+    let lines = (start..<min(start + batch, count)).map { Substring(line($0)) }
+    let result = try await store.ingest(lines: lines, allOrNothing: false)
+    stored += result.inserted
+    if clock.now - lastReport > .seconds(30) {
+        lastReport = clock.now
+        let seconds = Double((clock.now - ingestStart).components.seconds)
+        FileHandle.standardError.write(Data("\(stored) events, \(Int(Double(stored) / max(seconds, 1))) events/s\n".utf8))
+    }
+}
+let ingestDuration = clock.now - ingestStart
+let ingestSeconds = Double(ingestDuration.components.seconds) + Double(ingestDuration.components.attoseconds) / 1e18
+
+// Hunts: the median of three runs each.
+let probeHost = hostNames[hostCount / 2]
+let window = try await store.query("SELECT min(time), max(time) FROM events", options: { var o = QueryOptions(); o.hosts = .names([probeHost]); return o }())
+var first: Int64 = 0
+var last: Int64 = 0
+if case .integer(let low) = window.rows.first?[0], case .integer(let high) = window.rows.first?[1] {
+    first = low
+    last = high
+}
+struct Hunt {
+    var name: String
+    var sql: String
+    var hosts: HostScope = .all
+    var since: Int64?
+    var until: Int64?
+}
+let hunts = [
+    Hunt(
+        name: "host+time", sql: "SELECT timestamp, action, executable, command_line FROM events ORDER BY time DESC LIMIT 500",
+        hosts: .names([probeHost]), since: first + (last - first) / 4, until: first + (last - first) / 2),
+    Hunt(name: "executable across fleet", sql: "SELECT host, count(*) AS runs FROM events WHERE action = 'process-started' AND executable = '/usr/bin/curl' GROUP BY host ORDER BY runs DESC LIMIT 100"),
+    Hunt(name: "rare parent→child", sql: "SELECT parent_executable, executable, count(*) AS runs FROM events WHERE action = 'process-started' GROUP BY parent_executable, executable HAVING count(*) <= 2 ORDER BY runs LIMIT 100"),
+    Hunt(
+        name: "outbound by host group", sql: "SELECT destination_ip, destination_port, count(*) AS connections, count(DISTINCT host) AS hosts FROM events WHERE action = 'network-connected' GROUP BY destination_ip, destination_port ORDER BY connections DESC LIMIT 50",
+        hosts: HostScope(parsing: "role=web,env=prod")),
+    Hunt(name: "logins by user", sql: "SELECT user_name, outcome, count(*) AS attempts, count(DISTINCT host) AS hosts FROM events WHERE action IN ('user-login', 'user-authenticated', 'user-session-opened') GROUP BY user_name, outcome ORDER BY attempts DESC LIMIT 100"),
+]
+var huntFigures: [String: Any] = [:]
+for hunt in hunts {
+    var options = QueryOptions()
+    options.hosts = hunt.hosts
+    options.since = hunt.since
+    options.until = hunt.until
+    options.limit = 10_000
+    options.timeoutSeconds = 120
+    var times: [Double] = []
+    var rows = 0
+    for _ in 0..<3 {
+        let start = clock.now
+        rows = try await store.query(hunt.sql, options: options).rows.count
+        let duration = clock.now - start
+        times.append(Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+    }
+    huntFigures[hunt.name] = ["milliseconds": times.sorted()[1], "rows": rows]
+}
+let figures: [String: Any] = [
+    "store": store.location, "events": stored, "hosts": hostCount, "ingest_seconds": ingestSeconds,
+    "ingest_events_per_second": Double(stored) / ingestSeconds, "hunts": huntFigures,
+]
+let data = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+print(String(decoding: data, as: UTF8.self))
