@@ -10,7 +10,7 @@ import PackageDescription
 //   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
 //   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
 //   HerdwatchDetection   Sigma rules compiled into matchers, correlations, alerts
-//   HerdwatchStore       the central store (SQLite via GRDB) and its read-only fleet queries
+//   HerdwatchStore       the central store (SQLite via GRDB, or PostgreSQL via postgres-nio) and its read-only fleet queries
 //   HerdwatchServer      `herdwatch server`: HTTP ingest from agents (Hummingbird)
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
@@ -36,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -72,7 +73,14 @@ let package = Package(
         // crypt(3) from Debian's libcrypt-dev: the web UI's users file holds /etc/shadow-style hashes.
         .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         // The central store (server side only: the agent never links it).
-        .target(name: "HerdwatchStore", dependencies: ["HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "HerdwatchStore",
+            dependencies: [
+                "HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "HerdwatchServer",
             dependencies: [
@@ -118,7 +126,7 @@ let package = Package(
             path: "Benchmarks/ShipBench"
         ),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
-        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents"]),
+        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(
             name: "HerdwatchServerTests",
             dependencies: [
