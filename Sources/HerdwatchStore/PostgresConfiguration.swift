@@ -54,6 +54,17 @@ extension PostgresStore {
             "\(username)@\(socketDirectory ?? host):\(port)/\(database)"
         }
 
+        /// For one connection outside the pool (`open`'s first try, which reports why it fails).
+        func connection() throws -> PostgresConnection.Configuration {
+            if let socketDirectory {
+                return PostgresConnection.Configuration(
+                    unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: username, password: password, database: database)
+            }
+            return PostgresConnection.Configuration(
+                host: host, port: port, username: username, password: password, database: database,
+                tls: requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable)
+        }
+
         var client: PostgresClient.Configuration {
             var configuration: PostgresClient.Configuration
             if let socketDirectory {

@@ -41,6 +41,13 @@ public final class PostgresStore: FleetStore {
     public static func open(_ configuration: Configuration, logger: Logger = Logger(label: "herdwatch.store.postgres")) async throws
         -> PostgresStore
     {
+        // One connection first: the pool retries in silence for a minute, this says at once why not.
+        do {
+            let connection = try await PostgresConnection.connect(configuration: try configuration.connection(), id: 0, logger: logger)
+            try? await connection.close()
+        } catch {
+            throw PostgresStoreError(operation: "connect", configuration: configuration, error: error)
+        }
         let store = PostgresStore(configuration: configuration, logger: logger)
         do {
             try await store.prepare()
@@ -378,7 +385,9 @@ public final class PostgresStore: FleetStore {
             case "25006": throw QueryError.refused("\(message): queries only read")
             default: throw QueryError.invalid(message)
             }
-        } catch let error as PSQLError {
+        } catch let error as QueryError {
+            throw error
+        } catch {
             throw PostgresStoreError(operation: "query", configuration: configuration, error: error)
         }
     }
@@ -456,7 +465,9 @@ public final class PostgresStore: FleetStore {
                     throw error
                 }
             }
-        } catch let error as PSQLError {
+        } catch let error as QueryError {
+            throw error
+        } catch {
             throw PostgresStoreError(operation: what, configuration: configuration, error: error)
         }
     }
@@ -514,14 +525,22 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
     /// The server's message, or the client's error.
     public var message: String
 
-    init(operation: String, configuration: PostgresStore.Configuration, error: PSQLError) {
+    init(operation: String, configuration: PostgresStore.Configuration, error: any Error) {
         self.operation = operation
         database = configuration.redacted
-        sqlState = error.serverInfo?[.sqlState]
-        if let server = error.serverInfo?[.message] {
-            message = server + (error.serverInfo?[.detail].map { " (\($0))" } ?? "")
+        if let error = error as? PostgresStoreError {
+            sqlState = error.sqlState
+            message = error.message
+        } else if let error = error as? PSQLError {
+            sqlState = error.serverInfo?[.sqlState]
+            if let server = error.serverInfo?[.message] {
+                message = server + (error.serverInfo?[.detail].map { " (\($0))" } ?? "")
+            } else {
+                // PSQLError's own description hides everything (it may be logged anywhere).
+                message = "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+            }
         } else {
-            message = "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+            message = "\(error)"
         }
     }
 

@@ -140,3 +140,18 @@ import Testing
         }
     }
 }
+
+@Suite struct PostgresUnreachableTests {
+    /// A store whose server is not there says which database and what failed, and does not wait forever.
+    @Test func anUnreachableDatabaseIsNamed() async throws {
+        let configuration = try PostgresStore.Configuration(url: "postgres://herd@127.0.0.1:\(NATSServer.freePort())/fleet")
+        let started = Date()
+        do {
+            try await PostgresStore.withStore(configuration, logger: Engine.logger) { _ in }
+            Issue.record("no error without a server")
+        } catch {
+            #expect("\(error)".contains("herd@127.0.0.1") && "\(error)".contains("connect failed"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 15)
+    }
+}
