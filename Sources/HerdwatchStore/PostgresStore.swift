@@ -82,7 +82,7 @@ public final class PostgresStore: FleetStore {
     /// server at a time through an advisory lock).
     public func prepare() async throws {
         try await transaction("prepare the schema") { connection in
-            try await Self.lock(connection)
+            try await self.lock(connection)
             let newHunts = try await connection.query("SELECT to_regclass('hunt_store') IS NULL", logger: self.logger)
                 .collect().first.map { try $0.decode(Bool.self) } ?? false
             for statement in PostgresSchema.statements {
@@ -100,8 +100,8 @@ public final class PostgresStore: FleetStore {
     }
 
     /// Serialises schema changes (tables, partitions) between the servers sharing the database.
-    private static func lock(_ connection: PostgresConnection) async throws {
-        try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey))", logger: Logger(label: "herdwatch.store.postgres"))
+    private func lock(_ connection: PostgresConnection) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey))", logger: logger)
     }
 
     /// Creates the day partitions of `table` for these times that do not exist yet, in their own
@@ -111,7 +111,7 @@ public final class PostgresStore: FleetStore {
         let missing = await partitions.missing(days.map { table.partition(day: $0) })
         guard !missing.isEmpty else { return }
         try await transaction("create partitions of \(table.rawValue)") { connection in
-            try await Self.lock(connection)
+            try await self.lock(connection)
             for day in days.sorted() where missing.contains(table.partition(day: day)) {
                 try await connection.query(PostgresQuery(unsafeSQL: table.createPartition(day: day)), logger: self.logger)
             }
@@ -131,7 +131,7 @@ public final class PostgresStore: FleetStore {
         }
         guard !old.isEmpty else { return 0 }
         try await transaction("drop partitions before \(cutoff)") { connection in
-            try await Self.lock(connection)
+            try await self.lock(connection)
             for name in old.sorted() {
                 try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(name)"), logger: self.logger)
             }
