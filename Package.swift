@@ -11,7 +11,8 @@ import PackageDescription
 //   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
 //   HerdwatchDetection   Sigma rules compiled into matchers, correlations, alerts
 //   HerdwatchStore       the central store (SQLite via GRDB, or PostgreSQL via postgres-nio) and its read-only fleet queries
-//   HerdwatchServer      `herdwatch server`: HTTP ingest from agents (Hummingbird)
+//   HerdwatchAgent       the live agent as services (collection, spool, sinks, control socket)
+//   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird)
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -101,17 +102,28 @@ let package = Package(
         .executableTarget(
             name: "herdwatch",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", "HerdwatchDetection", "HerdwatchEvents",
+                "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", "HerdwatchDetection", "HerdwatchEvents", "HerdwatchAgent",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The live agent as services: `herdwatch-agent run`, and `herdwatch run` beside the server.
+        .target(
+            name: "HerdwatchAgent",
+            dependencies: [
+                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "herdwatch-agent",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
+                "HerdwatchAgent", "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

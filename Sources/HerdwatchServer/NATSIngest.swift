@@ -49,7 +49,8 @@ public final class NATSIngest: Service, Sendable {
 
     /// Runs until the task is cancelled or the service group shuts down gracefully.
     public func run() async throws {
-        try await cancelWhenGracefulShutdown { try await self.consume() }
+        // Stopping (cancellation on graceful shutdown) ends the loop; it is not an error.
+        try? await cancelWhenGracefulShutdown { try await self.consume() }
     }
 
     func consume() async throws {

@@ -88,7 +88,8 @@ public struct Retention: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // Stopping (cancellation on graceful shutdown) ends the loop; it is not an error.
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - Int64(days) * 86_400_000
                 do {
@@ -97,7 +98,7 @@ public struct Retention: Service {
                 } catch {
                     logger.error("retention failed", metadata: ["error": "\(error)"])
                 }
-                try await Task.sleep(for: .seconds(3600))
+                try? await Task.sleep(for: .seconds(3600))
             }
         }
     }

@@ -115,7 +115,7 @@ struct SignedIn: RouterMiddleware {
         let next = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         return Response(
             status: .seeOther,
-            headers: [.location: "/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/hosts")])
+            headers: [.location: "/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: Pages.unreserved) ?? "/hosts")])
     }
 }
 
@@ -395,7 +395,10 @@ struct Pages: Sendable {
 
     func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 
-    func percent(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+    func percent(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? "" }
+
+    /// RFC 3986's unreserved characters: what a URL component may hold as is.
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
     static func isNumber(_ value: QueryValue) -> Bool {
         switch value {

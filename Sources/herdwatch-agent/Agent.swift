@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HerdwatchAgent
 import HerdwatchCollectors
 import HerdwatchPolicy
 

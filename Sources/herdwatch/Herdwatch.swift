@@ -6,7 +6,7 @@ struct Herdwatch: AsyncParsableCommand {
         commandName: "herdwatch",
         abstract: "Security monitoring for Linux fleets: collect, decide, ship, detect.",
         version: HerdwatchVersion.string,
-        subcommands: [ReplayCommand.self, ServerCommand.self, ImportCommand.self, QueryCommand.self, HuntCommand.self, RulesCommand.self, PasswdCommand.self]
+        subcommands: [RunCommand.self, ReplayCommand.self, ServerCommand.self, ImportCommand.self, QueryCommand.self, HuntCommand.self, RulesCommand.self, PasswdCommand.self]
     )
 }
 

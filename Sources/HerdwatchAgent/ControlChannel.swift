@@ -6,7 +6,7 @@ import Glibc
 /// line in, one reply out, then the connection closes. `herdwatch-agent level` and `stats` use it.
 /// The collection loop serves it between batches, so a command is answered (and in force) within
 /// one poll interval; the loop never waits on a slow client for more than `clientTimeout` ms.
-final class ControlServer {
+public final class ControlServer {
     let path: String
     private let descriptor: Int32
     static let clientTimeout: Int32 = 200
@@ -49,7 +49,7 @@ final class ControlServer {
     }
 
     /// Sends one request to the agent whose state directory holds `path` and returns its reply.
-    static func request(_ line: String, path: String, timeoutMilliseconds: Int32 = 5000) throws(ControlError) -> String {
+    public static func request(_ line: String, path: String, timeoutMilliseconds: Int32 = 5000) throws(ControlError) -> String {
         var address = sockaddr_un()
         guard fill(&address, path: path) else { throw ControlError("socket path too long: \(path)") }
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -106,7 +106,7 @@ final class ControlServer {
     }
 }
 
-struct ControlError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct ControlError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

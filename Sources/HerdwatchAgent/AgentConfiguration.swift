@@ -3,51 +3,53 @@ import Yams
 
 /// The agent's configuration file (YAML). Every key is optional; the defaults are what
 /// `herdwatch-agent config` prints. Command-line options override the file.
-struct AgentConfiguration: Equatable {
-    var output = "-"
-    var hostName: String?
-    var auditMode = "auto"
+public struct AgentConfiguration: Equatable, Sendable {
+    public init() {}
+
+    public var output = "-"
+    public var hostName: String?
+    public var auditMode = "auto"
     /// The telemetry policy; `policy.baseProfile` is the host's level (`profile:`).
-    var policy = PolicyConfiguration()
+    public var policy = PolicyConfiguration()
     /// Lists of programs shipped with the image (first-seen baseline).
-    var baselineFiles: [String] = []
-    var profile: String {
+    public var baselineFiles: [String] = []
+    public var profile: String {
         get { policy.baseProfile }
         set { policy.baseProfile = newValue }
     }
-    var ruleFiles: [String] = []
-    var backlogLimit: UInt32 = 8192
-    var eventTimeoutMilliseconds: Int64 = 2000
-    var keepRulesOnStop = false
-    var tracksProcesses = true
-    var processEvents = "exits"
+    public var ruleFiles: [String] = []
+    public var backlogLimit: UInt32 = 8192
+    public var eventTimeoutMilliseconds: Int64 = 2000
+    public var keepRulesOnStop = false
+    public var tracksProcesses = true
+    public var processEvents = "exits"
     /// nil: /var/log/auth.log when it exists; "none": off.
-    var authLog: String?
-    var heartbeatSeconds: Double = 60
+    public var authLog: String?
+    public var heartbeatSeconds: Double = 60
     /// Where state that outlives a restart is kept (the process table).
-    var stateDirectory = "/var/lib/herdwatch"
+    public var stateDirectory = "/var/lib/herdwatch"
     /// The disk spool's bound and segment size (bytes).
-    var spoolMaximumBytes: UInt64 = 1 << 30
-    var spoolSegmentBytes: UInt64 = 16 << 20
+    public var spoolMaximumBytes: UInt64 = 1 << 30
+    public var spoolSegmentBytes: UInt64 = 16 << 20
     /// NATS JetStream sink: off without a URL.
-    var natsURL: String?
-    var natsStream = "HERDWATCH"
-    var natsSubjectPrefix = "herdwatch.events"
-    var natsCreatesStream = true
+    public var natsURL: String?
+    public var natsStream = "HERDWATCH"
+    public var natsSubjectPrefix = "herdwatch.events"
+    public var natsCreatesStream = true
     /// HTTP sink to `herdwatch server`: off without a URL; the token is read from a file.
-    var httpURL: String?
-    var httpTokenFile: String?
+    public var httpURL: String?
+    public var httpTokenFile: String?
     /// Syslog sink (RFC 5424 over TCP): off without an address.
-    var syslogAddress: HostAndPort?
-    var syslogFacility = 16
+    public var syslogAddress: HostAndPort?
+    public var syslogFacility = 16
 
-    struct HostAndPort: Equatable {
-        var host: String
-        var port: Int
+    public struct HostAndPort: Equatable, Sendable {
+        public var host: String
+        public var port: Int
     }
 
     /// `HOST:PORT` or `[IPv6]:PORT`.
-    static func hostAndPort(_ text: String) -> HostAndPort? {
+    public static func hostAndPort(_ text: String) -> HostAndPort? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
             return nil
         }
@@ -56,9 +58,9 @@ struct AgentConfiguration: Equatable {
         return host.isEmpty ? nil : HostAndPort(host: host, port: port)
     }
 
-    static let defaultText = """
+    public static let defaultText = """
         # herdwatch-agent configuration (YAML). Every key is optional; these are the defaults.
-        output: "-"                 # events as ECS JSON lines: "-" (standard output) or a file
+        output: "-"                 # events as ECS JSON lines: "-" (standard output), a file, or none
         # host_name: web1           # host.name; default: this host's name
         profile: pet                # the host's monitoring level: pet (everything) | cattle (sampled) | one of policy.profiles
         policy:
@@ -101,15 +103,15 @@ struct AgentConfiguration: Equatable {
           segment_bytes: 16777216   # segment file size
         """
 
-    struct Problem: Error, CustomStringConvertible {
+    public struct Problem: Error, CustomStringConvertible {
         var file: String
         var key: String
         var reason: String
-        var description: String { "\(file): \(key.isEmpty ? "" : "key '\(key)': ")\(reason)" }
+        public var description: String { "\(file): \(key.isEmpty ? "" : "key '\(key)': ")\(reason)" }
     }
 
     /// Reads a configuration file; unknown keys and wrong types are errors naming the key.
-    static func load(text: String, file: String) throws -> AgentConfiguration {
+    public static func load(text: String, file: String) throws -> AgentConfiguration {
         let root: Any?
         do {
             root = try Yams.load(yaml: text)

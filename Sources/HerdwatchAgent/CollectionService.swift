@@ -71,7 +71,8 @@ final class CollectionService: Service, Sendable {
     private func collect() throws {
         let settings = self.settings
         let logger = self.logger
-        let sink = try OutputFile(path: settings.output, capacity: 64 * 1024, appending: true)
+        // `none`: no output sink (the spool feeds only the network sinks, as under `herdwatch run`).
+        let sink = settings.output == "none" ? nil : try OutputFile(path: settings.output, capacity: 64 * 1024, appending: true)
         // Every event goes to the disk spool first; the output is fed from it and its cursor moves
         // only once the bytes are out, so a crash loses nothing and repeats only what was not yet
         // acknowledged (event.id tells the repeats apart). Other sinks run on threads of their own.
@@ -293,14 +294,14 @@ final class CollectionService: Service, Sendable {
 /// backing off to once every 5 s.
 final class Delivery {
     let spool: SharedSpool
-    let sink: OutputFile
+    let sink: OutputFile?
     let output: String
     let logger: Logger
     private var retryAt: Int64 = 0
     private var backoff: Int64 = 100
     private var failing = false
 
-    init(spool: SharedSpool, sink: OutputFile, output: String, logger: Logger) {
+    init(spool: SharedSpool, sink: OutputFile?, output: String, logger: Logger) {
         self.spool = spool
         self.sink = sink
         self.output = output
@@ -310,7 +311,7 @@ final class Delivery {
     func deliver() throws {
         try spool.withLock { spool throws(SpoolError) in try spool.flush() }
         let now = SystemClock.wallMilliseconds()
-        guard now >= retryAt else { return }
+        guard now >= retryAt, let sink else { return }
         do {
             while true {
                 let batch = try spool.withLock { spool throws(SpoolError) in
