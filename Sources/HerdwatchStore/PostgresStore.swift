@@ -41,15 +41,16 @@ public final class PostgresStore: FleetStore {
     public static func open(_ configuration: Configuration, logger: Logger = Logger(label: "herdwatch.store.postgres")) async throws
         -> PostgresStore
     {
-        // One connection first: the pool retries in silence for a minute, this says at once why not.
-        do {
-            let connection = try await PostgresConnection.connect(configuration: try configuration.connection(), id: 0, logger: logger)
-            try? await connection.close()
-        } catch {
-            throw PostgresStoreError(operation: "connect", configuration: configuration, error: error)
-        }
+        // The pool's task starts now; meanwhile one connection of our own: the pool retries in
+        // silence for a minute, this says at once why it cannot connect.
         let store = PostgresStore(configuration: configuration, logger: logger)
         do {
+            do {
+                let connection = try await PostgresConnection.connect(configuration: try configuration.connection(), id: 0, logger: logger)
+                try? await connection.close()
+            } catch {
+                throw PostgresStoreError(operation: "connect", configuration: configuration, error: error)
+            }
             try await store.prepare()
         } catch {
             store.close()
@@ -117,7 +118,7 @@ public final class PostgresStore: FleetStore {
             }
         }
         await partitions.insert(missing)
-        logger.info("partitions ready", metadata: ["table": "\(table.rawValue)", "partitions": "\(missing.sorted())"])
+        logger.debug("partitions ready", metadata: ["table": "\(table.rawValue)", "partitions": "\(missing.sorted())"])
     }
 
     /// Drops the day partitions of events and alerts that end at or before `cutoff` (milliseconds

@@ -13,6 +13,7 @@ import Testing
     @Test func eventsGoToDayPartitionsAndOldDaysAreDropped() async throws {
         let server = try PostgresServer()
         defer { withExtendedLifetime(server) {} }
+        let url = server.url
         do {
             try await PostgresStore.withStore(try PostgresStore.Configuration(url: server.url), logger: Engine.logger) { store in
                 let result = try await store.ingest([
@@ -37,6 +38,14 @@ import Testing
                 // A late event of a dropped day makes its partition again.
                 #expect(try await store.ingest([event("e", host: "web1", second: 5, day: "2026-11-22")]).inserted == 1)
                 #expect(try await store.partitionNames() == ["event_store_20261122", "event_store_20261123"])
+
+                // Another server drops a day this one knows: its next batch of that day makes it again.
+                try await PostgresStore.withStore(try PostgresStore.Configuration(url: url), logger: Engine.logger) { other in
+                    let dropped = try await other.dropDays(before: milliseconds("2026-11-23T00:00:00Z"))
+                    #expect(dropped == 1)
+                }
+                #expect(try await store.ingest([event("f", host: "web1", second: 6, day: "2026-11-22")]).inserted == 1)
+                #expect(try await store.read("SELECT id FROM events ORDER BY id").rows == [[.text("c")], [.text("d")], [.text("f")]])
             }
         }
     }
