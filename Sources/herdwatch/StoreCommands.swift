@@ -20,7 +20,11 @@ struct StoreLocation: ParsableArguments {
     }
 
     static func openPostgres(_ url: String) async throws -> any FleetStore {
-        throw ValidationError("PostgreSQL is not in this build yet (\(url))")
+        do {
+            return try await PostgresStore.open(url: url)
+        } catch let error as PostgresStore.URLError {
+            throw ValidationError("\(error)")
+        }
     }
 }
 
