@@ -176,41 +176,40 @@ struct StoredEvent: Sendable {
     }
 
     init(json line: Substring) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        let scanned: EventLineScanner
+        do {
+            scanned = try line.utf8.withContiguousStorageIfAvailable { try EventLineScanner(UnsafeRawBufferPointer($0)) }
+                ?? Array(line.utf8).withUnsafeBytes { try EventLineScanner($0) }
+        } catch {
             throw Invalid(description: "not a JSON object")
         }
-        func map(_ key: String, in parent: [String: Any]? = nil) -> [String: Any]? { (parent ?? object)[key] as? [String: Any] }
-        let event = map("event")
-        guard let host = map("host")?["name"] as? String, !host.isEmpty else {
+        guard let host = scanned[.hostName], !host.isEmpty else {
             throw Invalid(description: "no host.name (for logs without node=, replay with --host-name)")
         }
-        guard let stamp = object["@timestamp"] as? String, let time = CivilTime.milliseconds(iso8601: stamp) else {
+        guard let stamp = scanned[.timestamp], let time = CivilTime.milliseconds(iso8601: stamp) else {
             throw Invalid(description: "no valid @timestamp")
         }
         // Events from `herdwatch replay` have no event.id: the audit event's own identity (host,
         // time, serial) is as stable, so importing a log twice stores it once.
-        let sequence = (event?["sequence"] as? Int).map { "\(host)-\(time)-\($0)" }
-        guard let id = event?["id"] as? String ?? sequence, !id.isEmpty else {
+        let sequence = scanned.integer(.sequence).map { "\(host)-\(time)-\($0)" }
+        guard let id = scanned[.eventID] ?? sequence, !id.isEmpty else {
             throw Invalid(description: "no event.id (and no event.sequence to make one from)")
         }
         self.id = id
         self.host = host
         self.time = time
-        let process = map("process")
-        let parent = map("parent", in: process)
-        func joined(_ value: Any?) -> String? { (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } }
+        func text(_ field: EventLineScanner.Field) -> ColumnValue { scanned[field].map { .text($0) } ?? .null }
+        func number(_ field: EventLineScanner.Field) -> ColumnValue { scanned.integer(field).map { .integer($0) } ?? .null }
         values = [
-            ColumnValue(event?["kind"] as? String), ColumnValue(event?["action"] as? String), ColumnValue(joined(event?["category"])),
-            ColumnValue(event?["outcome"] as? String), ColumnValue(event?["module"] as? String), ColumnValue(process?["pid"] as? Int),
-            ColumnValue(process?["executable"] as? String), ColumnValue(process?["command_line"] as? String),
-            ColumnValue(process?["entity_id"] as? String), ColumnValue(parent?["entity_id"] as? String),
-            ColumnValue(parent?["executable"] as? String), ColumnValue(map("user")?["name"] as? String),
-            ColumnValue(map("source")?["ip"] as? String), ColumnValue(map("destination")?["ip"] as? String),
-            ColumnValue(map("destination")?["port"] as? Int), ColumnValue(map("file")?["path"] as? String),
-            ColumnValue(joined(object["tags"])), .text(String(line)),
+            text(.kind), text(.action), text(.category), text(.outcome), text(.module), number(.pid), text(.executable),
+            text(.commandLine), text(.entityID), text(.parentEntityID), text(.parentExecutable), text(.userName), text(.sourceIP),
+            text(.destinationIP), number(.destinationPort), text(.filePath), text(.tags), .text(String(line)),
         ]
-        if let agent = map("agent", in: map("herdwatch")) {
-            health = HostHealth(agent: agent, version: map("agent")?["version"] as? String)
+        // Heartbeats are a few a minute per host: their figures are read with Foundation.
+        if scanned.hasAgentFigures, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let agent = (object["herdwatch"] as? [String: Any])?["agent"] as? [String: Any]
+        {
+            health = HostHealth(agent: agent, version: scanned[.agentVersion])
         }
     }
 }

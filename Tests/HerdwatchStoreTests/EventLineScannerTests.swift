@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+@testable import HerdwatchStore
+
+/// The byte scanner ingest uses agrees with Foundation's JSON reader on what it keeps, and refuses
+/// what is not one JSON object.
+@Suite struct EventLineScannerTests {
+    func scan(_ line: String) throws -> EventLineScanner {
+        var line = line
+        return try line.withUTF8 { try EventLineScanner(UnsafeRawBufferPointer($0)) }
+    }
+
+    @Test func escapesNumbersAndNestingReadAsFoundationReadsThem() throws {
+        let line = #"""
+            { "@timestamp" : "2026-11-23T10:00:00Z", "extra": {"deep": [1, -2.5e3, true, false, null, {"process": {"pid": 9}}]},
+              "event": {"id": "a\"b", "category": ["process", "network"], "sequence": 42, "action": "process-started"},
+              "host": {"name": "web\u00e9\ud83d\ude00"}, "tags": [],
+              "process": {"pid": 4711, "command_line": "sh -c \"echo \\\\ \/ \t\"", "parent": {"executable": "/usr/bin/bash", "pid": 1}},
+              "destination": {"port": 443, "ip": "2001:db8::1"}, "user": {"name": null}, "file": "not an object" }
+            """#
+        let scanned = try scan(line)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let process = object["process"] as? [String: Any]
+        #expect(scanned[.eventID] == (object["event"] as? [String: Any])?["id"] as? String)
+        #expect(scanned[.hostName] == (object["host"] as? [String: Any])?["name"] as? String)
+        #expect(scanned[.hostName] == "webé😀")
+        #expect(scanned[.commandLine] == process?["command_line"] as? String)
+        #expect(scanned[.parentExecutable] == "/usr/bin/bash" && scanned[.category] == "process,network" && scanned[.tags] == "")
+        #expect(scanned.integer(.pid) == 4711 && scanned.integer(.sequence) == 42 && scanned.integer(.destinationPort) == 443)
+        #expect(scanned[.destinationIP] == "2001:db8::1" && scanned[.userName] == nil && scanned[.filePath] == nil)
+        #expect(!scanned.hasAgentFigures)
+    }
+
+    @Test(arguments: [
+        "", "[]", "\"text\"", "{", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":tru}", "{\"a\":\"\\x\"}",
+        "{\"a\":\"\u{01}\"}", "{\"a\":\"open}", "{\"a\":[1,]}", "{\"a\":1} trailing", "{\"a\":\"\\u12\"}", "{'a':1}",
+    ])
+    /// RFC 8259 strictly (Foundation lets trailing commas through; this does not).
+    func malformedLinesAreRefused(line: String) {
+        #expect(throws: EventLineScanner.Malformed.self) { try scan(line) }
+    }
+
+    @Test func heartbeatsAreNoticed() throws {
+        #expect(try scan(#"{"herdwatch":{"agent":{"profile":"pet"}},"agent":{"version":"1.0"}}"#).hasAgentFigures)
+        #expect(try scan(#"{"herdwatch":{"agent":{"profile":"pet"}},"agent":{"version":"1.0"}}"#)[.agentVersion] == "1.0")
+        #expect(try !scan(#"{"herdwatch":{"loss":{"count":1}}}"#).hasAgentFigures)
+    }
+}
