@@ -11,7 +11,7 @@ import Testing
     func milliseconds(_ text: String) -> Int64 { CivilTime.milliseconds(iso8601: text) ?? -1 }
 
     @Test func eventsGoToDayPartitionsAndOldDaysAreDropped() async throws {
-        let server = try PostgresServer()
+        let server = try await PostgresServer.start()
         defer { withExtendedLifetime(server) {} }
         let url = server.url
         do {
@@ -53,7 +53,7 @@ import Testing
     /// The text check lets through what only the database can see; the READ ONLY transaction
     /// refuses it, and what PostgreSQL offers beyond SQLite is refused by name.
     @Test func writesPastTheTextCheckAreRefusedByTheReadOnlyTransaction() async throws {
-        let server = try PostgresServer()
+        let server = try await PostgresServer.start()
         defer { withExtendedLifetime(server) {} }
         // A table of no store's and a function that writes (plpgsql resolves its tables when it runs).
         try server.execute(
@@ -103,7 +103,7 @@ import Testing
     /// Two servers on one database ingest the same batches at once, in days new to both: each
     /// event is stored once, the partitions are made once, and no batch fails.
     @Test func serversSharingADatabaseStoreEachEventOnce() async throws {
-        let server = try PostgresServer()
+        let server = try await PostgresServer.start()
         defer { withExtendedLifetime(server) {} }
         let configuration = try PostgresStore.Configuration(url: server.url)
         do {
@@ -161,6 +161,6 @@ import Testing
         } catch {
             #expect("\(error)".contains("herd@127.0.0.1") && "\(error)".contains("connect failed"), "\(error)")
         }
-        #expect(Date().timeIntervalSince(started) < 15)
+        #expect(Date().timeIntervalSince(started) < 30, "not the pool's minute of retries")
     }
 }

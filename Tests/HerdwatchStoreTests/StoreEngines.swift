@@ -22,7 +22,7 @@ enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
             defer { try? FileManager.default.removeItem(at: folder) }
             try await body(try EventStore(path: folder.appendingPathComponent("events.db").path))
         case .postgres:
-            let server = try PostgresServer()
+            let server = try await PostgresServer.start()
             defer { withExtendedLifetime(server) {} }
             try await PostgresStore.withStore(try PostgresStore.Configuration(url: server.url), logger: Self.logger) { store in
                 try await body(store)

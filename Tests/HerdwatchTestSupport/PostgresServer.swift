@@ -10,7 +10,10 @@ import Glibc
 /// a database `herdwatch`. As root it runs as the `postgres` user (initdb refuses root). It never
 /// touches the system's clusters; `deinit` stops it by its PID (fast shutdown) and deletes the
 /// folder, also when starting failed half-way.
-public final class PostgresServer {
+///
+/// `@unchecked Sendable`: its one mutable property, the PID, changes only in `init` and `stop()`,
+/// which a test calls from one task.
+public final class PostgresServer: @unchecked Sendable {
     public static let binaries = "/usr/lib/postgresql/15/bin"
     public static var available: Bool { FileManager.default.isExecutableFile(atPath: "\(binaries)/initdb") }
 
@@ -44,6 +47,14 @@ public final class PostgresServer {
             stop()
             try? FileManager.default.removeItem(at: folder)
             throw error
+        }
+    }
+
+    /// Starts a server on a thread of its own: initdb and the wait for the server block for
+    /// seconds, and Swift concurrency's threads (one per core) belong to the tests.
+    public static func start() async throws -> PostgresServer {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try PostgresServer() }) }.start()
         }
     }
 
