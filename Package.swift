@@ -10,7 +10,7 @@ import PackageDescription
 //   HerdwatchPolicy      how much a host keeps: profiles, coherent sampling, escalation, cost
 //   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
 //   HerdwatchDetection   Sigma rules compiled into matchers, correlations, alerts
-//   HerdwatchStore       the central store (SQLite via GRDB) and its read-only fleet queries
+//   HerdwatchStore       the central store (SQLite via GRDB, or PostgreSQL via postgres-nio) and its read-only fleet queries
 //   HerdwatchAgent       the live agent as services (collection, spool, sinks, control socket)
 //   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird)
 //
@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -73,7 +74,13 @@ let package = Package(
         // crypt(3) from Debian's libcrypt-dev: the web UI's users file holds /etc/shadow-style hashes.
         .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         // The central store (server side only: the agent never links it).
-        .target(name: "HerdwatchStore", dependencies: ["HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "HerdwatchStore",
+            dependencies: [
+                "HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "HerdwatchServer",
             dependencies: [
@@ -132,7 +139,7 @@ let package = Package(
         // scripts/bench-store: ingest and hunt latency at fleet scale (SQLite and PostgreSQL).
         .executableTarget(name: "herdwatch-bench-store", dependencies: ["HerdwatchStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
-        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents"]),
+        .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(
             name: "HerdwatchServerTests",
             dependencies: [

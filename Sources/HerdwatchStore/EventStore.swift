@@ -122,18 +122,9 @@ public final class EventStore: FleetStore {
     /// Parses a batch of ECS JSON lines; when `allOrNothing`, a batch with a bad line stores nothing.
     public func ingest(lines: [Substring], allOrNothing: Bool = false) throws -> IngestResult {
         var result = IngestResult()
-        var rows: [StoredEvent] = []
-        for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
-            do {
-                var row = try StoredEvent(json: line)
-                row.line = index
-                rows.append(row)
-            } catch {
-                result.rejected.append(Rejection(line: index + 1, reason: "\(error)"))
-            }
-        }
+        let batch: [StoredEvent]
+        (batch, result.rejected) = StoredEvent.parse(lines)
         if allOrNothing && !result.rejected.isEmpty { return result }
-        let batch = rows
         (result.inserted, result.duplicates, result.insertedLines) = try pool.write { db in try Self.insert(batch, into: db) }
         return result
     }
@@ -142,21 +133,9 @@ public final class EventStore: FleetStore {
     /// host its token authenticates). Returns once the batch is on disk.
     public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
         var result = IngestResult()
-        var rows: [StoredEvent] = []
-        for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
-            do {
-                var row = try StoredEvent(json: line)
-                row.line = index
-                guard row.host == host else {
-                    throw StoredEvent.Invalid(description: "host.name '\(row.host)' is not the token's host '\(host)'")
-                }
-                rows.append(row)
-            } catch {
-                result.rejected.append(Rejection(line: index + 1, reason: "\(error)"))
-            }
-        }
+        let batch: [StoredEvent]
+        (batch, result.rejected) = StoredEvent.parse(lines, host: host)
         guard result.rejected.isEmpty else { return result }
-        let batch = rows
         (result.inserted, result.duplicates, result.insertedLines) = try await pool.write { db in try Self.insert(batch, into: db) }
         return result
     }
@@ -304,7 +283,7 @@ public final class EventStore: FleetStore {
             return try reader.read { db in
                 let statement = try db.makeStatement(sql: scoped.sql)
                 guard statement.isReadonly else { throw QueryError.refused("only queries that read are allowed") }
-                statement.arguments = StatementArguments(scoped.arguments)
+                statement.arguments = StatementArguments(scoped.arguments.map(\.databaseValue))
                 var result = QueryResult(columns: statement.columnNames, rows: [], truncated: false)
                 let rows = try Row.fetchCursor(statement)
                 while let row = try rows.next() {

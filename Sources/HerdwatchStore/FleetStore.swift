@@ -61,7 +61,7 @@ public enum StoreURL {
     }
 
     static func openPostgres(_ location: String) async throws -> any FleetStore {
-        throw QueryError.invalid("PostgreSQL is not in this build yet (\(location))")
+        try await PostgresStore.open(url: location)
     }
 }
 

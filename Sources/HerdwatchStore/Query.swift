@@ -72,6 +72,22 @@ public enum QueryError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// What differs between the engines' SQL in the views.
+struct SQLDialect: Sendable {
+    /// The placeholder of the n-th argument (from 1).
+    var placeholder: @Sendable (Int) -> String
+    /// A column of milliseconds since the epoch as ISO 8601 text (`2026-11-23T10:00:02.000Z`).
+    var timestamp: @Sendable (String) -> String
+    /// A condition no row meets (a scope of no hosts).
+    var never = "0"
+    /// Put after a view's name so that the database plans it into the query (with the query's own
+    /// conditions and the indexes) instead of computing it whole once.
+    var inlinedView = ""
+
+    static let sqlite = SQLDialect(
+        placeholder: { _ in "?" }, timestamp: { "strftime('%Y-%m-%dT%H:%M:%fZ', \($0) / 1000.0, 'unixepoch')" })
+}
+
 /// Queries read, one statement at a time, through the documented views only. Three locks: the text
 /// must be one SELECT (or WITH … SELECT, or VALUES) naming no stored table; the prepared statement
 /// must be read-only for SQLite; the database is opened read-only.
@@ -121,64 +137,63 @@ public enum QueryGuard {
         }
     }
 
-    /// The query with the views in front, and their arguments. `hosts` are the names the scope
-    /// resolved to (nil: every host).
-    static func scoped(_ sql: String, options: QueryOptions, hosts: [String]?) -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
-        var conditions: [String] = []
-        var arguments: [(any DatabaseValueConvertible)?] = []
-        if let names = hosts {
-            conditions.append(names.isEmpty ? "0" : "host IN (\(names.map { _ in "?" }.joined(separator: ", ")))")
-            arguments += names
+    /// The query with the views in front, and their arguments, in `dialect`'s SQL. `hosts` are the
+    /// names the scope resolved to (nil: every host).
+    static func scoped(_ sql: String, options: QueryOptions, hosts: [String]?, dialect: SQLDialect = .sqlite) -> (sql: String, arguments: [ColumnValue]) {
+        var arguments: [ColumnValue] = []
+        func bind(_ value: ColumnValue) -> String {
+            arguments.append(value)
+            return dialect.placeholder(arguments.count)
         }
-        if let since = options.since {
-            conditions.append("time >= ?")
-            arguments.append(since)
+        // Placeholders in view order: events' scope, hosts', then alerts' (the same as events').
+        func scope() -> String {
+            var conditions: [String] = []
+            if let names = hosts {
+                conditions.append(names.isEmpty ? dialect.never : "host IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))")
+            }
+            if let since = options.since { conditions.append("time >= \(bind(.integer(since)))") }
+            if let until = options.until { conditions.append("time < \(bind(.integer(until)))") }
+            return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         }
-        if let until = options.until {
-            conditions.append("time < ?")
-            arguments.append(until)
-        }
-        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        var hostArguments: [(any DatabaseValueConvertible)?] = []
+        let eventWhere = scope()
         var hostWhere = ""
         if let names = hosts {
-            hostWhere = names.isEmpty ? " WHERE 0" : " WHERE name IN (\(names.map { _ in "?" }.joined(separator: ", ")))"
-            hostArguments = names
+            hostWhere = names.isEmpty ? " WHERE \(dialect.never)" : " WHERE name IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))"
         }
+        let alertWhere = scope()
+        let time = dialect.timestamp
+        let view = dialect.inlinedView
         let columns = """
-            id, host, strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch') AS timestamp, time, kind, action, category, \
+            id, host, \(time("time")) AS timestamp, time, kind, action, category, \
             outcome, module, pid, executable, command_line, entity_id, parent_entity_id, parent_executable, user_name, source_ip, \
             destination_ip, destination_port, file_path, tags, json
             """
         let views = """
-            events AS (SELECT \(columns) FROM event_store\(whereClause)), \
-            processes AS (SELECT * FROM events WHERE category LIKE '%process%'), \
-            network AS (SELECT * FROM events WHERE category LIKE '%network%'), \
-            files AS (SELECT * FROM events WHERE category LIKE '%file%'), \
-            logins AS (SELECT * FROM events WHERE category LIKE '%authentication%' OR category LIKE '%session%' OR category LIKE '%iam%'), \
-            hosts AS (SELECT name, tags, level, strftime('%Y-%m-%dT%H:%M:%fZ', first_seen / 1000.0, 'unixepoch') AS first_seen, \
-            strftime('%Y-%m-%dT%H:%M:%fZ', last_seen / 1000.0, 'unixepoch') AS last_seen, last_seen AS last_seen_time, events, \
+            events AS\(view) (SELECT \(columns) FROM event_store\(eventWhere)), \
+            processes AS\(view) (SELECT * FROM events WHERE category LIKE '%process%'), \
+            network AS\(view) (SELECT * FROM events WHERE category LIKE '%network%'), \
+            files AS\(view) (SELECT * FROM events WHERE category LIKE '%file%'), \
+            logins AS\(view) (SELECT * FROM events WHERE category LIKE '%authentication%' OR category LIKE '%session%' OR category LIKE '%iam%'), \
+            hosts AS\(view) (SELECT name, tags, level, \(time("first_seen")) AS first_seen, \
+            \(time("last_seen")) AS last_seen, last_seen AS last_seen_time, events, \
             agent_version, events_per_second, bytes_per_day, rss_bytes, cpu_percent, lost_total FROM host_store\(hostWhere)), \
-            alerts AS (SELECT id, host, strftime('%Y-%m-%dT%H:%M:%fZ', time / 1000.0, 'unixepoch') AS timestamp, time, rule_id, \
+            alerts AS\(view) (SELECT id, host, \(time("time")) AS timestamp, time, rule_id, \
             rule_title, level, severity, correlation, entity_id, pid, executable, command_line, user_name, event_ids, tags, \
-            strftime('%Y-%m-%dT%H:%M:%fZ', stored_at / 1000.0, 'unixepoch') AS stored_at, json FROM alert_store\(whereClause))
+            \(time("stored_at")) AS stored_at, json FROM alert_store\(alertWhere))
             """
         let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: ";"))
         let tokens = tokenize(trimmed)
-        if tokens.first?.uppercased() == "WITH" {
+        if tokens.first?.uppercased() == "WITH", let withRange = trimmed.range(of: "with", options: [.caseInsensitive, .anchored]) {
             // Their common table expressions after ours (after RECURSIVE, which must come first).
-            let withRange = trimmed.range(of: "with", options: [.caseInsensitive, .anchored])!
             var rest = trimmed[withRange.upperBound...]
             var prefix = "WITH "
-            if tokens.count > 1, tokens[1].uppercased() == "RECURSIVE" {
-                let recursive = rest.range(of: "recursive", options: .caseInsensitive)!
+            if tokens.count > 1, tokens[1].uppercased() == "RECURSIVE", let recursive = rest.range(of: "recursive", options: .caseInsensitive) {
                 rest = rest[recursive.upperBound...]
                 prefix = "WITH RECURSIVE "
             }
-            return (prefix + views + ", " + rest, arguments + hostArguments + arguments)
+            return (prefix + views + ", " + rest, arguments)
         }
-        // Placeholders in view order: events' scope, hosts', then alerts' (the same as events').
-        return ("WITH " + views + " " + trimmed, arguments + hostArguments + arguments)
+        return ("WITH " + views + " " + trimmed, arguments)
     }
 
     /// Words, quoted identifiers and punctuation, without comments and string literals.

@@ -17,7 +17,11 @@ struct StoreLocation: ParsableArguments {
             let folder = URL(fileURLWithPath: db).deletingLastPathComponent()
             try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         }
-        return try await StoreURL.open(db)
+        do {
+            return try await StoreURL.open(db)
+        } catch let error as PostgresStore.URLError {
+            throw ValidationError("\(error)")
+        }
     }
 }
 

@@ -4,69 +4,74 @@ import Testing
 import HerdwatchEvents
 @testable import HerdwatchStore
 
-/// The hosts registry (tags, heartbeat figures), tag selectors, and retention by day.
+/// The hosts registry (tags, heartbeat figures), tag selectors, and retention by day, in both engines.
 @Suite struct RegistryTests {
-    let fixture = EventStoreTests()
-
     func heartbeat(host: String, second: Int, profile: String) -> Substring {
         Substring(
             #"{"@timestamp":"2026-11-23T10:00:\#(String(format: "%02d", second)).000Z","event":{"kind":"metric","module":"agent","category":["host"],"action":"agent-heartbeat","id":"hb-\#(host)-\#(second)"},"host":{"name":"\#(host)"},"agent":{"type":"herdwatch","version":"0.9.0"},"herdwatch":{"agent":{"interval_seconds":10,"events_per_second":{"auditd":20.5,"proc-connector":4.5},"lost_total":3,"rss_bytes":1000,"cpu_percent":1.5,"profile":"\#(profile)","cost":{"process":{"events_before":10,"events_after":5,"bytes_before":2000,"bytes_after":1000},"network":{"events_before":1,"events_after":1,"bytes_before":100,"bytes_after":100}}}}}"#
         )
     }
 
-    @Test func tagsSelectHostsAndHeartbeatsFillTheRegistry() async throws {
-        let (store, folder) = try fixture.store()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try await store.register(hosts: ["web1": ["role": "web", "env": "prod"], "web2": ["role": "web", "env": "dev"], "db1": ["role": "db", "env": "prod"], "spare": [:]])
-        _ = try store.ingest(lines: [
-            fixture.event("a", host: "web1", second: 1), fixture.event("b", host: "web2", second: 2),
-            fixture.event("c", host: "db1", second: 3), heartbeat(host: "web1", second: 5, profile: "pet"),
-        ])
-        func hosts(_ scope: String) throws -> [[QueryValue]] {
-            var options = QueryOptions()
-            options.hosts = HostScope(parsing: scope)
-            return try store.query("SELECT DISTINCT host FROM events ORDER BY host", options: options).rows
-        }
-        #expect(try hosts("role=web") == [[.text("web1")], [.text("web2")]])
-        #expect(try hosts("role=web,env=prod") == [[.text("web1")]])
-        #expect(try hosts("env=prod") == [[.text("db1")], [.text("web1")]])
-        #expect(try hosts("db1,web2") == [[.text("db1")], [.text("web2")]])
-        #expect(try hosts("web1,role=db").isEmpty, "names and tags must both hold")
-        #expect(try hosts("role=nothing").isEmpty)
-        #expect(try hosts("all").count == 3)
+    @Test(arguments: Engine.allCases)
+    func tagsSelectHostsAndHeartbeatsFillTheRegistry(engine: Engine) async throws {
+        let heartbeats = [
+            heartbeat(host: "web1", second: 5, profile: "pet"), heartbeat(host: "web1", second: 9, profile: "cattle"),
+            heartbeat(host: "web1", second: 7, profile: "pet"),
+        ]
+        try await engine.withStore { store in
+            try await store.register(hosts: ["web1": ["role": "web", "env": "prod"], "web2": ["role": "web", "env": "dev"], "db1": ["role": "db", "env": "prod"], "spare": [:]])
+            _ = try await store.ingest([
+                event("a", host: "web1", second: 1), event("b", host: "web2", second: 2), event("c", host: "db1", second: 3), heartbeats[0],
+            ])
+            func hosts(_ scope: String) async throws -> [[QueryValue]] {
+                var options = QueryOptions()
+                options.hosts = HostScope(parsing: scope)
+                return try await store.query("SELECT DISTINCT host FROM events ORDER BY host", options: options).rows
+            }
+            #expect(try await hosts("role=web") == [[.text("web1")], [.text("web2")]])
+            #expect(try await hosts("role=web,env=prod") == [[.text("web1")]])
+            #expect(try await hosts("env=prod") == [[.text("db1")], [.text("web1")]])
+            #expect(try await hosts("db1,web2") == [[.text("db1")], [.text("web2")]])
+            #expect(try await hosts("web1,role=db").isEmpty, "names and tags must both hold")
+            #expect(try await hosts("role=nothing").isEmpty)
+            #expect(try await hosts("all").count == 3)
 
-        let registry = try store.query(
-            "SELECT name, tags, level, agent_version, events_per_second, bytes_per_day, lost_total, events, first_seen FROM hosts ORDER BY name")
-        #expect(registry.rows[0] == [.text("db1"), .text("env=prod,role=db"), .null, .null, .null, .null, .null, .integer(1), .text("2026-11-23T10:00:03.000Z")])
-        #expect(registry.rows[1] == [.text("spare"), .null, .null, .null, .null, .null, .null, .integer(0), .null], "registered, never seen")
-        #expect(registry.rows[2] == [.text("web1"), .text("env=prod,role=web"), .text("pet"), .text("0.9.0"), .real(25), .real(1100.0 / 10 * 86_400), .integer(3), .integer(2), .text("2026-11-23T10:00:01.000Z")])
-        // A host registered but never seen does not count as gone silent.
-        #expect(try await store.hosts(silentSince: Int64.max).map(\.name).sorted() == ["db1", "web1", "web2"])
-        // An older heartbeat arriving late does not overwrite a newer one.
-        _ = try store.ingest(lines: [heartbeat(host: "web1", second: 9, profile: "cattle"), heartbeat(host: "web1", second: 7, profile: "pet")])
-        #expect(try store.query("SELECT level FROM hosts WHERE name = 'web1'").rows == [[.text("cattle")]])
+            let registry = try await store.read(
+                "SELECT name, tags, level, agent_version, events_per_second, bytes_per_day, lost_total, events, first_seen FROM hosts ORDER BY name")
+            #expect(registry.rows[0] == [.text("db1"), .text("env=prod,role=db"), .null, .null, .null, .null, .null, .integer(1), .text("2026-11-23T10:00:03.000Z")])
+            #expect(registry.rows[1] == [.text("spare"), .null, .null, .null, .null, .null, .null, .integer(0), .null], "registered, never seen")
+            #expect(registry.rows[2] == [.text("web1"), .text("env=prod,role=web"), .text("pet"), .text("0.9.0"), .real(25), .real(1100.0 / 10 * 86_400), .integer(3), .integer(2), .text("2026-11-23T10:00:01.000Z")])
+            // A host registered but never seen does not count as gone silent.
+            #expect(try await store.hosts(silentSince: Int64.max).map(\.name).sorted() == ["db1", "web1", "web2"])
+            // An older heartbeat arriving late does not overwrite a newer one.
+            _ = try await store.ingest([heartbeats[1], heartbeats[2]])
+            #expect(try await store.read("SELECT level FROM hosts WHERE name = 'web1'").rows == [[.text("cattle")]])
+        }
     }
 
-    @Test func retentionDropsWholeDaysBeforeTheCutoff() async throws {
-        let (store, folder) = try fixture.store()
-        defer { try? FileManager.default.removeItem(at: folder) }
+    @Test(arguments: Engine.allCases)
+    func retentionDropsWholeDaysBeforeTheCutoff(engine: Engine) async throws {
         func event(_ id: String, day: Int, hour: Int) -> Substring {
             Substring(#"{"@timestamp":"2026-11-\#(day)T\#(String(format: "%02d", hour)):00:00.000Z","event":{"kind":"event","action":"process-started","id":"\#(id)"},"host":{"name":"h"}}"#)
         }
-        _ = try store.ingest(lines: [event("a", day: 20, hour: 1), event("b", day: 20, hour: 23), event("c", day: 21, hour: 0), event("d", day: 22, hour: 12), event("e", day: 23, hour: 0)])
-        // A cutoff in the middle of the 22nd keeps the whole 22nd.
-        let dropped = try await store.dropDays(before: try #require(CivilTime.milliseconds(iso8601: "2026-11-22T15:00:00Z")))
-        #expect(dropped == 2)
-        #expect(try store.query("SELECT id FROM events ORDER BY id").rows == [[.text("d")], [.text("e")]])
+        let cutoff = try #require(CivilTime.milliseconds(iso8601: "2026-11-22T15:00:00Z"))
+        let lines = [event("a", day: 20, hour: 1), event("b", day: 20, hour: 23), event("c", day: 21, hour: 0), event("d", day: 22, hour: 12), event("e", day: 23, hour: 0)]
+        try await engine.withStore { store in
+            _ = try await store.ingest(lines)
+            // A cutoff in the middle of the 22nd keeps the whole 22nd.
+            #expect(try await store.dropDays(before: cutoff) == 2)
+            #expect(try await store.read("SELECT id FROM events ORDER BY id").rows == [[.text("d")], [.text("e")]])
+        }
     }
 
-    @Test func parentExecutableIsAColumn() throws {
-        let (store, folder) = try fixture.store()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        _ = try store.ingest(lines: [
-            #"{"@timestamp":"2026-11-23T10:00:00Z","event":{"action":"process-started","category":["process"],"id":"x"},"host":{"name":"h"},"process":{"executable":"/usr/bin/curl","parent":{"executable":"/usr/sbin/nginx","entity_id":"p"}}}"#
-        ])
-        let rare = try #require(try store.hunt(named: "rare-parent-child"))
-        #expect(try store.query(rare.sql).rows.first?.prefix(2) == [.text("/usr/sbin/nginx"), .text("/usr/bin/curl")])
+    @Test(arguments: Engine.allCases)
+    func parentExecutableIsAColumn(engine: Engine) async throws {
+        try await engine.withStore { store in
+            _ = try await store.ingest([
+                #"{"@timestamp":"2026-11-23T10:00:00Z","event":{"action":"process-started","category":["process"],"id":"x"},"host":{"name":"h"},"process":{"executable":"/usr/bin/curl","parent":{"executable":"/usr/sbin/nginx","entity_id":"p"}}}"#
+            ])
+            let rare = try #require(try await store.hunt(named: "rare-parent-child"))
+            #expect(try await store.read(rare.sql).rows.first?.prefix(2) == [.text("/usr/sbin/nginx"), .text("/usr/bin/curl")])
+        }
     }
 }

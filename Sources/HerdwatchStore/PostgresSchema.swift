@@ -1,0 +1,171 @@
+import Foundation
+import HerdwatchEvents
+
+/// The PostgreSQL schema: the same tables as SQLite's, with events and alerts partitioned by day.
+enum PostgresSchema {
+    static let dayMilliseconds: Int64 = 86_400_000
+    /// The advisory lock that serialises schema changes between servers ("Hwatch").
+    static let lockKey: Int64 = 0x4877_6174_6368
+    /// SQLSTATE of a row for which no partition exists (check_violation: "no partition of relation … found for row").
+    static let noPartition = "23514"
+
+    /// `event_store` columns that hold integers (all others text, and `json` JSON).
+    static let integerColumns: Set<String> = ["time", "pid", "destination_port"]
+
+    enum PartitionedTable: String {
+        case events = "event_store"
+        case alerts = "alert_store"
+
+        /// `event_store_20261123` for the day (days since the epoch) of 2026-11-23.
+        func partition(day: Int64) -> String {
+            let civil = CivilTime(secondsSinceEpoch: day * 86_400)
+            func padded(_ value: Int64, _ width: Int) -> String {
+                let text = String(value)
+                return String(repeating: "0", count: max(0, width - text.count)) + text
+            }
+            return "\(rawValue)_\(padded(civil.year, 4))\(padded(civil.month, 2))\(padded(civil.day, 2))"
+        }
+
+        func createPartition(day: Int64) -> String {
+            "CREATE TABLE IF NOT EXISTS \(partition(day: day)) PARTITION OF \(rawValue) FOR VALUES FROM (\(day * dayMilliseconds)) TO (\((day + 1) * dayMilliseconds))"
+        }
+    }
+
+    /// The day (since the epoch) of a partition's name, nil for other names.
+    static func day(ofPartition name: String) -> Int64? {
+        guard let separator = name.lastIndex(of: "_") else { return nil }
+        let digits = name[name.index(after: separator)...]
+        guard digits.count == 8, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        let text = "\(digits.prefix(4))-\(digits.dropFirst(4).prefix(2))-\(digits.suffix(2))T00:00:00Z"
+        return CivilTime.milliseconds(iso8601: text).map { $0.dividedRoundingDown(by: dayMilliseconds) }
+    }
+
+    /// Idempotent statements, run in order by `PostgresStore.prepare()` under the advisory lock.
+    static let statements: [String] = [
+        """
+        CREATE TABLE IF NOT EXISTS event_store (
+            id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            time BIGINT NOT NULL,
+            kind TEXT, action TEXT, category TEXT, outcome TEXT, module TEXT,
+            pid BIGINT, executable TEXT, command_line TEXT, entity_id TEXT, parent_entity_id TEXT, parent_executable TEXT,
+            user_name TEXT, source_ip TEXT, destination_ip TEXT, destination_port BIGINT, file_path TEXT,
+            tags TEXT, json JSON NOT NULL,
+            UNIQUE (id, time)
+        ) PARTITION BY RANGE (time)
+        """,
+        // Indexes on the partitioned table: every day partition gets its own.
+        "CREATE INDEX IF NOT EXISTS event_host_time ON event_store (host, time)",
+        "CREATE INDEX IF NOT EXISTS event_time ON event_store (time)",
+        "CREATE INDEX IF NOT EXISTS event_action_time ON event_store (action, time)",
+        "CREATE INDEX IF NOT EXISTS event_executable ON event_store (executable)",
+        "CREATE INDEX IF NOT EXISTS event_user ON event_store (user_name)",
+        "CREATE INDEX IF NOT EXISTS event_destination ON event_store (destination_ip)",
+        "CREATE INDEX IF NOT EXISTS event_entity ON event_store (entity_id)",
+        "CREATE INDEX IF NOT EXISTS event_parent_child ON event_store (parent_executable, executable)",
+        "CREATE INDEX IF NOT EXISTS event_action_executable ON event_store (action, executable)",
+        // Full text over command lines: WHERE to_tsvector('simple', command_line) @@ to_tsquery('simple', 'curl & wget').
+        "CREATE INDEX IF NOT EXISTS event_command_line ON event_store USING GIN (to_tsvector('simple', command_line))",
+        // The hosts registry: hosts known from the tokens file before they send anything (first and
+        // last seen NULL), their tags, and their agent's figures from heartbeats.
+        """
+        CREATE TABLE IF NOT EXISTS host_store (
+            name TEXT PRIMARY KEY,
+            first_seen BIGINT, last_seen BIGINT,
+            events BIGINT NOT NULL DEFAULT 0,
+            tags TEXT, level TEXT, agent_version TEXT, events_per_second DOUBLE PRECISION, bytes_per_day DOUBLE PRECISION,
+            rss_bytes BIGINT, cpu_percent DOUBLE PRECISION, lost_total BIGINT, health_time BIGINT
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS alert_store (
+            id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            time BIGINT NOT NULL,
+            rule_id TEXT NOT NULL, rule_title TEXT NOT NULL, level TEXT NOT NULL, severity BIGINT NOT NULL,
+            correlation TEXT, entity_id TEXT, pid BIGINT, executable TEXT, command_line TEXT, user_name TEXT,
+            event_ids TEXT, tags TEXT, stored_at BIGINT NOT NULL, json JSON NOT NULL,
+            UNIQUE (id, time)
+        ) PARTITION BY RANGE (time)
+        """,
+        "CREATE INDEX IF NOT EXISTS alert_host_time ON alert_store (host, time)",
+        "CREATE INDEX IF NOT EXISTS alert_time ON alert_store (time)",
+        "CREATE INDEX IF NOT EXISTS alert_rule ON alert_store (rule_id)",
+        """
+        CREATE TABLE IF NOT EXISTS hunt_store (
+            name TEXT PRIMARY KEY,
+            sql TEXT NOT NULL,
+            description TEXT,
+            hosts TEXT,
+            saved_at BIGINT NOT NULL
+        )
+        """,
+        // SQLite's json_extract(json, '$.a.b') for the hunts written for it (objects only, as text).
+        """
+        CREATE OR REPLACE FUNCTION json_extract(document json, path text) RETURNS text
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE
+            AS $$ SELECT document #>> string_to_array(regexp_replace(path, '^\\$\\.?', ''), '.') $$
+        """,
+    ]
+
+    /// Every column goes in as one array parameter; the new events' ids come back.
+    static var insertEvents: String {
+        let columns = StoredEvent.columns
+        let arrays = columns.enumerated().map { "$\($0.offset + 1)::\(integerColumns.contains($0.element) ? "int8" : "text")[]" }
+        let values = columns.map { $0 == "json" ? "json::json" : $0 }
+        return """
+            INSERT INTO event_store (\(columns.joined(separator: ", ")))
+            SELECT \(values.joined(separator: ", ")) FROM unnest(\(arrays.joined(separator: ", "))) AS batch(\(columns.joined(separator: ", ")))
+            ON CONFLICT (id, time) DO NOTHING RETURNING id
+            """
+    }
+
+    static let upsertHosts = """
+        INSERT INTO host_store (name, first_seen, last_seen, events)
+        SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
+        ON CONFLICT (name) DO UPDATE SET last_seen = greatest(host_store.last_seen, excluded.last_seen),
+            first_seen = least(host_store.first_seen, excluded.first_seen), events = host_store.events + excluded.events
+        """
+
+    /// A heartbeat's figures, unless a newer heartbeat's are there (NULL figures leave a column).
+    static let updateHealth = """
+        UPDATE host_store SET \(HostHealth.columnNames.enumerated().map { "\($0.element) = coalesce($\($0.offset + 1), \($0.element))" }.joined(separator: ", ")),
+            health_time = $\(HostHealth.columnNames.count + 1)
+        WHERE name = $\(HostHealth.columnNames.count + 2) AND coalesce(health_time, 0) <= $\(HostHealth.columnNames.count + 1)
+        """
+
+    static let registerHosts = """
+        INSERT INTO host_store (name, tags) SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT (name) DO UPDATE SET tags = excluded.tags
+        """
+
+    static let insertAlerts = """
+        INSERT INTO alert_store (id, host, time, rule_id, rule_title, level, severity, correlation, entity_id, pid, executable,
+            command_line, user_name, event_ids, tags, stored_at, json)
+        SELECT id, host, time, rule_id, rule_title, level, severity, correlation, entity_id, pid, executable,
+            command_line, user_name, event_ids, tags, stored_at, json::json
+        FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[],
+            $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::text[])
+            AS batch(id, host, time, rule_id, rule_title, level, severity, correlation, entity_id, pid, executable,
+            command_line, user_name, event_ids, tags, stored_at, json)
+        ON CONFLICT (id, time) DO NOTHING RETURNING id
+        """
+
+    /// The hunts a new database starts with: SQLite's, in PostgreSQL's SQL where it differs
+    /// (HAVING cannot name an output column there).
+    static let defaultHunts: [Hunt] = Hunt.defaults.map { hunt in
+        var hunt = hunt
+        hunt.sql = hunt.sql.replacingOccurrences(of: "HAVING runs <= 2", with: "HAVING count(*) <= 2")
+        return hunt
+    }
+}
+
+extension SQLDialect {
+    /// `$1`, `$2`, …; times formatted exactly (integer milliseconds added to the epoch); views
+    /// `NOT MATERIALIZED`, so that a query naming several of them still uses the indexes.
+    static let postgres = SQLDialect(
+        placeholder: { "$\($0)" },
+        timestamp: { "to_char(TIMESTAMP 'epoch' + \($0) * INTERVAL '1 millisecond', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')" },
+        never: "false",
+        inlinedView: " NOT MATERIALIZED")
+}

@@ -1,0 +1,199 @@
+import Foundation
+import HerdwatchEvents
+import Testing
+
+@testable import HerdwatchStore
+
+/// What every engine must do alike: the same lines, queries and refusals give the same answers.
+@Suite struct SharedStoreTests {
+    @Test(arguments: Engine.allCases)
+    func eventsAreStoredOnceAndBadLinesAreNamed(engine: Engine) async throws {
+        try await engine.withStore { store in
+            let first = try await store.ingest([
+                event("a", host: "web1", second: 1), "not json", event("b", host: "web1", second: 2),
+                #"{"@timestamp":"2026-11-23T10:00:00Z","event":{"id":"c"}}"#, "", event("a", host: "web1", second: 1),
+            ])
+            #expect(first.inserted == 2 && first.insertedLines == [0, 2] && first.duplicates == 1)
+            #expect(first.rejected == [
+                IngestResult.Rejection(line: 2, reason: "not a JSON object"),
+                IngestResult.Rejection(line: 4, reason: "no host.name (for logs without node=, replay with --host-name)"),
+            ])
+            let again = try await store.ingest(lines: [event("a", host: "web1", second: 1), event("c", host: "web2", second: 3)], allOrNothing: false)
+            #expect(again.inserted == 1 && again.duplicates == 1 && again.insertedLines == [1])
+            // All or nothing: a batch with a bad line stores none of its events.
+            let refused = try await store.ingest(lines: [event("d", host: "web1", second: 4), "{"], allOrNothing: true)
+            #expect(refused.inserted == 0 && refused.rejected.map(\.line) == [2])
+            #expect(try await store.read("SELECT count(*) FROM events").rows == [[.integer(3)]])
+            let hosts = try await store.query("SELECT name, events, first_seen, last_seen FROM hosts ORDER BY name", options: QueryOptions())
+            #expect(hosts.rows == [
+                [.text("web1"), .integer(2), .text("2026-11-23T10:00:01.000Z"), .text("2026-11-23T10:00:02.000Z")],
+                [.text("web2"), .integer(1), .text("2026-11-23T10:00:03.000Z"), .text("2026-11-23T10:00:03.000Z")],
+            ])
+            #expect(try await store.hosts(silentSince: CivilTime.milliseconds(iso8601: "2026-11-23T10:00:03Z") ?? 0).map(\.name) == ["web1"])
+        }
+    }
+
+    /// An agent's batch (the HTTP and NATS ingest): all or nothing, every event from its host.
+    @Test(arguments: Engine.allCases)
+    func anAgentBatchIsStoredWholeOrNotAtAll(engine: Engine) async throws {
+        try await engine.withStore { store in
+            let bad = try await store.ingest(lines: [event("a", host: "web1", second: 1), "{\"broken", event("b", host: "web1", second: 2)], host: "web1")
+            #expect(bad.inserted == 0 && bad.rejected.map(\.line) == [2])
+            let foreign = try await store.ingest(lines: [event("a", host: "web1", second: 1), event("x", host: "db1", second: 2)], host: "web1")
+            #expect(foreign.inserted == 0 && foreign.rejected == [
+                IngestResult.Rejection(line: 2, reason: "host.name 'db1' is not the token's host 'web1'")
+            ])
+            #expect(try await store.read("SELECT count(*) FROM events").rows == [[.integer(0)]])
+            let good = try await store.ingest(lines: [event("a", host: "web1", second: 1), event("b", host: "web1", second: 2)], host: "web1")
+            #expect(good.inserted == 2 && good.insertedLines == [0, 1])
+            let resent = try await store.ingest(lines: [event("a", host: "web1", second: 1), event("b", host: "web1", second: 2)], host: "web1")
+            #expect(resent.inserted == 0 && resent.duplicates == 2)
+        }
+    }
+
+    static let refusals: [(String, String)] = [
+        ("INSERT INTO events (id) VALUES ('x')", "INSERT statements are not allowed"),
+        ("update events set host = 'x'", "UPDATE statements are not allowed"),
+        ("DELETE FROM events", "DELETE statements are not allowed"),
+        ("DROP TABLE events", "DROP statements are not allowed"),
+        ("CREATE TABLE x (a)", "CREATE statements are not allowed"),
+        ("ALTER TABLE events ADD COLUMN x", "ALTER statements are not allowed"),
+        ("ATTACH DATABASE '/tmp/x.db' AS x", "ATTACH statements are not allowed"),
+        ("DETACH DATABASE x", "DETACH statements are not allowed"),
+        ("PRAGMA journal_mode = DELETE", "PRAGMA statements are not allowed"),
+        ("/* hidden */ VACUUM", "VACUUM statements are not allowed"),
+        ("SELECT 1; DELETE FROM events", "one statement at a time"),
+        ("SELECT * FROM event_store", "'event_store' is not queryable"),
+        ("SELECT * FROM \"host_store\"", "'host_store' is not queryable"),
+        ("SELECT * FROM alert_store", "'alert_store' is not queryable"),
+        ("SELECT * FROM hunt_store", "'hunt_store' is not queryable"),
+        ("SELECT name FROM sqlite_master", "'sqlite_master' is not queryable"),
+        ("SELECT * FROM main.events", "schema names are not allowed"),
+        ("", "empty query"),
+    ]
+
+    @Test(arguments: Engine.allCases)
+    func onlyReadingQueriesOverTheViewsRun(engine: Engine) async throws {
+        try await engine.withStore { store in
+            _ = try await store.ingest([event("a", host: "web1", second: 1)])
+            for (sql, refusal) in Self.refusals {
+                do {
+                    _ = try await store.read(sql)
+                    Issue.record("\(sql) was not refused")
+                } catch let error as QueryError {
+                    #expect("\(error)".contains(refusal), "\(sql): \(error)")
+                }
+                do {
+                    try await store.save(Hunt(name: "h", sql: sql))
+                    Issue.record("\(sql) was saved as a hunt")
+                } catch is QueryError {}
+            }
+            #expect(try await store.read("SELECT count(*) FROM events").rows == [[.integer(1)]], "nothing changed")
+            #expect(try await store.read("SELECT count(*) FROM hosts").rows == [[.integer(1)]], "nothing changed")
+        }
+    }
+
+    @Test(arguments: Engine.allCases)
+    func queriesSeeOnlyTheirHostsAndTime(engine: Engine) async throws {
+        try await engine.withStore { store in
+            _ = try await store.ingest([
+                event("a", host: "web1", second: 1), event("b", host: "web2", second: 2),
+                event("c", host: "db1", second: 3, action: "network-connected", category: "network"),
+                event("d", host: "web1", second: 40, executable: "/usr/bin/curl"),
+            ])
+            var options = QueryOptions()
+            options.hosts = HostScope(parsing: "web1,web2")
+            #expect(try await store.query("SELECT id FROM events ORDER BY id", options: options).rows == [[.text("a")], [.text("b")], [.text("d")]])
+            #expect(try await store.query("SELECT count(*) FROM hosts", options: options).rows == [[.integer(2)]])
+            #expect(try await store.query("SELECT count(*) FROM network", options: options).rows == [[.integer(0)]])
+            // Their own common table expressions still work, behind ours.
+            #expect(
+                try await store.query("WITH recent AS (SELECT * FROM processes WHERE pid > 10) SELECT executable FROM recent", options: options).rows
+                    == [[.text("/usr/bin/curl")]])
+            #expect(
+                try await store.query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT count(*) FROM n, hosts", options: options).rows
+                    == [[.integer(6)]])
+            options.since = CivilTime.milliseconds(iso8601: "2026-11-23T10:00:02Z")
+            options.until = CivilTime.milliseconds(iso8601: "2026-11-23T10:00:30Z")
+            #expect(try await store.query("SELECT id, timestamp FROM events", options: options).rows == [[.text("b"), .text("2026-11-23T10:00:02.000Z")]])
+            #expect(try await store.query("SELECT json_extract(json, '$.process.entity_id') FROM events", options: options).rows == [[.text("e-b")]])
+            let columns = try await store.query("SELECT id, host AS machine FROM events WHERE id = 'none'", options: options)
+            #expect(columns.columns == ["id", "machine"] && columns.rows.isEmpty && !columns.truncated)
+
+            var limited = QueryOptions()
+            limited.limit = 2
+            let page = try await store.query("SELECT id FROM events ORDER BY id", options: limited)
+            #expect(page.rows == [[.text("a")], [.text("b")]] && page.truncated && page.columns == ["id"])
+            limited.limit = 4
+            #expect(try await !store.query("SELECT id FROM events ORDER BY id", options: limited).truncated, "exactly the limit is not truncated")
+            // What the database itself rejects is reported with its words.
+            do {
+                _ = try await store.read("SELECT no_such_column FROM events")
+                Issue.record("an unknown column was not reported")
+            } catch let error as QueryError {
+                guard case .invalid(let message) = error else {
+                    Issue.record("\(error)")
+                    return
+                }
+                #expect(message.contains("no_such_column"), "\(message)")
+            }
+        }
+    }
+
+    @Test(arguments: Engine.allCases)
+    func aQueryThatRunsTooLongIsStopped(engine: Engine) async throws {
+        try await engine.withStore { store in
+            var options = QueryOptions()
+            options.timeoutSeconds = 0.3
+            let started = Date()
+            await #expect(throws: QueryError.timedOut(0.3)) {
+                _ = try await store.query(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n", options: options)
+            }
+            #expect(Date().timeIntervalSince(started) < 5)
+            // The store still answers after a stopped query.
+            let after = try await store.read("SELECT count(*) FROM events")
+            #expect(after.rows == [[.integer(0)]])
+        }
+    }
+
+    /// Alerts: stored once by id, seen through the `alerts` view within the query's host and time scope.
+    @Test(arguments: Engine.allCases)
+    func alertsAreStoredOnceAndScopedLikeEvents(engine: Engine) async throws {
+        try await engine.withStore { store in
+            #expect(try await store.store(alerts: [alert("a", host: "web1", time: 1000), alert("b", host: "db1", time: 2000)]) == 2)
+            #expect(try await store.store(alerts: [alert("a", host: "web1", time: 1000)]) == 0, "the same alert again is not stored twice")
+            var options = QueryOptions()
+            options.hosts = .names(["web1"])
+            let scoped = try await store.query("SELECT rule_id, host, event_ids, timestamp, severity FROM alerts", options: options)
+            #expect(scoped.rows == [[.text("rule-a"), .text("web1"), .text("ev-a"), .text("1970-01-01T00:00:01.000Z"), .integer(73)]])
+            options.hosts = .all
+            options.since = 1500
+            #expect(try await store.query("SELECT rule_id FROM alerts", options: options).rows == [[.text("rule-b")]])
+            await #expect(throws: QueryError.self) { try await store.read("SELECT * FROM alert_store") }
+        }
+    }
+
+    /// Saved hunts: a store starts with the default ones; a hunt is saved only if its query would be
+    /// allowed, replaced by name, run like any query, and deleted.
+    @Test(arguments: Engine.allCases)
+    func huntsAreSavedCheckedRunAndDeleted(engine: Engine) async throws {
+        try await engine.withStore { store in
+            let defaults = try await store.hunts()
+            #expect(defaults.map(\.name) == Hunt.defaults.map(\.name).sorted())
+            for hunt in defaults { _ = try await store.read(hunt.sql) }  // every default runs on an empty store
+            _ = try await store.ingest([event("a", host: "web1", second: 1, executable: "/bin/bash")])
+            for hunt in defaults { _ = try await store.read(hunt.sql) }  // and on one with an event
+            try await store.save(Hunt(name: "shells", sql: "SELECT count(*) FROM processes WHERE executable LIKE '%sh'", hosts: "web1"))
+            try await store.save(Hunt(name: "shells", sql: "SELECT count(*) FROM processes WHERE executable LIKE '%/bash'", hosts: "web1,web2"))
+            let saved = try #require(try await store.hunt(named: "shells"))
+            #expect(saved.sql.hasSuffix("'%/bash'") && saved.hosts == "web1,web2")
+            #expect(try await store.read(saved.sql).rows == [[.integer(1)]])
+            await #expect(throws: QueryError.self) { try await store.save(Hunt(name: "wipe", sql: "DELETE FROM events")) }
+            await #expect(throws: QueryError.self) { try await store.save(Hunt(name: "bad name!", sql: "SELECT 1")) }
+            #expect(try await store.deleteHunt(named: "shells"))
+            #expect(try await !store.deleteHunt(named: "shells"))
+            #expect(try await store.hunt(named: "shells") == nil)
+        }
+    }
+}
