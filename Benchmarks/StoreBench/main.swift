@@ -49,14 +49,18 @@ try await store.register(hosts: Dictionary(uniqueKeysWithValues: hostNames.enume
     (name, ["role": roles[index % roles.count], "env": index % 10 == 0 ? "staging" : "prod"])
 }))
 
-// Ingest: lines are made and parsed on the caller; batches of 5000 as an HTTP ingest would take them.
+// Ingest in batches of 5000, as agents' HTTP batches arrive. The next batch's lines are made on
+// another task while the store ingests this one, so making them is not counted as ingest time.
 let batch = 5000
 let clock = ContinuousClock()
 var stored = 0
 let ingestStart = clock.now
 var lastReport = clock.now
+func makeBatch(_ start: Int) -> [Substring] { (start..<min(start + batch, count)).map { Substring(line($0)) } }
+var next = Task { makeBatch(0) }
 for start in stride(from: 0, to: count, by: batch) {
-    let lines = (start..<min(start + batch, count)).map { Substring(line($0)) }
+    let lines = await next.value
+    if start + batch < count { next = Task { makeBatch(start + batch) } }
     let result = try await store.ingest(lines: lines, allOrNothing: false)
     stored += result.inserted
     if clock.now - lastReport > .seconds(30) {

@@ -42,9 +42,11 @@ import Testing
                  "--host-name", "web1.example", "--process-events", "none", "--auth-log", "none",
                  "--heartbeat-interval", "0"] + sinks,
                 standardError: folder.appendingPathComponent("agent.log").path)
-            waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(pid) }
+            // Generous waits (they end as soon as the agent is ready): a loaded CI machine can be slow.
+            waitUntil(seconds: 30) { (try? netlink.status().pid) == UInt32(pid) }
             // Registered first, rules next: an exec before they load is not audited.
-            waitUntil(seconds: 5) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
+            waitUntil(seconds: 30) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
+            #expect((try? netlink.status().pid) == UInt32(pid), "the agent owns the audit socket")
             return pid
         }
 
