@@ -20,7 +20,7 @@ public final class EventStore: FleetStore {
         // temporary b-trees in memory. Commits stay fsynced (WAL, synchronous FULL): an ingest is
         // acknowledged only once it is on disk.
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY")
+            try db.execute(sql: "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
@@ -165,7 +165,11 @@ public final class EventStore: FleetStore {
         var seen: [String: (first: Int64, last: Int64, count: Int)] = [:]
         var heartbeats: [StoredEvent] = []
         for row in rows {
-            try insert.execute(arguments: StatementArguments([row.id, row.host, row.time] + row.values.map(\.databaseValue)))
+            var values = [row.id.databaseValue, row.host.databaseValue, row.time.databaseValue]
+            values.reserveCapacity(3 + row.values.count)
+            for value in row.values { values.append(value.databaseValue) }
+            insert.setUncheckedArguments(StatementArguments(values))
+            try insert.execute()
             if db.changesCount == 1 {
                 inserted += 1
                 lines.append(row.line)
