@@ -106,16 +106,9 @@ public final class SilenceWatch: Service, Sendable {
 
     /// Checks every quarter of the silence (at most every 30 s) until cancelled or shut down.
     public func run() async throws {
-        // Stopping (cancellation on graceful shutdown) ends the loop; it is not an error.
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await self.check()
-                } catch {
-                    // The store is down or busy: the next round tries again.
-                }
-                try? await Task.sleep(for: self.interval)
-            }
+        await repeatUntilShutdown(every: interval) {
+            // The store down or busy: the next round tries again.
+            _ = try? await self.check()
         }
     }
 }

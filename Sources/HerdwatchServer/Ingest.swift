@@ -48,11 +48,6 @@ public struct IngestConfiguration: Sendable {
             }
         }
     }
-
-    /// Token → host, for tokens files without tags.
-    public static func tokens(parsing text: String, file: String) throws -> [String: String] {
-        try IngestConfiguration(parsing: text, file: file).tokens
-    }
 }
 
 public struct IngestSetupError: Error, CustomStringConvertible {

@@ -88,18 +88,25 @@ public struct Retention: Service {
     }
 
     public func run() async throws {
-        // Stopping (cancellation on graceful shutdown) ends the loop; it is not an error.
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - Int64(days) * 86_400_000
-                do {
-                    let dropped = try await store.dropDays(before: cutoff)
-                    if dropped > 0 { logger.info("retention dropped old days", metadata: ["days": "\(dropped)", "keep": "\(days)"]) }
-                } catch {
-                    logger.error("retention failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: .seconds(3600))
+        await repeatUntilShutdown(every: .seconds(3600)) {
+            let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - Int64(days) * 86_400_000
+            do {
+                let dropped = try await store.dropDays(before: cutoff)
+                if dropped > 0 { logger.info("retention dropped old days", metadata: ["days": "\(dropped)", "keep": "\(days)"]) }
+            } catch {
+                logger.error("retention failed", metadata: ["error": "\(error)"])
             }
+        }
+    }
+}
+
+/// Runs `round` now and then every `interval` until the task is cancelled or the service group
+/// shuts down gracefully; stopping is not an error.
+func repeatUntilShutdown(every interval: Duration, _ round: @escaping @Sendable () async -> Void) async {
+    await cancelWhenGracefulShutdown {
+        while !Task.isCancelled {
+            await round()
+            try? await Task.sleep(for: interval)
         }
     }
 }

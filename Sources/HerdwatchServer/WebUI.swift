@@ -63,7 +63,7 @@ public enum WebRoutes {
 
     static func addSignIn(to router: Router<BasicRequestContext>, users: UserDirectory, sessions: Sessions, logger: Logger) {
         router.get("/login") { request, _ in
-            Pages.page("Sign in", user: nil, Pages.signInForm(next: request.uri.queryParameters.get("next") ?? "/hosts", failed: false))
+            Pages.page("Sign in", signOut: false, Pages.signInForm(next: request.uri.queryParameters.get("next") ?? "/hosts", failed: false))
         }
         router.post("/login") { request, _ in
             var request = request
@@ -72,7 +72,7 @@ public enum WebRoutes {
             let next = Pages.localPath(form["next"])
             guard users.verify(name: name, password: form["password"] ?? "") else {
                 logger.warning("sign-in failed", metadata: ["user": "\(name)"])
-                var response = Pages.page("Sign in", user: nil, Pages.signInForm(next: next, failed: true))
+                var response = Pages.page("Sign in", signOut: false, Pages.signInForm(next: next, failed: true))
                 response.status = .unauthorized
                 return response
             }
@@ -161,7 +161,7 @@ struct Pages: Sendable {
             }
             body += "</tbody></table><p class=\"note\">\(result.rows.count) hosts. Cost/day: bytes kept per day at the last heartbeat's rate.</p>"
         }
-        return Self.page("Hosts", user: signIn ? "" : nil, body)
+        return page("Hosts", body)
     }
 
     // MARK: alerts
@@ -189,7 +189,7 @@ struct Pages: Sendable {
             <button type="submit">Show</button></form>
             """
         body += render(result, id: "alerts")
-        return Self.page("Alerts", user: signIn ? "" : nil, body)
+        return page("Alerts", body)
     }
 
     // MARK: events
@@ -202,14 +202,8 @@ struct Pages: Sendable {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: scope)
         options.limit = rows
-        var problems: [String] = []
-        for (name, text) in [("since", value("since")), ("until", value("until"))] where !text.isEmpty {
-            guard let time = QueryOptions.time(parsing: text) else {
-                problems.append("\(name): '\(text)' is not a time (ISO 8601 like 2026-11-23T10:00:00Z, or -1h, -30m, -7d)")
-                continue
-            }
-            if name == "since" { options.since = time } else { options.until = time }
-        }
+        let problems = options.setTimeBounds(
+            since: value("since").isEmpty ? nil : value("since"), until: value("until").isEmpty ? nil : value("until"))
         var conditions: [String] = []
         if !value("action").isEmpty { conditions.append("action = \(literal(value("action")))") }
         if !value("executable").isEmpty { conditions.append("executable LIKE \(literal("%" + value("executable") + "%"))") }
@@ -238,7 +232,7 @@ struct Pages: Sendable {
         } else {
             body += problems.map { "<div class=\"error\">\(escape($0))</div>" }.joined()
         }
-        return Self.page("Events", user: signIn ? "" : nil, body)
+        return page("Events", body)
     }
 
     // MARK: hunts
@@ -251,7 +245,7 @@ struct Pages: Sendable {
             body += "<td><code>\(escape(hunt.sql))</code></td></tr>"
         }
         body += "</tbody></table>"
-        return Self.page("Hunts", user: signIn ? "" : nil, body)
+        return page("Hunts", body)
     }
 
     // MARK: process tree
@@ -269,7 +263,7 @@ struct Pages: Sendable {
             return result?.rows.first
         }
         guard let this = await start(of: entity) else {
-            return Self.page("Process", user: signIn ? "" : nil, "<div class=\"error\">No event has process.entity_id \(escape(entity)).</div>", status: .notFound)
+            return page("Process", "<div class=\"error\">No event has process.entity_id \(escape(entity)).</div>", status: .notFound)
         }
         var ancestors: [(entity: String, row: [QueryValue]?, executable: String)] = []
         var parent = this[7].description
@@ -318,7 +312,7 @@ struct Pages: Sendable {
             <h2>What it did</h2>
             \(render(activity, id: "activity"))
             """
-        return Self.page("Process", user: signIn ? "" : nil, body)
+        return page("Process", body)
     }
 
     // MARK: query API
@@ -327,24 +321,15 @@ struct Pages: Sendable {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: hosts ?? "all")
         options.limit = max(1, min(limit ?? 1000, 100_000))
-        for (name, text) in [("since", since), ("until", until)] {
-            guard let text else { continue }
-            guard let time = QueryOptions.time(parsing: text) else {
-                return Self.json(.badRequest, ["error": "\(name): '\(text)' is not a time (ISO 8601, or -1h, -30m, -7d)"])
-            }
-            if name == "since" { options.since = time } else { options.until = time }
+        if let problem = options.setTimeBounds(since: since, until: until).first {
+            return Self.json(.badRequest, ["error": problem])
         }
         do {
             let result = try await store.query(sql, options: options)
             if format == "csv" {
-                func field(_ text: String) -> String {
-                    text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
-                }
-                let text = ([result.columns.map(field).joined(separator: ",")] + result.rows.map { $0.map { field($0.description) }.joined(separator: ",") })
-                    .joined(separator: "\n") + "\n"
-                return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+                return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: result.csv)))
             }
-            let rows: [[Any]] = result.rows.map { $0.map(Self.jsonValue) }
+            let rows: [[Any]] = result.rows.map { $0.map(\.jsonObject) }
             return Self.json(.ok, ["columns": result.columns, "rows": rows, "truncated": result.truncated])
         } catch let error as QueryError {
             if case .timedOut = error { return Self.json(.requestTimeout, ["error": "\(error)"]) }
@@ -428,16 +413,6 @@ struct Pages: Sendable {
         return String(format: "%.0f B", number)
     }
 
-    static func jsonValue(_ value: QueryValue) -> Any {
-        switch value {
-        case .null: NSNull()
-        case .integer(let number): number
-        case .real(let number): number
-        case .text(let text): text
-        case .blob: value.description
-        }
-    }
-
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response { IngestRoutes.reply(status, object) }
 
     /// `a=1&b=x+y` (application/x-www-form-urlencoded) to a dictionary.
@@ -468,17 +443,21 @@ struct Pages: Sendable {
         """
     }
 
-    static func page(_ title: String, user: String?, _ body: String, status: HTTPResponse.Status = .ok) -> Response {
-        let navigation = ["Hosts": "/hosts", "Alerts": "/alerts", "Events": "/events", "Hunts": "/hunts"]
-            .sorted { ["Hosts", "Alerts", "Events", "Hunts"].firstIndex(of: $0.key)! < ["Hosts", "Alerts", "Events", "Hunts"].firstIndex(of: $1.key)! }
-            .map { "<a href=\"\($0.value)\"\($0.key == title ? " class=\"here\"" : "")>\($0.key)</a>" }.joined()
-        let signOut = user != nil ? "<form method=\"post\" action=\"/logout\" class=\"signout\"><button>Sign out</button></form>" : ""
+    /// A page of the signed-in part: with a sign-out button when sign-in is on.
+    func page(_ title: String, _ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        Self.page(title, signOut: signIn, body, status: status)
+    }
+
+    static func page(_ title: String, signOut: Bool, _ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        let navigation = [("Hosts", "/hosts"), ("Alerts", "/alerts"), ("Events", "/events"), ("Hunts", "/hunts")]
+            .map { name, path in "<a href=\"\(path)\"\(name == title ? " class=\"here\"" : "")>\(name)</a>" }.joined()
+        let signOutForm = signOut ? "<form method=\"post\" action=\"/logout\" class=\"signout\"><button>Sign out</button></form>" : ""
         let html = """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(title)) · Herdwatch</title>
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <style>\(stylesheet)</style></head>
-            <body><header><span class="brand">Herdwatch</span><nav>\(navigation)</nav>\(signOut)</header>
+            <body><header><span class="brand">Herdwatch</span><nav>\(navigation)</nav>\(signOutForm)</header>
             <main><h1>\(escape(title))</h1>
             \(body)
             </main></body></html>

@@ -125,7 +125,9 @@ public final class EventStore: FleetStore {
         let batch: [StoredEvent]
         (batch, result.rejected) = StoredEvent.parse(lines)
         if allOrNothing && !result.rejected.isEmpty { return result }
-        (result.inserted, result.duplicates, result.insertedLines) = try pool.write { db in try Self.insert(batch, into: db) }
+        result.insertedLines = try pool.write { db in try Self.insert(batch, into: db) }
+        result.inserted = result.insertedLines.count
+        result.duplicates = batch.count - result.inserted
         return result
     }
 
@@ -136,12 +138,15 @@ public final class EventStore: FleetStore {
         let batch: [StoredEvent]
         (batch, result.rejected) = StoredEvent.parse(lines, host: host)
         guard result.rejected.isEmpty else { return result }
-        (result.inserted, result.duplicates, result.insertedLines) = try await pool.write { db in try Self.insert(batch, into: db) }
+        result.insertedLines = try await pool.write { db in try Self.insert(batch, into: db) }
+        result.inserted = result.insertedLines.count
+        result.duplicates = batch.count - result.inserted
         return result
     }
 
-    /// Inserts rows not stored yet and counts hosts; returns (inserted, duplicates, lines inserted).
-    private static func insert(_ rows: [StoredEvent], into db: Database) throws -> (Int, Int, [Int]) {
+    /// Inserts rows not stored yet and counts hosts; returns the batch lines of the rows inserted
+    /// (the others were stored before).
+    private static func insert(_ rows: [StoredEvent], into db: Database) throws -> [Int] {
         let insert = try db.cachedStatement(
             sql: """
                 INSERT OR IGNORE INTO event_store (\(StoredEvent.columns.joined(separator: ", ")))
@@ -158,8 +163,6 @@ public final class EventStore: FleetStore {
                 UPDATE host_store SET \(HostHealth.columnNames.map { "\($0) = coalesce(?, \($0))" }.joined(separator: ", ")),
                     health_time = ? WHERE name = ? AND coalesce(health_time, 0) <= ?
                 """)
-        var inserted = 0
-        var duplicates = 0
         var lines: [Int] = []
         // One registry update per host and batch: (first, last, count) of what was new.
         var seen: [String: (first: Int64, last: Int64, count: Int)] = [:]
@@ -171,13 +174,10 @@ public final class EventStore: FleetStore {
             insert.setUncheckedArguments(StatementArguments(values))
             try insert.execute()
             if db.changesCount == 1 {
-                inserted += 1
                 lines.append(row.line)
                 let before = seen[row.host] ?? (row.time, row.time, 0)
                 seen[row.host] = (min(before.first, row.time), max(before.last, row.time), before.count + 1)
                 if row.health != nil { heartbeats.append(row) }
-            } else {
-                duplicates += 1
             }
         }
         for (name, figures) in seen {
@@ -185,9 +185,9 @@ public final class EventStore: FleetStore {
         }
         for row in heartbeats {
             guard let figures = row.health else { continue }
-            try health.execute(arguments: StatementArguments(figures.columns.map(\.value.databaseValue) + [row.time, row.host, row.time]))
+            try health.execute(arguments: StatementArguments(figures.values.map(\.databaseValue) + [row.time, row.host, row.time]))
         }
-        return (inserted, duplicates, lines)
+        return lines
     }
 
     /// Stores alerts (each once, by id); returns how many were new.
@@ -242,7 +242,6 @@ public final class EventStore: FleetStore {
         }
     }
 
-    public func hunt(named name: String) throws -> Hunt? { try hunts().first { $0.name == name } }
 
     /// Deletes a hunt; false when there was none of that name.
     @discardableResult
@@ -265,16 +264,10 @@ public final class EventStore: FleetStore {
     /// Runs one read-only query over the documented views, scoped and bounded (see `QueryGuard`).
     public func query(_ sql: String, options: QueryOptions = QueryOptions()) throws -> QueryResult {
         try QueryGuard.check(sql)
-        var hosts: [String]?
-        if !options.hosts.tags.isEmpty {
-            hosts = try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT name, tags FROM host_store ORDER BY name").compactMap { row in
-                    options.hosts.contains(name: row["name"], tagText: row["tags"]) ? row["name"] : nil
-                }
-            }
-        } else if !options.hosts.names.isEmpty {
-            hosts = options.hosts.names
+        let registry = !options.hosts.needsRegistry ? [] : try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, tags FROM host_store ORDER BY name").map { (name: $0["name"] as String, tagText: $0["tags"] as String?) }
         }
+        let hosts = options.hosts.resolved(registry: registry)
         let scoped = QueryGuard.scoped(sql, options: options, hosts: hosts)
         var configuration = Configuration()
         configuration.readonly = true

@@ -128,6 +128,16 @@ public struct HostScope: Sendable, Equatable, CustomStringConvertible {
         return tags.allSatisfy { hostTags[$0.key] == $0.value }
     }
 
+    /// Whether resolving the scope needs the hosts registry (it selects by tags).
+    var needsRegistry: Bool { !tags.isEmpty }
+
+    /// The host names a query is limited to, nil for every host. `registry` (name, stored tags) is
+    /// read only when the scope has tags.
+    func resolved(registry: [(name: String, tagText: String?)]) -> [String]? {
+        guard needsRegistry else { return names.isEmpty ? nil : names }
+        return registry.filter { contains(name: $0.name, tagText: $0.tagText) }.map(\.name)
+    }
+
     public var description: String {
         isAll ? "all" : (names + tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: ",")
     }
@@ -252,15 +262,14 @@ struct HostHealth: Sendable {
         lostTotal = agent["lost_total"] as? Int
     }
 
+    /// The registry columns it sets, in `values` order.
     static let columnNames = ["level", "agent_version", "events_per_second", "bytes_per_day", "rss_bytes", "cpu_percent", "lost_total"]
 
-    /// The registry columns it sets, with their values (nil values leave a column as it was).
-    var columns: [(name: String, value: ColumnValue)] {
+    /// The values of `columnNames` (nil values leave a column as it was).
+    var values: [ColumnValue] {
         [
-            ("level", ColumnValue(level)), ("agent_version", ColumnValue(agentVersion)),
-            ("events_per_second", ColumnValue(eventsPerSecond)), ("bytes_per_day", ColumnValue(bytesPerDay)),
-            ("rss_bytes", ColumnValue(residentBytes)), ("cpu_percent", ColumnValue(cpuPercent)),
-            ("lost_total", ColumnValue(lostTotal)),
+            ColumnValue(level), ColumnValue(agentVersion), ColumnValue(eventsPerSecond), ColumnValue(bytesPerDay),
+            ColumnValue(residentBytes), ColumnValue(cpuPercent), ColumnValue(lostTotal),
         ]
     }
 }

@@ -227,7 +227,7 @@ public final class PostgresStore: FleetStore {
             for row in new {
                 guard let health = row.health else { continue }
                 var healthBinds = PostgresBindings(capacity: HostHealth.columnNames.count + 2)
-                for column in health.columns { healthBinds.append(column.value) }
+                for value in health.values { healthBinds.append(value) }
                 healthBinds.append(row.time)
                 healthBinds.append(row.host)
                 try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.updateHealth, binds: healthBinds), logger: self.logger)
@@ -395,13 +395,12 @@ public final class PostgresStore: FleetStore {
 
     /// The names a host scope stands for (nil: every host); tags are looked up in the registry.
     private static func hosts(in scope: HostScope, on connection: PostgresConnection, logger: Logger) async throws -> [String]? {
-        guard !scope.tags.isEmpty else { return scope.names.isEmpty ? nil : scope.names }
-        var names: [String] = []
-        let rows = try await connection.query("SELECT name, tags FROM host_store ORDER BY name", logger: logger)
-        for try await (name, tags) in rows.decode((String, String?).self) where scope.contains(name: name, tagText: tags) {
-            names.append(name)
+        var registry: [(name: String, tagText: String?)] = []
+        if scope.needsRegistry {
+            let rows = try await connection.query("SELECT name, tags FROM host_store ORDER BY name", logger: logger)
+            for try await (name, tags) in rows.decode((String, String?).self) { registry.append((name, tags)) }
         }
-        return names
+        return scope.resolved(registry: registry)
     }
 
     /// The column names of a query that returned no rows: PostgreSQL sends them with the rows'

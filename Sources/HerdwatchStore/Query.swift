@@ -11,6 +11,21 @@ public struct QueryOptions: Sendable {
     public var timeoutSeconds: Double = 10
     public init() {}
 
+    /// Sets `since` and `until` from text as people write it (`time(parsing:)`); nil leaves a bound
+    /// open. Returns a message for each bound that is not a time.
+    public mutating func setTimeBounds(since sinceText: String?, until untilText: String?) -> [String] {
+        var problems: [String] = []
+        for (name, text) in [("since", sinceText), ("until", untilText)] {
+            guard let text else { continue }
+            guard let time = Self.time(parsing: text) else {
+                problems.append("\(name): '\(text)' is not a time (ISO 8601 like 2026-11-23T10:00:00Z, or -1h, -30m, -7d)")
+                continue
+            }
+            if name == "since" { since = time } else { until = time }
+        }
+        return problems
+    }
+
     /// A time bound as people write it: ISO 8601 (`2026-11-23T10:00:00Z`), or `-N` with s, m, h or
     /// d for that long before `now`; nil when it is neither.
     public static func time(parsing text: String, now: Date = Date()) -> Int64? {
@@ -56,6 +71,28 @@ public struct QueryResult: Sendable, Equatable {
     public var rows: [[QueryValue]]
     /// More rows than the limit matched.
     public var truncated: Bool
+
+    /// RFC 4180 CSV: a header line, then a line per row; fields with commas, quotes or newlines quoted.
+    public var csv: String {
+        func field(_ text: String) -> String {
+            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        return ([columns.map(field).joined(separator: ",")] + rows.map { $0.map { field($0.description) }.joined(separator: ",") })
+            .joined(separator: "\n") + "\n"
+    }
+}
+
+extension QueryValue {
+    /// The value for JSONSerialization: NSNull, a number or a string (a blob as its size).
+    public var jsonObject: Any {
+        switch self {
+        case .null: NSNull()
+        case .integer(let number): number
+        case .real(let number): number
+        case .text(let text): text
+        case .blob: description
+        }
+    }
 }
 
 public enum QueryError: Error, Sendable, Equatable, CustomStringConvertible {

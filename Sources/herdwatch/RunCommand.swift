@@ -78,13 +78,12 @@ struct RunCommand: AsyncParsableCommand {
         let hostName = agent.hostName ?? AgentRuntime.localHostName() ?? "localhost"
         agent.hostName = hostName
 
-        // The server, with one token: the agent's.
-        var server = try ServerCommand.parse(
-            ["--listen", listen, "--tokens", "/dev/null", "--retention-days", "\(retentionDays)", "--db", db ?? stateDir + "/events.db"]
+        // The server, with one token: the agent's (its --tokens file is not read).
+        let server = try ServerCommand.parse(
+            ["--listen", listen, "--tokens", "", "--retention-days", "\(retentionDays)", "--db", db ?? stateDir + "/events.db"]
                 + rules.flatMap { ["--rules", $0] } + (users.map { ["--users", $0] } ?? []))
-        server.tokens = try Self.token(in: stateDir, host: hostName)
-        var settings = try server.settings()
         let tokenFile = stateDir + "/agent-token"
+        var settings = try server.settings(ingest: IngestConfiguration(tokens: [try Self.token(in: tokenFile): hostName]))
         agent.httpURL = "http://127.0.0.1:\(settings.port)"
         agent.httpTokenFile = tokenFile
         settings.silenceSeconds = 0  // the agent is in this process: it cannot go silent without the server
@@ -100,20 +99,14 @@ struct RunCommand: AsyncParsableCommand {
         try await group.run()
     }
 
-    /// The agent's token (made once, kept in STATE-DIR/agent-token, mode 0600) and a tokens file
-    /// naming it for the server.
-    static func token(in directory: String, host: String) throws -> String {
-        let tokenFile = directory + "/agent-token"
-        var token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        if token.count < 16 {
-            var generator = SystemRandomNumberGenerator()
-            token = (0..<4).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined()
-            guard FileManager.default.createFile(atPath: tokenFile, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
-            else { throw ValidationError("cannot write \(tokenFile)") }
-        }
-        let tokensFile = directory + "/server-tokens"
-        guard FileManager.default.createFile(atPath: tokensFile, contents: Data("\(host) \(token)\n".utf8), attributes: [.posixPermissions: 0o600])
-        else { throw ValidationError("cannot write \(tokensFile)") }
-        return tokensFile
+    /// The agent's token: made once and kept in `file` (mode 0600).
+    static func token(in file: String) throws -> String {
+        let kept = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        guard kept.count < 16 else { return kept }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<4).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined()
+        guard FileManager.default.createFile(atPath: file, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else { throw ValidationError("cannot write \(file)") }
+        return token
     }
 }

@@ -74,11 +74,16 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func settings() throws -> ServerRuntime.Settings {
+        guard let text = try? String(contentsOfFile: tokens, encoding: .utf8) else { throw ValidationError("cannot read \(tokens)") }
+        return try settings(ingest: IngestConfiguration(parsing: text, file: tokens))
+    }
+
+    /// The settings of the options, with the agents' tokens given (`herdwatch run` has its own).
+    func settings(ingest: IngestConfiguration) throws -> ServerRuntime.Settings {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw ValidationError("--listen: expected HOST:PORT")
         }
-        guard let text = try? String(contentsOfFile: tokens, encoding: .utf8) else { throw ValidationError("cannot read \(tokens)") }
-        var settings = ServerRuntime.Settings(ingest: try IngestConfiguration(parsing: text, file: tokens))
+        var settings = ServerRuntime.Settings(ingest: ingest)
         settings.ingest.maximumBodyBytes = maxBatchBytes
         settings.host = String(listen[..<colon])
         settings.port = port

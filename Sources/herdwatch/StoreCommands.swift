@@ -103,17 +103,15 @@ struct QueryCommand: AsyncParsableCommand {
         guard ["table", "json", "csv"].contains(format) else { throw ValidationError("--format must be table, json or csv") }
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
-        for (name, value) in [("--since", since), ("--until", until)] {
-            if let value, Self.time(value) == nil { throw ValidationError("\(name): '\(value)' is not a time (ISO 8601 or -1h)") }
-        }
+        var options = QueryOptions()
+        if let problem = options.setTimeBounds(since: since, until: until).first { throw ValidationError("--\(problem)") }
     }
 
     func run() async throws {
         let events = try await store.open(mustExist: true)
         var options = QueryOptions()
         options.hosts = HostScope(parsing: hosts)
-        options.since = since.flatMap(Self.time)
-        options.until = until.flatMap(Self.time)
+        _ = options.setTimeBounds(since: since, until: until)  // checked in validate()
         options.limit = limit
         options.timeoutSeconds = timeout
         let result: QueryResult
@@ -129,32 +127,17 @@ struct QueryCommand: AsyncParsableCommand {
         }
     }
 
-    /// ISO 8601, or `-N` with s, m, h or d: that long ago.
-    static func time(_ text: String) -> Int64? { QueryOptions.time(parsing: text) }
-
     static func render(_ result: QueryResult, format: String) -> String {
         switch format {
         case "json":
             return result.rows.map { row in
                 var object: [String: Any] = [:]
-                for (column, value) in zip(result.columns, row) {
-                    switch value {
-                    case .null: object[column] = NSNull()
-                    case .integer(let number): object[column] = number
-                    case .real(let number): object[column] = number
-                    case .text(let text): object[column] = text
-                    case .blob: object[column] = value.description
-                    }
-                }
+                for (column, value) in zip(result.columns, row) { object[column] = value.jsonObject }
                 let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
                 return String(decoding: data, as: UTF8.self) + "\n"
             }.joined()
         case "csv":
-            func field(_ text: String) -> String {
-                text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
-            }
-            return ([result.columns.map(field).joined(separator: ",")]
-                + result.rows.map { $0.map { field($0.description) }.joined(separator: ",") }).joined(separator: "\n") + "\n"
+            return result.csv
         default:
             let cells = [result.columns] + result.rows.map { $0.map { String($0.description.prefix(60)) } }
             let widths = result.columns.indices.map { column in cells.map { $0[column].count }.max() ?? 0 }
