@@ -11,6 +11,7 @@ import PackageDescription
 //   HerdwatchShipping    getting events off the host: the disk spool and the sinks (NATS JetStream, syslog)
 //   HerdwatchDetection   Sigma rules compiled into matchers, correlations, alerts
 //   HerdwatchStore       the central store (SQLite via GRDB, or PostgreSQL via postgres-nio) and its read-only fleet queries
+//   HerdwatchCommands    signed commands from the server to an agent (Ed25519), and the agent's checks
 //   HerdwatchAgent       the live agent as services (collection, spool, sinks, control socket)
 //   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird)
 //
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -73,6 +75,8 @@ let package = Package(
         ),
         // crypt(3) from Debian's libcrypt-dev: the web UI's users file holds /etc/shadow-style hashes.
         .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
+        // Server → agent commands: signed by the server, verified by the agent (swift-crypto's Ed25519).
+        .target(name: "HerdwatchCommands", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // The central store (server side only: the agent never links it).
         .target(
             name: "HerdwatchStore",
@@ -84,7 +88,8 @@ let package = Package(
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "CCrypt", .product(name: "Hummingbird", package: "hummingbird"),
+                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "HerdwatchCommands", "CCrypt",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -102,6 +107,7 @@ let package = Package(
             name: "herdwatch",
             dependencies: [
                 "HerdwatchPipeline", "HerdwatchStore", "HerdwatchServer", "HerdwatchDetection", "HerdwatchEvents", "HerdwatchAgent",
+                "HerdwatchCommands",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -112,7 +118,7 @@ let package = Package(
         .target(
             name: "HerdwatchAgent",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
+                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping", "HerdwatchCommands",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -139,6 +145,7 @@ let package = Package(
         // scripts/bench-store: ingest and hunt latency at fleet scale (SQLite and PostgreSQL).
         .executableTarget(name: "herdwatch-bench-store", dependencies: ["HerdwatchStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
+        .testTarget(name: "HerdwatchCommandsTests", dependencies: ["HerdwatchCommands"]),
         .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(
             name: "HerdwatchServerTests",
@@ -166,7 +173,7 @@ let package = Package(
             name: "HerdwatchCollectorsTests",
             dependencies: [
                 "HerdwatchCollectors", "HerdwatchAudit", "HerdwatchEvents", "HerdwatchPipeline", "HerdwatchShipping",
-                "HerdwatchTestSupport", .product(name: "Yams", package: "Yams"),
+                "HerdwatchCommands", "HerdwatchTestSupport", .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

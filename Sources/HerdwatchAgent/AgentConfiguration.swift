@@ -42,6 +42,21 @@ public struct AgentConfiguration: Equatable, Sendable {
     /// Syslog sink (RFC 5424 over TCP): off without an address.
     public var syslogAddress: HostAndPort?
     public var syslogFacility = 16
+    /// The command channel: off without the server's public key (base64 Ed25519). Commands come
+    /// from the HTTP sink's server, with its token.
+    public var commandServerKey: String?
+    /// Actions this host carries out when the server asks (`unblock` comes with `block`, `release`
+    /// with `isolate`).
+    public var acceptedCommands: [String] = ["level"]
+    public static let commandActions: Set<String> = ["level", "kill", "block", "isolate"]
+
+    /// The accepted actions with their undo actions.
+    public var acceptedCommandActions: Set<String> {
+        var actions = Set(acceptedCommands)
+        if actions.contains("block") { actions.insert("unblock") }
+        if actions.contains("isolate") { actions.insert("release") }
+        return actions
+    }
 
     public struct HostAndPort: Equatable, Sendable {
         public var host: String
@@ -98,6 +113,9 @@ public struct AgentConfiguration: Equatable, Sendable {
         # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
         #   address: 127.0.0.1:514
         #   facility: 16            # 16 = local0; 10 = authpriv
+        # commands:                 # carry out response commands from `herdwatch server` (needs http: same server, same token)
+        #   server_key: BASE64      # the server's Ed25519 public key (the server's STATE_DIR/command-key.pub)
+        #   accept: [level]         # what this host does when asked: level, kill, block, isolate (each signed, checked, reported)
         spool:
           max_bytes: 1073741824     # when full, the oldest ordinary events are dropped (counted, reported as telemetry-loss); must-keep ones move on
           segment_bytes: 16777216   # segment file size
@@ -163,7 +181,7 @@ public struct AgentConfiguration: Equatable, Sendable {
         func map(_ key: String) throws -> [String: Any]? { try submap(top, key, key) }
 
         try unknown(
-            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats", "syslog", "http"],
+            top, ["output", "host_name", "profile", "policy", "audit", "processes", "auth_log", "heartbeat_seconds", "state_dir", "spool", "nats", "syslog", "http", "commands"],
             prefix: "")
         if let directory = try string(top, "state_dir", "state_dir") { configuration.stateDirectory = directory }
         if let output = try string(top, "output", "output") { configuration.output = output }
@@ -227,6 +245,23 @@ public struct AgentConfiguration: Equatable, Sendable {
             if let facility = try number(syslog, "facility", "syslog.facility") {
                 guard facility <= 23 else { throw Problem(file: file, key: "syslog.facility", reason: "0 to 23") }
                 configuration.syslogFacility = Int(facility)
+            }
+        }
+        if let commands = try map("commands") {
+            try unknown(commands, ["server_key", "accept"], prefix: "commands.")
+            guard let key = try string(commands, "server_key", "commands.server_key") else {
+                throw Problem(file: file, key: "commands.server_key", reason: "required")
+            }
+            configuration.commandServerKey = key
+            if let accept = try strings(commands, "accept", "commands.accept") {
+                if let bad = accept.first(where: { !commandActions.contains($0) }) {
+                    throw Problem(
+                        file: file, key: "commands.accept", reason: "'\(bad)' is not an action (\(commandActions.sorted().joined(separator: ", ")))")
+                }
+                configuration.acceptedCommands = accept
+            }
+            guard configuration.httpURL != nil else {
+                throw Problem(file: file, key: "commands", reason: "needs http (the server commands come from, and the host's token)")
             }
         }
         if let profile = try string(top, "profile", "profile") { configuration.profile = profile }

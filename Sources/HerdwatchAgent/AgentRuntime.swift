@@ -1,6 +1,7 @@
 import Foundation
 import HerdwatchAudit
 import HerdwatchCollectors
+import HerdwatchCommands
 import HerdwatchEvents
 import HerdwatchPipeline
 import HerdwatchPolicy
@@ -84,12 +85,28 @@ public enum AgentRuntime {
             ship(JetStreamSink(configuration: nats, hostName: hostName))
             logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
         }
+        var commands: (inbox: CommandInbox, server: (host: String, port: Int))?
         if let url = settings.httpURL, let tokenFile = settings.httpTokenFile {
             guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
                 !token.isEmpty
             else { throw AgentSetupError(description: "cannot read a token from \(tokenFile)") }
-            ship(HTTPSink(configuration: try HTTPSink.Configuration(url: url, token: token)))
+            let http = try HTTPSink.Configuration(url: url, token: token)
+            ship(HTTPSink(configuration: http))
             logger.info("sending to herdwatch server", metadata: ["url": "\(url)"])
+            if let key = settings.commandServerKey {
+                let verifier: CommandVerifier
+                do {
+                    verifier = try CommandVerifier(publicKeyBase64: key, hostName: hostName, acceptedActions: settings.acceptedCommandActions)
+                } catch {
+                    throw AgentSetupError(description: "commands: \(error)")
+                }
+                let inbox = CommandInbox()
+                let channel = CommandChannel(
+                    client: http, verifier: verifier, ledgerPath: settings.stateDirectory + "/command-ids", inbox: inbox, logger: logger)
+                shippers.append(.init(service: LoopService(label: "herdwatch.commands", loop: channel.run)))
+                commands = (inbox, (http.host, http.port))
+                logger.info("taking commands from the server", metadata: ["accept": "\(settings.acceptedCommands.joined(separator: ","))"])
+            }
         }
         if let address = settings.syslogAddress {
             var syslog = SyslogSink.Configuration(host: address.host, port: address.port)
@@ -98,7 +115,7 @@ public enum AgentRuntime {
             logger.info("sending to syslog (RFC 5424, TCP)", metadata: ["address": "\(address.host):\(address.port)"])
         }
         let collection = CollectionService(
-            settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, logger: logger,
+            settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, commands: commands, logger: logger,
             rulesFor: { profile, reread in
                 try Self.rules(reread ? try rereadSettings() : settings, profile: profile, logger: reloadLogger)
             })

@@ -34,13 +34,16 @@ final class CollectionService: Service, Sendable {
     private let spool: SharedSpool
     /// The spool's sinks (each has its own cursor): `output`, and `nats`, `syslog` when configured.
     private let sinkNames: [String]
+    /// Verified commands from the server, and the server's address (kept reachable by an isolation).
+    private let commands: (inbox: CommandInbox, server: (host: String, port: Int))?
 
     init(
         settings: AgentConfiguration, configuration: AuditCollector.Configuration, spool: SharedSpool, sinkNames: [String],
-        logger: Logger, rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
+        commands: (inbox: CommandInbox, server: (host: String, port: Int))?, logger: Logger, rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
     ) {
         self.spool = spool
         self.sinkNames = sinkNames
+        self.commands = commands
         self.settings = settings
         self.configuration = configuration
         self.logger = logger
@@ -179,8 +182,10 @@ final class CollectionService: Service, Sendable {
             logger.error("no control socket: `herdwatch-agent level` and `stats` cannot reach this agent", metadata: ["error": "\(error)"])
             control = nil
         }
-        let commands = ControlCommands(
+        let controlCommands = ControlCommands(
             policy: policy, spool: spool, sinks: sinkNames, hostName: configuration.hostName, started: SystemClock.wallMilliseconds())
+        let inbox = commands?.inbox
+        let executor = CommandExecutor(policy: policy, hostName: configuration.hostName, server: commands?.server, logger: logger)
 
         // Auth events: the auth log file, or the journal on hosts without one (Debian 12's default).
         let authChoice = settings.authLog
@@ -249,7 +254,7 @@ final class CollectionService: Service, Sendable {
                 applyLevel()
                 var failure: (any Error)?
                 control?.serve { request in
-                    let (reply, events) = commands.handle(request, now: SystemClock.wallMilliseconds())
+                    let (reply, events) = controlCommands.handle(request, now: SystemClock.wallMilliseconds())
                     do {
                         for event in events { try emit(event, produced: true) }
                         applyLevel()
@@ -261,6 +266,14 @@ final class CollectionService: Service, Sendable {
                     return reply
                 }
                 if let failure { throw failure }
+                // Commands from the server: carried out, and their outcome on its way before the next batch.
+                var outcomes = executor.tick(now: SystemClock.wallMilliseconds())
+                for received in inbox?.take() ?? [] { outcomes += executor.handle(received, now: SystemClock.wallMilliseconds()) }
+                if !outcomes.isEmpty {
+                    for event in outcomes { try emit(event, produced: true) }
+                    applyLevel()
+                    try delivery.deliver()
+                }
                 now = SystemClock.wallMilliseconds()
                 try reportSpoolDrops(now: now)
                 if settings.heartbeatSeconds > 0, var beat = health.heartbeat(now: now) {

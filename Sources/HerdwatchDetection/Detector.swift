@@ -23,11 +23,13 @@ public struct Alert: Sendable {
     public var userName: String?
     /// Which audit record matched (its type), for `service: auditd` rules.
     public var recordType: String?
+    /// The matching event's remote end, `IP` or `IP:PORT` (`[IPv6]:PORT`): what a block response blocks.
+    public var destination: String?
 
     public init(
         ruleID: String, ruleTitle: String, level: RuleLevel, tags: [String], ruleFile: String, correlation: String?,
         host: String?, timeMilliseconds: Int64, eventIDs: [String?], entityID: String?, pid: Int64?, executable: String?,
-        commandLine: String?, userName: String?, recordType: String?
+        commandLine: String?, userName: String?, recordType: String?, destination: String? = nil
     ) {
         self.ruleID = ruleID
         self.ruleTitle = ruleTitle
@@ -44,6 +46,7 @@ public struct Alert: Sendable {
         self.commandLine = commandLine
         self.userName = userName
         self.recordType = recordType
+        self.destination = destination
     }
 }
 
@@ -144,7 +147,15 @@ public struct Detector: Sendable {
             host: subject.value(of: .hostName)?.text, timeMilliseconds: subject.timeMilliseconds, eventIDs: eventIDs,
             entityID: subject.value(of: .processEntityID)?.text, pid: pid,
             executable: subject.value(of: .processExecutable)?.text, commandLine: subject.value(of: .processCommandLine)?.text,
-            userName: subject.value(of: .userName)?.text, recordType: record.map { subject.recordType(at: $0) })
+            userName: subject.value(of: .userName)?.text, recordType: record.map { subject.recordType(at: $0) },
+            destination: Self.destination(subject))
+    }
+
+    /// `destination.ip` with `destination.port` when there is one.
+    static func destination<S: DetectionSubject>(_ subject: S) -> String? {
+        guard let ip = subject.value(of: .destinationIP)?.text, !ip.isEmpty else { return nil }
+        guard case .number(let port)? = subject.value(of: .destinationPort), port > 0 else { return ip }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }
 
@@ -199,6 +210,12 @@ extension Alert {
             writer.key("user")
             writer.beginObject()
             writer.member("name", userName)
+            writer.endObject()
+        }
+        if let destination {
+            writer.key("destination")
+            writer.beginObject()
+            writer.member("address", destination)
             writer.endObject()
         }
         if !tags.isEmpty {

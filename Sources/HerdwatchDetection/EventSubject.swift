@@ -88,6 +88,7 @@ final class EventSubject: DetectionSubject {
         case .firstSeen: return .bool(event.firstSeen)
         case .agentLostTotal: return event.agentHealth.map { .number(Int64($0.lostTotal)) }
         case .lossCount: return event.loss.map { .number(Int64($0.count)) }
+        case .lossSource: return event.loss.map { .string($0.source) }
         }
     }
 

@@ -71,6 +71,7 @@ public enum ECSField: String, Sendable, CaseIterable {
     case firstSeen = "herdwatch.first_seen"
     case agentLostTotal = "herdwatch.agent.lost_total"
     case lossCount = "herdwatch.loss.count"
+    case lossSource = "herdwatch.loss.source"
 }
 
 /// A field's value in one event.

@@ -79,7 +79,7 @@ public struct ECSEncoder: Sendable {
         }
         if let audit = event.audit { encode(audit, into: &writer) }
         if event.agentHealth != nil || event.loss != nil || event.sampling != nil || event.firstSeen
-            || event.aggregate != nil || event.levelChange != nil
+            || event.aggregate != nil || event.levelChange != nil || event.response != nil
         {
             // One `herdwatch` object for the fields ECS has no place for.
             writer.key("herdwatch")
@@ -93,6 +93,7 @@ public struct ECSEncoder: Sendable {
             }
             if let aggregate = event.aggregate { encode(aggregate, into: &writer) }
             if let change = event.levelChange { encode(change, into: &writer) }
+            if let response = event.response { encode(response, into: &writer) }
             writer.endObject()
         }
         writer.endObject()
@@ -176,6 +177,19 @@ public struct ECSEncoder: Sendable {
         if let expires = change.expiresAt {
             writer.timestampMember("expires_at", milliseconds: expires)
         }
+        writer.endObject()
+    }
+
+    private func encode(_ response: Event.ResponseAction, into writer: inout JSONWriter) {
+        writer.key("response")
+        writer.beginObject()
+        writer.member("command_id", response.commandID)
+        writer.member("action", response.action)
+        writer.member("target", response.target)
+        writer.member("status", response.status)
+        writer.member("detail", response.detail)
+        writer.member("refusal", response.refusal)
+        writer.member("requested_by", response.requestedBy)
         writer.endObject()
     }
 

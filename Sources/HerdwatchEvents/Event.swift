@@ -41,6 +41,8 @@ public struct Event: Sendable {
     public var aggregate: Aggregate?
     /// `herdwatch.level.*`: for `levelChange` events, the host's monitoring level before and after.
     public var levelChange: LevelChange?
+    /// `herdwatch.response.*`: for `responseAction` events, the server's command and what became of it.
+    public var response: ResponseAction?
 
     public init(timestamp: AuditTimestamp, kind: EventKind, outcome: Outcome = .unknown, host: Host = Host()) {
         self.timestamp = timestamp
@@ -82,6 +84,36 @@ public struct Event: Sendable {
             self.count = count
             self.windowStart = windowStart
             self.windowEnd = windowEnd
+        }
+    }
+
+    /// A command from the server as the agent carried it out (or refused it).
+    public struct ResponseAction: Sendable, Hashable {
+        /// The command's id; nil when a refused command could not be read (a bad signature).
+        public var commandID: String?
+        /// `level`, `kill`, `block`, `unblock`, `isolate`, `release`.
+        public var action: String?
+        /// What it acted on: an entity id, an address, a level.
+        public var target: String?
+        /// `succeeded`, `failed`, `refused`.
+        public var status: String
+        /// Why it failed or was refused, or what was done.
+        public var detail: String?
+        /// `refused` only: a stable reason code (`bad-signature`, `expired`, `replayed`, `wrong-host`, ...).
+        public var refusal: String?
+        public var requestedBy: String?
+
+        public init(
+            commandID: String?, action: String?, target: String?, status: String, detail: String?, refusal: String? = nil,
+            requestedBy: String? = nil
+        ) {
+            self.commandID = commandID
+            self.action = action
+            self.target = target
+            self.status = status
+            self.detail = detail
+            self.refusal = refusal
+            self.requestedBy = requestedBy
         }
     }
 

@@ -54,6 +54,9 @@ public enum EventKind: Sendable, Hashable {
     case levelChange
     /// Events counted instead of sent, by the telemetry policy; see `Event.aggregate`.
     case telemetryAggregate
+    /// The agent carried out or refused a command from the server (kill, block, isolate, level);
+    /// see `Event.response`.
+    case responseAction
     /// The agent lost telemetry (kernel lost counter, socket overflow, events cut short); see `Event.loss`.
     case telemetryLoss
     /// Any syscall the model has no dedicated case for; the name is in `Event.audit.syscall`.
@@ -84,6 +87,7 @@ extension EventKind {
         case .accessDenied: ["intrusion_detection"]
         case .telemetryLoss, .agentHeartbeat, .telemetryAggregate: ["host"]
         case .levelChange: ["configuration"]
+        case .responseAction: ["host"]
         case .syscall, .other: []
         }
     }
@@ -119,6 +123,7 @@ extension EventKind {
         case .accessDenied: ["denied"]
         case .telemetryLoss, .agentHeartbeat, .telemetryAggregate: ["info"]
         case .levelChange: ["change"]
+        case .responseAction: ["change"]
         case .syscall, .other: ["info"]
         }
     }
@@ -163,6 +168,7 @@ extension EventKind {
         case .telemetryLoss: "telemetry-loss"
         case .agentHeartbeat: "agent-heartbeat"
         case .levelChange: "monitoring-level-changed"
+        case .responseAction: "response-action"
         case .telemetryAggregate: "events-aggregated"
         case .syscall: "syscall"
         case .other: "audit-record"

@@ -31,7 +31,7 @@ public enum EventClass: String, CaseIterable, Sendable, Comparable {
             self = .privilege
         case .moduleLoad, .moduleUnload: self = .module
         case .auditConfigChange, .auditDaemon: self = .auditConfig
-        case .agentHeartbeat, .telemetryLoss, .levelChange, .telemetryAggregate: self = .health
+        case .agentHeartbeat, .telemetryLoss, .levelChange, .telemetryAggregate, .responseAction: self = .health
         case .syscall, .other: self = .other
         }
     }

@@ -12,10 +12,13 @@ public final class DetectionStage: Sendable {
     private let detector: Mutex<Detector>
     private let store: any FleetStore
     private let logger: Logger
+    /// Automated responses to the alerts; nil: none.
+    let responder: Responder?
 
-    public init(ruleSet: RuleSet, store: any FleetStore, logger: Logger) {
+    public init(ruleSet: RuleSet, store: any FleetStore, responder: Responder? = nil, logger: Logger) {
         detector = Mutex(Detector(ruleSet: ruleSet))
         self.store = store
+        self.responder = responder
         self.logger = logger
     }
 
@@ -26,13 +29,16 @@ public final class DetectionStage: Sendable {
     public func process(lines: [Substring], stored: [Int]) async -> [Alert] {
         guard !stored.isEmpty else { return [] }
         let subjects = stored.compactMap { JSONSubject(json: lines[$0]) }
-        let alerts = detector.withLock { detector in subjects.flatMap { detector.process($0) } }
+        var alerts = detector.withLock { detector in subjects.flatMap { detector.process($0) } }
+        // The agents' reports on commands complete their response records (a refusal is an alert).
+        if let responder { alerts += await responder.observe(lines: lines, stored: stored) }
         guard !alerts.isEmpty else { return [] }
         do {
             try await store.store(alerts: alerts.map(Self.stored))
         } catch {
             logger.error("alerts not stored", metadata: ["count": "\(alerts.count)", "error": "\(error)"])
         }
+        responder?.respond(to: alerts)
         for alert in alerts {
             logger.notice(
                 "alert",
@@ -48,6 +54,7 @@ public final class DetectionStage: Sendable {
     public func raise(_ alert: Alert) async {
         do {
             try await store.store(alerts: [Self.stored(alert)])
+            responder?.respond(to: [alert])
             logger.notice("alert", metadata: ["rule": "\(alert.ruleTitle)", "host": "\(alert.host ?? "")"])
         } catch {
             logger.error("alert not stored", metadata: ["rule": "\(alert.ruleTitle)", "error": "\(error)"])

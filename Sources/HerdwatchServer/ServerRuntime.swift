@@ -1,4 +1,5 @@
 import Foundation
+import HerdwatchCommands
 import HerdwatchDetection
 import HerdwatchStore
 import Hummingbird
@@ -19,6 +20,10 @@ public struct ServerRuntime: Sendable {
         public var silenceSeconds = 180
         /// Days of events kept; nil keeps everything.
         public var retentionDays: Int?
+        /// Signs the commands sent to agents (`/api/v1/commands`); nil: no command channel.
+        public var commandSigner: CommandSigner?
+        /// Response policies; nil or empty: alerts get no automated response.
+        public var responses: ResponseConfiguration?
 
         public init(ingest: IngestConfiguration) { self.ingest = ingest }
     }
@@ -26,6 +31,9 @@ public struct ServerRuntime: Sendable {
     public let settings: Settings
     public let store: any FleetStore
     public let detection: DetectionStage?
+    /// Commands waiting for their agents (nil without a signer).
+    public let commands: CommandIssuer?
+    private let notifier: Notifier?
     private let logger: Logger
 
     public init(settings: Settings, store: any FleetStore, logger: Logger) throws {
@@ -36,7 +44,21 @@ public struct ServerRuntime: Sendable {
         self.settings = settings
         self.store = store
         self.logger = logger
-        detection = settings.ruleSet.map { DetectionStage(ruleSet: $0, store: store, logger: logger) }
+        commands = settings.commandSigner.map { CommandIssuer(signer: $0) }
+        var responder: Responder?
+        if let configuration = settings.responses, !configuration.policies.isEmpty {
+            guard let commands else {
+                throw IngestSetupError(description: "response policies need a command signing key (the server's --signing-key)")
+            }
+            let notifier = Notifier(logger: logger)
+            self.notifier = notifier
+            responder = Responder(
+                configuration: configuration, issuer: commands, store: store, hostTags: settings.ingest.hostTags, notifier: notifier,
+                logger: logger)
+        } else {
+            notifier = nil
+        }
+        detection = settings.ruleSet.map { DetectionStage(ruleSet: $0, store: store, responder: responder, logger: logger) }
     }
 
     static func isLoopback(_ host: String) -> Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
@@ -45,6 +67,7 @@ public struct ServerRuntime: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         IngestRoutes.add(to: router, store: store, configuration: settings.ingest, detection: detection, logger: logger)
+        if let commands { CommandRoutes.add(to: router, queue: commands.queue, tokens: settings.ingest.tokens) }
         WebRoutes.add(to: router, store: store, configuration: settings.web, logger: logger)
         return router
     }
@@ -62,6 +85,8 @@ public struct ServerRuntime: Sendable {
         if let detection, settings.silenceSeconds > 0 {
             services.append(SilenceWatch(store: store, detection: detection, silenceSeconds: settings.silenceSeconds))
         }
+        if let responder = detection?.responder { services.append(responder) }
+        if let notifier { services.append(notifier) }
         if let days = settings.retentionDays {
             services.append(Retention(store: store, days: days, logger: logger))
         }
@@ -69,7 +94,8 @@ public struct ServerRuntime: Sendable {
             "listening",
             metadata: [
                 "address": "\(settings.host):\(settings.port)", "store": "\(store.location)", "hosts": "\(settings.ingest.tokens.count)",
-                "rules": "\(detection?.ruleCount ?? 0)", "sign-in": "\(settings.web.users == nil ? "off (loopback)" : "on")",
+                "rules": "\(detection?.ruleCount ?? 0)", "response-policies": "\(detection?.responder?.policyCount ?? 0)",
+                "command-key": "\(settings.commandSigner?.publicKeyBase64 ?? "none")", "sign-in": "\(settings.web.users == nil ? "off (loopback)" : "on")",
             ])
         return services
     }

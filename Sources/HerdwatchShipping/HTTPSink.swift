@@ -66,7 +66,7 @@ public final class HTTPSink: SpoolSink {
         }
         do {
             try connection!.send(Array(head.utf8) + body, sink: name)
-            let (status, reply, keepAlive) = try readResponse(connection!)
+            let (status, reply, keepAlive) = try HTTPResponseReader.read(connection!, sink: name)
             if !keepAlive { reset() }
             guard status == 200 else {
                 throw SinkError(sink: name, reason: "server answered \(status): \(String(decoding: reply.prefix(300), as: UTF8.self))")
@@ -84,13 +84,21 @@ public final class HTTPSink: SpoolSink {
         connection?.close()
         connection = nil
     }
+}
 
-    /// Status, body and whether the connection stays open.
-    private func readResponse(_ connection: TCPConnection) throws(SinkError) -> (Int, [UInt8], Bool) {
+/// HTTP/1.1 responses read off a blocking connection (Content-Length bodies only: the server's
+/// replies to the agent always have one).
+enum HTTPResponseReader {
+    /// Status, body and whether the connection stays open. `waitForData` runs before each read
+    /// (the command poll uses it to notice a shutdown while the server holds the request).
+    static func read(
+        _ connection: TCPConnection, sink name: String, waitForData: () throws(SinkError) -> Void = {}
+    ) throws(SinkError) -> (status: Int, body: [UInt8], keepAlive: Bool) {
         var bytes: [UInt8] = []
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         var headerEnd: Int?
         while headerEnd == nil {
+            try waitForData()
             let chunk = try connection.receive(sink: name)
             guard !chunk.isEmpty else { throw SinkError(sink: name, reason: "the server closed the connection") }
             bytes += chunk
@@ -115,8 +123,10 @@ public final class HTTPSink: SpoolSink {
             default: break
             }
         }
+        guard length <= 16 << 20 else { throw SinkError(sink: name, reason: "response body of \(length) bytes is too large") }
         var body = Array(bytes[(headerEnd! + 4)...])
         while body.count < length {
+            try waitForData()
             let chunk = try connection.receive(sink: name)
             guard !chunk.isEmpty else { throw SinkError(sink: name, reason: "the server closed the connection mid-reply") }
             body += chunk

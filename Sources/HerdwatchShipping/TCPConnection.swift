@@ -83,5 +83,11 @@ struct TCPConnection {
         }
     }
 
+    /// True when bytes (or the peer's close) are waiting, false after `timeoutMilliseconds`.
+    func waitReadable(timeoutMilliseconds: Int32) -> Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&poller, 1, timeoutMilliseconds) > 0
+    }
+
     func close() { Glibc.close(descriptor) }
 }

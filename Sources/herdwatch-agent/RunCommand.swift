@@ -88,6 +88,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "File holding this host's token for the server.")
     var httpTokenFile: String?
 
+    @Option(help: "Take response commands from the --http server, signed with this Ed25519 public key (base64, or @FILE).")
+    var commandKey: String?
+
+    @Option(help: "Comma-separated actions this host carries out when the server asks: level, kill, block, isolate (default: level).")
+    var acceptCommands: String?
+
     func validate() throws {
         if let processEvents, AuditCollector.ProcessEventOutput(rawValue: processEvents) == nil {
             throw ValidationError("--process-events must be none, exits or all")
@@ -126,6 +132,26 @@ struct RunCommand: AsyncParsableCommand {
         if let http { settings.httpURL = http }
         if let httpTokenFile { settings.httpTokenFile = httpTokenFile }
         if settings.httpURL != nil && settings.httpTokenFile == nil { throw ValidationError("--http needs --http-token-file") }
+        if let commandKey {
+            if commandKey.hasPrefix("@") {
+                guard let text = try? String(contentsOfFile: String(commandKey.dropFirst()), encoding: .utf8) else {
+                    throw ValidationError("--command-key: cannot read \(commandKey.dropFirst())")
+                }
+                settings.commandServerKey = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                settings.commandServerKey = commandKey
+            }
+        }
+        if let acceptCommands {
+            let actions = acceptCommands.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if let bad = actions.first(where: { !AgentConfiguration.commandActions.contains($0) }) {
+                throw ValidationError("--accept-commands: '\(bad)' is not one of level, kill, block, isolate")
+            }
+            settings.acceptedCommands = actions
+        }
+        if settings.commandServerKey != nil && settings.httpURL == nil {
+            throw ValidationError("--command-key needs --http (commands come from that server)")
+        }
         if let syslog {
             guard let address = AgentConfiguration.hostAndPort(syslog) else { throw ValidationError("--syslog: expected HOST:PORT") }
             settings.syslogAddress = address

@@ -17,6 +17,11 @@ struct RunCommand: AsyncParsableCommand {
             (--db), runs the built-in Sigma rules (--rules) and serves the web UI and query API on \
             --listen (http://127.0.0.1:8080/ by default). Needs root (the kernel's audit socket). \
             SIGTERM or SIGINT stops both cleanly; the agent removes the audit rules it loaded.
+
+            Response: unless --responses names other policies, alerts of level medium and above are \
+            written to STATE-DIR/notifications.jsonl and raise the host to the full `pet` level for 15 \
+            minutes (a signed command to the agent, which accepts the actions of --accept-commands). \
+            Decisions and outcomes are on /responses.
             """
     )
 
@@ -47,8 +52,17 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Users file for the web UI (herdwatch passwd); needed when --listen is not on 127.0.0.1.")
     var users: String?
 
+    @Option(help: "Response policies (YAML); default: notify to STATE-DIR/notifications.jsonl and raise the level on medium alerts.")
+    var responses: String?
+
+    @Option(help: "Comma-separated actions the agent carries out when a policy asks: level, kill, block, isolate.")
+    var acceptCommands: String = "level"
+
     func validate() throws {
         if let mode, !["auto", "unicast", "multicast"].contains(mode) { throw ValidationError("--mode must be auto, unicast or multicast") }
+        if let bad = acceptCommands.split(separator: ",").map(String.init).first(where: { !AgentConfiguration.commandActions.contains($0) }) {
+            throw ValidationError("--accept-commands: '\(bad)' is not one of level, kill, block, isolate")
+        }
         guard retentionDays >= 1 else { throw ValidationError("--retention-days must be 1 or more") }
     }
 
@@ -80,13 +94,18 @@ struct RunCommand: AsyncParsableCommand {
 
         // The server, with one token: the agent's (its --tokens file is not read).
         let server = try ServerCommand.parse(
-            ["--listen", listen, "--tokens", "", "--retention-days", "\(retentionDays)", "--db", db ?? stateDir + "/events.db"]
-                + rules.flatMap { ["--rules", $0] } + (users.map { ["--users", $0] } ?? []))
+            ["--listen", listen, "--tokens", "", "--retention-days", "\(retentionDays)", "--db", db ?? stateDir + "/events.db",
+             "--signing-key", stateDir + "/server-signing.key"]
+                + rules.flatMap { ["--rules", $0] } + (users.map { ["--users", $0] } ?? []) + (responses.map { ["--responses", $0] } ?? []))
         let tokenFile = stateDir + "/agent-token"
         var settings = try server.settings(ingest: IngestConfiguration(tokens: [try Self.token(in: tokenFile): hostName]))
         agent.httpURL = "http://127.0.0.1:\(settings.port)"
         agent.httpTokenFile = tokenFile
         settings.silenceSeconds = 0  // the agent is in this process: it cannot go silent without the server
+        if responses == nil { settings.responses = .allInOneDefault(notifications: stateDir + "/notifications.jsonl") }
+        // The agent takes the server's commands (signed with the key just loaded).
+        agent.commandServerKey = settings.commandSigner?.publicKeyBase64
+        agent.acceptedCommands = acceptCommands.split(separator: ",").map(String.init)
         let runtime = try ServerRuntime(settings: settings, store: try await server.store.open(), logger: logger)
 
         let agentSettings = agent

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HerdwatchCommands
 import HerdwatchDetection
 import HerdwatchServer
 import HerdwatchStore
@@ -25,6 +26,13 @@ struct ServerCommand: AsyncParsableCommand {
             pack; 'none' turns detection off; repeat to add directories); alerts are stored (the `alerts` \
             view) and logged. A host that sends nothing, heartbeats included, for --silence seconds \
             raises an 'Agent Went Silent' alert.
+
+            Response: --responses names a YAML file of response policies (docs/responses.md): alerts that \
+            match run actions — notify (webhook, Slack, syslog, file), raise the host's monitoring level, \
+            kill the process, block the remote address, isolate the host, bounce it with your own program. \
+            Actions on a host go to its agent as commands signed with --signing-key (Ed25519; made on \
+            first use, its public half written to KEY.pub for the agents' --command-key). Every decision \
+            and outcome is in the `responses` view and on /responses.
             """
     )
 
@@ -54,6 +62,12 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(help: "Days of events and alerts kept (whole UTC days; older ones are dropped hourly). Default: all.")
     var retentionDays: Int?
+
+    @Option(help: "Response policies (YAML): what to do about alerts. Needs --signing-key.")
+    var responses: String?
+
+    @Option(help: "Ed25519 key that signs commands to agents (created when missing; the public key goes to KEY.pub).")
+    var signingKey: String?
 
     @OptionGroup var store: StoreLocation
 
@@ -99,7 +113,20 @@ struct ServerCommand: AsyncParsableCommand {
         if !rules.contains("none") { settings.ruleSet = try RuleLoading.ruleSet(rules, strict: false) }
         settings.silenceSeconds = silence
         settings.retentionDays = retentionDays
+        if let signingKey { settings.commandSigner = try Self.signer(at: signingKey) }
+        if let responses {
+            guard settings.commandSigner != nil else { throw ValidationError("--responses needs --signing-key (commands to agents are signed)") }
+            guard let text = try? String(contentsOfFile: responses, encoding: .utf8) else { throw ValidationError("cannot read \(responses)") }
+            settings.responses = try ResponseConfiguration.load(text: text, file: responses)
+        }
         return settings
+    }
+
+    /// The signing key at `path` (made when missing), with its public half beside it in `path.pub`.
+    static func signer(at path: String) throws -> CommandSigner {
+        let signer = try CommandSigner.loadOrCreate(path: path)
+        try (signer.publicKeyBase64 + "\n").write(toFile: path + ".pub", atomically: true, encoding: .utf8)
+        return signer
     }
 }
 
