@@ -114,11 +114,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // pidfd_open(2) and pidfd_send_signal(2) through syscall(2), for the agent's kill action.
+        .systemLibrary(name: "CLinuxProcess"),
         // The live agent as services: `herdwatch-agent run`, and `herdwatch run` beside the server.
         .target(
             name: "HerdwatchAgent",
             dependencies: [
-                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping", "HerdwatchCommands",
+                "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping", "HerdwatchCommands", "CLinuxProcess",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -164,6 +166,8 @@ let package = Package(
         .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors"], path: "Tests/HerdwatchTestSupport"),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
+        // The agent's host actions (kill, block, isolate) against the real kernel and nftables.
+        .testTarget(name: "HerdwatchAgentTests", dependencies: ["HerdwatchAgent", "HerdwatchCollectors", "HerdwatchTestSupport"]),
         .testTarget(
             name: "HerdwatchDetectionTests",
             dependencies: ["HerdwatchDetection", "HerdwatchEvents", "HerdwatchPipeline", "HerdwatchAudit"],

@@ -403,7 +403,7 @@ public final class ProcessTable {
 
     /// `pid (comm) state ppid ... starttime`: comm may hold spaces and parentheses, so fields are
     /// counted from the last ')'.
-    static func parseStat(_ bytes: [UInt8]) -> (name: String, parentPID: Int32, startTicks: UInt64, sessionID: Int32?)? {
+    public static func parseStat(_ bytes: [UInt8]) -> (name: String, parentPID: Int32, startTicks: UInt64, sessionID: Int32?)? {
         guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
             let close = bytes.lastIndex(of: UInt8(ascii: ")")), close > open
         else { return nil }
@@ -440,7 +440,8 @@ public final class ProcessTable {
         return nil
     }
 
-    static func readBootID(_ procRoot: String) -> String? {
+    /// /proc/sys/kernel/random/boot_id, or nil when unreadable.
+    public static func readBootID(_ procRoot: String = "/proc") -> String? {
         guard let bytes = readFile("\(procRoot)/sys/kernel/random/boot_id") else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")
         return text.isEmpty ? nil : text
