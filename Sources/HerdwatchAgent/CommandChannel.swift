@@ -44,11 +44,11 @@ struct CommandChannel: Sendable {
                 let path = "/api/v1/commands?epoch=\(epoch)&after=\(after)&wait=\(waitSeconds)"
                 let (status, body) = try poll.get(path, timeoutMilliseconds: Int64(waitSeconds + 10) * 1000, shouldStop: shouldStop)
                 guard status == 200 else {
-                    throw SinkError(sink: "commands", reason: "server answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
+                    throw CommandChannelError(reason: "server answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
                 }
                 guard let reply = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
                     let replyEpoch = reply["epoch"] as? String, let commands = reply["commands"] as? [[String: Any]]
-                else { throw SinkError(sink: "commands", reason: "reply is not {epoch, commands}") }
+                else { throw CommandChannelError(reason: "reply is not {epoch, commands}") }
                 if replyEpoch != epoch {
                     epoch = replyEpoch
                     after = 0
@@ -83,4 +83,9 @@ struct CommandChannel: Sendable {
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+struct CommandChannelError: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "commands: \(reason)" }
 }

@@ -87,30 +87,29 @@ final class CommandExecutor {
             guard let entity = command.arguments["entity_id"] else { return (false, "no entity_id given") }
             let result = ProcessKill.kill(entityID: entity)
             return (result.succeeded, result.description)
-        case "block":
-            guard let address = command.arguments["address"] else { return (false, "no address given") }
-            do {
-                try Firewall().block(address, seconds: Int(seconds ?? 600))
-                return (true, "\(address) blocked for \(Int(seconds ?? 600)) s")
+        case "block", "unblock":
+            do throws(CommandFailure) {
+                let address = try RemoteAddress.parsed(command.arguments["address"])
+                let firewall = try HostFirewall.opened()
+                if command.action == "unblock" {
+                    let was = try firewall.run { try $0.unblock(address) }
+                    return (true, was ? "\(address) unblocked" : "\(address) was not blocked")
+                }
+                let duration = seconds ?? 600
+                try firewall.run { try $0.block(address, for: .milliseconds(Int64(duration * 1000))) }
+                return (true, "\(address) blocked for \(Int(duration)) s")
             } catch {
-                return (false, "\(error)")
-            }
-        case "unblock":
-            guard let address = command.arguments["address"] else { return (false, "no address given") }
-            do {
-                try Firewall().unblock(address)
-                return (true, "\(address) unblocked")
-            } catch {
-                return (false, "\(error)")
+                return (false, error.description)
             }
         case "isolate":
             guard let server else { return (false, "no server address known to keep reachable (commands need http.url)") }
-            do {
-                try Isolation().isolate(keeping: server.host, port: server.port)
+            do throws(CommandFailure) {
+                let address = try RemoteAddress.parsed(server.host, port: server.port)
+                try HostFirewall.opened().run { try $0.isolate(server: address) }
                 isolationEnds = seconds.map { now + Int64($0 * 1000) }
-                return (true, "isolated; only \(server.host):\(server.port) reachable" + (seconds.map { " for \(Int($0)) s" } ?? ""))
+                return (true, "isolated; only \(address) reachable" + (seconds.map { " for \(Int($0)) s" } ?? ""))
             } catch {
-                return (false, "\(error)")
+                return (false, error.description)
             }
         case "release":
             isolationEnds = nil
@@ -121,11 +120,11 @@ final class CommandExecutor {
     }
 
     private func release() -> (Bool, String) {
-        do {
-            try Isolation().release()
-            return (true, "network isolation lifted")
+        do throws(CommandFailure) {
+            let was = try HostFirewall.opened().run { try $0.release() }
+            return (true, was ? "network isolation lifted" : "the host was not isolated")
         } catch {
-            return (false, "\(error)")
+            return (false, error.description)
         }
     }
 
@@ -137,5 +136,41 @@ final class CommandExecutor {
         event.response = response
         event.message = "\(response.action ?? "command") \(response.status)" + (response.detail.map { ": \($0)" } ?? "")
         return event
+    }
+}
+
+/// Why a host action could not be carried out, in words for the outcome event.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension RemoteAddress {
+    /// A command's address argument (or the server's host and port), checked.
+    static func parsed(_ text: String?, port: Int? = nil) throws(CommandFailure) -> RemoteAddress {
+        guard let text else { throw CommandFailure(description: "no address given") }
+        do {
+            if let port { return try RemoteAddress(host: text, port: UInt16(clamping: port)) }
+            return try RemoteAddress(parsing: text)
+        } catch {
+            throw CommandFailure(description: "\(error)")
+        }
+    }
+}
+
+extension HostFirewall {
+    static func opened() throws(CommandFailure) -> HostFirewall {
+        do {
+            return try HostFirewall()
+        } catch {
+            throw CommandFailure(description: error.description)
+        }
+    }
+
+    func run<T>(_ body: (HostFirewall) throws -> T) throws(CommandFailure) -> T {
+        do {
+            return try body(self)
+        } catch {
+            throw CommandFailure(description: "\(error)")
+        }
     }
 }
