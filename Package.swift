@@ -12,7 +12,7 @@ import PackageDescription
 //   HerdwatchDetection   Sigma rules compiled into matchers, correlations, alerts
 //   HerdwatchStore       the central store (SQLite via GRDB, or PostgreSQL via postgres-nio) and its read-only fleet queries
 //   HerdwatchAgent       the live agent as services (collection, spool, sinks, control socket)
-//   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird)
+//   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird), notify actions
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -84,9 +86,13 @@ let package = Package(
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "CCrypt", .product(name: "Hummingbird", package: "hummingbird"),
+                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "HerdwatchPolicy", "CCrypt",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // Notify actions (webhook, Slack): server side only, like the web and database dependencies.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.
