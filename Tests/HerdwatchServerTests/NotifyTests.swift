@@ -110,6 +110,17 @@ import Glibc
         #expect(ContinuousClock.now - start < .seconds(5))
     }
 
+    @Test func aReceiverThatDoesNotAnswerTimesOutEachAttempt() async throws {
+        try await withReceiver([.init(status: .ok, delay: .seconds(3))]) { port, receiver in
+            let target = try NotifyTarget(
+                kind: "webhook", options: ["url": "http://127.0.0.1:\(port)/hook", "attempts": "2", "timeout": "200ms", "backoff": "10ms"])
+            let start = ContinuousClock.now
+            let outcome = await withNotifier { await $0.send(Self.notification, to: target) }
+            #expect(outcome == NotifyOutcome(succeeded: true, attempts: 2, detail: "HTTP 200 after 2 attempts"))
+            #expect(ContinuousClock.now - start < .seconds(2), "the first attempt gave up after 200 ms")
+        }
+    }
+
     // MARK: Slack
 
     @Test func slackGetsOneTextWithTheAlertAndALink() async throws {
@@ -275,6 +286,8 @@ final class Receiver: Sendable {
         var status: HTTPResponse.Status
         var retryAfter: String?
         var body = ""
+        /// How long the receiver waits before it answers.
+        var delay: Duration = .zero
     }
 
     struct Received: Sendable {
@@ -297,6 +310,7 @@ final class Receiver: Sendable {
             return received.count - 1
         }
         let reply = index < replies.count ? replies[index] : Reply(status: .ok)
+        if reply.delay > .zero { try? await Task.sleep(for: reply.delay) }
         var headers: HTTPFields = [:]
         if let retryAfter = reply.retryAfter { headers[.retryAfter] = retryAfter }
         return Response(status: reply.status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body)))
