@@ -13,7 +13,7 @@ import PackageDescription
 //   HerdwatchStore       the central store (SQLite via GRDB, or PostgreSQL via postgres-nio) and its read-only fleet queries
 //   HerdwatchCommands    signed commands from the server to an agent (Ed25519), and the agent's checks
 //   HerdwatchAgent       the live agent as services (collection, spool, sinks, control socket)
-//   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird)
+//   HerdwatchServer      `herdwatch server`: ingest, detection, web UI and query API (Hummingbird), response policies and notify actions
 //
 // `herdwatch-agent` must stay lean: it never links the server's web or database dependencies.
 let package = Package(
@@ -40,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "HerdwatchEvents"),
@@ -88,10 +90,13 @@ let package = Package(
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "HerdwatchCommands", "CCrypt",
+                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "HerdwatchPolicy", "HerdwatchCommands", "CCrypt",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // Notify actions (webhook, Slack): server side only, like the web and database dependencies.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.

@@ -47,8 +47,7 @@ public final class SyslogSink: SpoolSink {
     public init(configuration: Configuration, hostName: String) {
         self.configuration = configuration
         // HOSTNAME: printable ASCII without spaces, at most 255 (RFC 5424 section 6.2.4).
-        let printable = hostName.unicodeScalars.filter { $0.value > 32 && $0.value < 127 }.map(Character.init)
-        self.hostName = printable.isEmpty ? "-" : String(printable.prefix(255))
+        self.hostName = SyslogMessage.field(hostName, 255)
         processID = String(getpid())
     }
 
@@ -115,11 +114,11 @@ public final class SyslogSink: SpoolSink {
 
     /// `LENGTH SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
     func frame(_ payload: [UInt8]) -> [UInt8] {
-        let timestamp = SpooledEvent.firstString("@timestamp", in: payload) ?? "-"
-        let action = SpooledEvent.firstString("action", in: payload).map { String($0.prefix(32)) } ?? "-"
-        let priority = configuration.facility * 8 + 6  // informational
-        let header = Array("<\(priority)>1 \(timestamp) \(hostName) herdwatch-agent \(processID) \(action) - ".utf8)
-        return Array("\(header.count + payload.count) ".utf8) + header + payload
+        SyslogMessage(
+            facility: configuration.facility, severity: 6, timestamp: SpooledEvent.firstString("@timestamp", in: payload),
+            hostName: hostName, appName: "herdwatch-agent", processID: processID,
+            messageID: SpooledEvent.firstString("action", in: payload), message: payload
+        ).octetCounted
     }
 
     private func connect() throws {

@@ -20,6 +20,17 @@ import Testing
         #expect(SpooledEvent.firstString("missing", in: Array(event.utf8)) == nil)
     }
 
+    @Test func structuredDataIsEscapedAndHeaderFieldsAreMadeValid() {
+        let message = SyslogMessage(
+            facility: 99, severity: 2, timestamp: "2026-11-23T10:00:00.000Z", hostName: "", appName: "my app",
+            messageID: String(repeating: "m", count: 40),
+            structuredData: [.init(id: "x@32473", parameters: [("q", #"say "hi" [\] ok"#), ("bad name=", "v")])], message: Array("é".utf8))
+        #expect(
+            String(decoding: message.bytes, as: UTF8.self)
+                == #"<186>1 2026-11-23T10:00:00.000Z - myapp - \#(String(repeating: "m", count: 32)) [x@32473 q="say \"hi\" [\\\] ok" badname="v"] é"#)
+        #expect(message.octetCounted == Array("\(message.bytes.count) ".utf8) + message.bytes)
+    }
+
     @Test func nobodyListeningIsAnErrorNotAHang() {
         let sink = SyslogSink(configuration: SyslogSink.Configuration(host: "127.0.0.1", port: 9), hostName: "h")
         #expect(throws: SinkError.self) {
