@@ -6,7 +6,8 @@ import Logging
 /// The web UI (server-rendered HTML, no scripts) and the query API, both over the store's views.
 ///
 ///     GET  /hosts                 the hosts registry: tags, level, last seen, rate, cost per day
-///     GET  /alerts                alerts, newest first
+///     GET  /alerts                alerts, newest first, each with a link to its responses
+///     GET  /responses             response decisions and their outcomes, newest first
 ///     GET  /events                event search: filters or one SQL query, scoped by hosts and time
 ///     GET  /hunts                 saved hunts, each a link that runs it
 ///     GET  /process/{entity_id}   a process: its ancestors, its children, its events
@@ -37,6 +38,7 @@ public enum WebRoutes {
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/hosts"]) }
         pages.get("/hosts") { request, _ in try await ui.hosts(request) }
         pages.get("/alerts") { request, _ in try await ui.alerts(request) }
+        pages.get("/responses") { request, _ in try await ui.responses(request) }
         pages.get("/events") { request, _ in try await ui.events(request) }
         pages.get("/hunts") { _, _ in try await ui.hunts() }
         pages.get("/process/{entity}") { _, context in
@@ -178,7 +180,8 @@ struct Pages: Sendable {
         if let level = parameters.get("level"), !level.isEmpty { conditions.append("level = \(literal(level))") }
         let result = await run(
             """
-            SELECT timestamp, host, level, rule_title, executable, command_line, user_name, entity_id, correlation FROM alerts \
+            SELECT timestamp, host, level, rule_title, executable, command_line, user_name, entity_id, correlation, id, \
+            (SELECT count(*) FROM responses WHERE responses.alert_id = alerts.id) AS responses FROM alerts \
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")) ORDER BY time DESC
             """, options: options)
         var body = """
@@ -188,8 +191,83 @@ struct Pages: Sendable {
             <label>Level <select name="level"><option value="">any</option>\(["critical", "high", "medium", "low", "informational"].map { "<option\(parameters.get("level") == $0 ? " selected" : "")>\($0)</option>" }.joined())</select></label>
             <button type="submit">Show</button></form>
             """
-        body += render(result, id: "alerts")
+        // An alert's responses: the count links to them (not limited to the alerts' time bound).
+        body += render(result, id: "alerts") { column, row, columns in
+            guard column == "responses", row.last != .integer(0), let id = columns.firstIndex(of: "id") else { return nil }
+            return "/responses?alert=" + percent(row[id].description)
+        }
         return page("Alerts", body)
+    }
+
+    // MARK: responses
+
+    static let responseStatuses = ["planned", "dry-run", "rate-limited", "sent", "succeeded", "failed", "refused"]
+
+    /// Response decisions, newest first, by host scope, status and alert; a target that is a
+    /// process the store has events of links to its page.
+    func responses(_ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        func value(_ name: String) -> String { (parameters.get(name) ?? "").trimmingCharacters(in: .whitespaces) }
+        let scope = value("hosts").isEmpty ? "all" : value("hosts")
+        let alert = value("alert")
+        let status = value("status")
+        // An alert's responses whenever they were; otherwise the last week unless asked.
+        let since = parameters.get("since") ?? (alert.isEmpty ? "-7d" : "")
+        var options = QueryOptions()
+        options.hosts = HostScope(parsing: scope)
+        options.limit = rows
+        let problems = options.setTimeBounds(since: since.isEmpty ? nil : since, until: nil)
+        var conditions: [String] = []
+        if !status.isEmpty { conditions.append("status = \(literal(status))") }
+        if !alert.isEmpty { conditions.append("alert_id = \(literal(alert))") }
+        var body = """
+            <form method="get" action="/responses" class="filters">
+            <label>Hosts <input name="hosts" value="\(escape(scope))" placeholder="all, names, role=web"></label>
+            <label>Since <input name="since" value="\(escape(since))" size="10" placeholder="-7d"></label>
+            <label>Status <select name="status"><option value="">any</option>\(Self.responseStatuses.map { "<option\(status == $0 ? " selected" : "")>\($0)</option>" }.joined())</select></label>
+            <label>Alert <input name="alert" value="\(escape(alert))" size="16"></label>
+            <button type="submit">Show</button></form>
+            """
+        guard problems.isEmpty else {
+            body += problems.map { "<div class=\"error\">\(escape($0))</div>" }.joined()
+            return page("Responses", body)
+        }
+        let result = await run(
+            """
+            SELECT timestamp, host, rule_title, rule_id, policy, action, target, status, dry_run, detail, alert_id, command_id FROM responses\
+            \(conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) ORDER BY time DESC, id
+            """, options: options)
+        guard case .success(let responses) = result else {
+            return page("Responses", body + render(result, id: "responses"))
+        }
+        // Targets that are processes: the ones with events (a process page has something to show).
+        let targets = Set(responses.rows.map { $0[6].description }.filter { !$0.isEmpty })
+        var processes: Set<String> = []
+        if !targets.isEmpty {
+            var lookup = QueryOptions()
+            lookup.hosts = options.hosts
+            lookup.limit = targets.count
+            let found = try? await store.query(
+                "SELECT DISTINCT entity_id FROM events WHERE entity_id IN (\(targets.sorted().map(literal).joined(separator: ", ")))", options: lookup)
+            processes = Set(found?.rows.map { $0[0].description } ?? [])
+        }
+        body += "<table id=\"responses\"><thead><tr>"
+        body += ["Time", "Host", "Rule", "Policy", "Action", "Target", "Status", "Dry run", "Detail"].map { "<th>\($0)</th>" }.joined()
+        body += "</tr></thead><tbody>"
+        for row in responses.rows {
+            let text = row.map(\.description)
+            let rule = text[2].isEmpty ? text[3] : text[2]
+            let ruleCell = text[2].isEmpty || text[3].isEmpty ? escape(rule) : "<span title=\"\(escape(text[3]))\">\(escape(rule))</span>"
+            let target = processes.contains(text[6])
+                ? "<a class=\"entity\" href=\"/process/\(escape(percent(text[6])))\">\(escape(text[6]))</a>" : escape(text[6])
+            let detail = text[9].count > 300 ? String(text[9].prefix(300)) + "…" : text[9]
+            body += "<tr class=\"response\"><td>\(escape(text[0]))</td><td>\(escape(text[1]))</td><td>\(ruleCell)</td>"
+            body += "<td>\(escape(text[4]))</td><td>\(escape(text[5]))</td><td>\(target)</td>"
+            body += "<td class=\"status \(escape(text[7]))\">\(escape(text[7]))</td><td>\(row[8] == .integer(0) ? "" : "dry run")</td>"
+            body += "<td\(text[11].isEmpty ? "" : " title=\"command \(escape(text[11]))\"")>\(escape(detail))</td></tr>"
+        }
+        body += "</tbody></table><p class=\"note\">\(responses.rows.count) responses\(responses.truncated ? " (more matched; narrow the search)" : "").</p>"
+        return page("Responses", body)
     }
 
     // MARK: events
@@ -351,8 +429,11 @@ struct Pages: Sendable {
         }
     }
 
-    /// A result as a table; entity ids link to their process.
-    func render(_ result: Result<QueryResult, QueryError>, id: String) -> String {
+    /// A result as a table; entity ids link to their process, and a cell to what `link` gives for
+    /// it (its column, row and the columns), if anything.
+    func render(
+        _ result: Result<QueryResult, QueryError>, id: String, link: (String, [QueryValue], [String]) -> String? = { _, _, _ in nil }
+    ) -> String {
         switch result {
         case .failure(let error): return errorBox(error)
         case .success(let result):
@@ -364,6 +445,8 @@ struct Pages: Sendable {
                     let text = value.description
                     if links.contains(index), !text.isEmpty {
                         html += "<td><a class=\"entity\" href=\"/process/\(escape(percent(text)))\">\(escape(text))</a></td>"
+                    } else if let target = link(result.columns[index], row, result.columns) {
+                        html += "<td\(Self.isNumber(value) ? " class=\"number\"" : "")><a href=\"\(escape(target))\">\(escape(text))</a></td>"
                     } else {
                         let shown = text.count > 300 ? String(text.prefix(300)) + "…" : text
                         html += "<td\(Self.isNumber(value) ? " class=\"number\"" : "")>\(escape(shown))</td>"
@@ -449,7 +532,7 @@ struct Pages: Sendable {
     }
 
     static func page(_ title: String, signOut: Bool, _ body: String, status: HTTPResponse.Status = .ok) -> Response {
-        let navigation = [("Hosts", "/hosts"), ("Alerts", "/alerts"), ("Events", "/events"), ("Hunts", "/hunts")]
+        let navigation = [("Hosts", "/hosts"), ("Alerts", "/alerts"), ("Responses", "/responses"), ("Events", "/events"), ("Hunts", "/hunts")]
             .map { name, path in "<a href=\"\(path)\"\(name == title ? " class=\"here\"" : "")>\(name)</a>" }.joined()
         let signOutForm = signOut ? "<form method=\"post\" action=\"/logout\" class=\"signout\"><button>Sign out</button></form>" : ""
         let html = """
@@ -484,6 +567,8 @@ struct Pages: Sendable {
         .proc.current{background:#ffe9b3;font-weight:600}.proc.unknown{background:#eee;color:#666}
         .exe{font-weight:600}.cmd{font-family:ui-monospace,monospace}.entity,.time,.user{color:#667;font-size:11px}
         .signin{display:flex;flex-direction:column;gap:.6em;max-width:20em}
+        td.status{font-weight:600}td.status.succeeded{color:#1d6b32}td.status.failed,td.status.refused{color:#8a1c14}
+        td.status.dry-run,td.status.planned,td.status.rate-limited{color:#7a5a00}
         """
 }
 

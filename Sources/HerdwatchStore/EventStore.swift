@@ -114,6 +114,24 @@ public final class EventStore: FleetStore {
                         WHERE name = 'rare-parent-child';
                     """)
         }
+        migrator.registerMigration("v5-responses") { db in
+            // Automated and manual responses: one row per decision, replaced as its status changes.
+            try db.execute(
+                sql: """
+                    CREATE TABLE response_store (
+                        id TEXT PRIMARY KEY,
+                        time INTEGER NOT NULL,
+                        host TEXT NOT NULL,
+                        alert_id TEXT, rule_id TEXT, rule_title TEXT,
+                        policy TEXT NOT NULL, action TEXT NOT NULL, target TEXT, dry_run INTEGER NOT NULL,
+                        status TEXT NOT NULL, detail TEXT, command_id TEXT, updated INTEGER NOT NULL
+                    );
+                    CREATE INDEX response_host_time ON response_store(host, time);
+                    CREATE INDEX response_time ON response_store(time);
+                    CREATE INDEX response_alert ON response_store(alert_id);
+                    CREATE INDEX response_command ON response_store(command_id);
+                    """)
+        }
         return migrator
     }
 
@@ -212,6 +230,34 @@ public final class EventStore: FleetStore {
                 stored += db.changesCount
             }
             return stored
+        }
+    }
+
+    /// Inserts or replaces responses by id, in one transaction.
+    public func record(responses: [StoredResponse]) async throws {
+        guard !responses.isEmpty else { return }
+        try await pool.write { db in
+            let columns = StoredResponse.columns
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO response_store (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))
+                    ON CONFLICT(id) DO UPDATE SET \(columns.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                    """)
+            for response in responses {
+                try insert.execute(arguments: StatementArguments(response.values.map(\.databaseValue)))
+            }
+        }
+    }
+
+    /// Sets status, detail and time of change of the response that sent command `commandID`
+    /// (every one, should several share it); false when none has it.
+    @discardableResult
+    public func updateResponse(commandID: String, status: String, detail: String?, time: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE response_store SET status = ?, detail = ?, updated = ? WHERE command_id = ?",
+                arguments: [status, detail, time, commandID])
+            return db.changesCount > 0
         }
     }
 
@@ -407,6 +453,7 @@ extension EventStore {
                 db, sql: "SELECT count(DISTINCT time / ?) FROM event_store WHERE time < ?", arguments: [day, boundary]) ?? 0
             try db.execute(sql: "DELETE FROM event_store WHERE time < ?", arguments: [boundary])
             try db.execute(sql: "DELETE FROM alert_store WHERE time < ?", arguments: [boundary])
+            try db.execute(sql: "DELETE FROM response_store WHERE time < ?", arguments: [boundary])
             return days
         }
     }

@@ -21,6 +21,12 @@ public protocol FleetStore: Sendable {
     @discardableResult
     func store(alerts: [StoredAlert]) async throws -> Int
 
+    /// Inserts or replaces responses by id.
+    func record(responses: [StoredResponse]) async throws
+    /// Sets status/detail/updated of the response that sent command `commandID`; false when none has it.
+    @discardableResult
+    func updateResponse(commandID: String, status: String, detail: String?, time: Int64) async throws -> Bool
+
     /// One read-only query over the views, scoped and bounded by `options`.
     func query(_ sql: String, options: QueryOptions) async throws -> QueryResult
 
@@ -38,8 +44,8 @@ public protocol FleetStore: Sendable {
     /// Sets the tags of hosts (name → tags), known before they send anything; other hosts keep theirs.
     func register(hosts: [String: HostTags]) async throws
 
-    /// Deletes every event and alert of the UTC days before the day of `cutoff`; returns the
-    /// number of days dropped.
+    /// Deletes every event, alert and response of the UTC days before the day of `cutoff`; returns
+    /// the number of days of events dropped.
     @discardableResult
     func dropDays(before cutoff: Int64) async throws -> Int
 }

@@ -1,7 +1,8 @@
 import Foundation
 import HerdwatchEvents
 
-/// The PostgreSQL schema: the same tables as SQLite's, with events and alerts partitioned by day.
+/// The PostgreSQL schema: the same tables as SQLite's, with events and alerts partitioned by day
+/// (responses are few and change after they are stored: one table, retention deletes rows).
 enum PostgresSchema {
     static let dayMilliseconds: Int64 = 86_400_000
     /// The advisory lock that serialises schema changes between servers ("Hwatch").
@@ -91,6 +92,22 @@ enum PostgresSchema {
         "CREATE INDEX IF NOT EXISTS alert_host_time ON alert_store (host, time)",
         "CREATE INDEX IF NOT EXISTS alert_time ON alert_store (time)",
         "CREATE INDEX IF NOT EXISTS alert_rule ON alert_store (rule_id)",
+        // Responses: a decision per row, replaced by id as its status changes (a partitioned table's
+        // unique key would have to hold the time, and a decision's record keeps its id, not its time).
+        """
+        CREATE TABLE IF NOT EXISTS response_store (
+            id TEXT PRIMARY KEY,
+            time BIGINT NOT NULL,
+            host TEXT NOT NULL,
+            alert_id TEXT, rule_id TEXT, rule_title TEXT,
+            policy TEXT NOT NULL, action TEXT NOT NULL, target TEXT, dry_run BIGINT NOT NULL,
+            status TEXT NOT NULL, detail TEXT, command_id TEXT, updated BIGINT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS response_host_time ON response_store (host, time)",
+        "CREATE INDEX IF NOT EXISTS response_time ON response_store (time)",
+        "CREATE INDEX IF NOT EXISTS response_alert ON response_store (alert_id)",
+        "CREATE INDEX IF NOT EXISTS response_command ON response_store (command_id)",
         """
         CREATE TABLE IF NOT EXISTS hunt_store (
             name TEXT PRIMARY KEY,
@@ -150,6 +167,19 @@ enum PostgresSchema {
             command_line, user_name, event_ids, tags, stored_at, json)
         ON CONFLICT (id, time) DO NOTHING RETURNING id
         """
+
+    /// Every column goes in as one array parameter; a response already stored (by id) is replaced.
+    static var upsertResponses: String {
+        let columns = StoredResponse.columns
+        let arrays = columns.enumerated().map { "$\($0.offset + 1)::\(StoredResponse.integerColumns.contains($0.element) ? "int8" : "text")[]" }
+        return """
+            INSERT INTO response_store (\(columns.joined(separator: ", ")))
+            SELECT * FROM unnest(\(arrays.joined(separator: ", ")))
+            ON CONFLICT (id) DO UPDATE SET \(columns.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+            """
+    }
+
+    static let updateResponse = "UPDATE response_store SET status = $1, detail = $2, updated = $3 WHERE command_id = $4 RETURNING id"
 
     /// The hunts a new database starts with: SQLite's, in PostgreSQL's SQL where it differs
     /// (HAVING cannot name an output column there).

@@ -8,7 +8,7 @@ import PostgresNIO
 ///
 /// Events and alerts are partitioned by UTC day (`event_store_20261123`, `alert_store_20261123`),
 /// each partition created when the first event of its day arrives; `dropDays(before:)` is the
-/// retention: it drops whole days. An event is stored once per `event.id`: the unique key is
+/// retention: it drops whole days (and deletes the responses of those days from their one table). An event is stored once per `event.id`: the unique key is
 /// (`id`, `time`), since a unique key of a partitioned table must hold the partition column, and an
 /// event's time is part of its identity (every delivery of it carries the same `@timestamp`, and
 /// `replay`'s ids are made of host, time and serial). The same id with another time would be
@@ -122,23 +122,30 @@ public final class PostgresStore: FleetStore {
     }
 
     /// Drops the day partitions of events and alerts that end at or before `cutoff` (milliseconds
-    /// since the epoch): the whole UTC days before the day of `cutoff`. Returns how many days of
-    /// events were dropped (as SQLite counts them).
+    /// since the epoch): the whole UTC days before the day of `cutoff`; and deletes the responses
+    /// of those days (one table, not partitioned). Returns how many days of events were dropped (as
+    /// SQLite counts them).
     @discardableResult
     public func dropDays(before cutoff: Int64) async throws -> Int {
         let names = try await partitionNames()
         let old = names.filter { name in
             PostgresSchema.day(ofPartition: name).map { ($0 + 1) * PostgresSchema.dayMilliseconds <= cutoff } ?? false
         }
-        guard !old.isEmpty else { return 0 }
-        try await transaction("drop partitions before \(cutoff)") { connection in
+        let boundary = cutoff.dividedRoundingDown(by: PostgresSchema.dayMilliseconds) * PostgresSchema.dayMilliseconds
+        let responses = try await transaction("drop days before \(cutoff)") { connection in
             try await self.lock(connection)
+            var responses = 0
+            for try await _ in try await connection.query("DELETE FROM response_store WHERE time < \(boundary) RETURNING id", logger: self.logger) {
+                responses += 1
+            }
             for name in old.sorted() {
                 try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(name)"), logger: self.logger)
             }
+            return responses
         }
+        guard !old.isEmpty else { return 0 }
         await partitions.remove(old)
-        logger.info("dropped days", metadata: ["before": "\(cutoff)", "partitions": "\(old.sorted())"])
+        logger.info("dropped days", metadata: ["before": "\(cutoff)", "partitions": "\(old.sorted())", "responses": "\(responses)"])
         return old.filter { $0.hasPrefix(PostgresSchema.PartitionedTable.events.rawValue + "_") }.count
     }
 
@@ -260,6 +267,40 @@ public final class PostgresStore: FleetStore {
             var stored = 0
             for try await _ in try await connection.query(query, logger: self.logger) { stored += 1 }
             return stored
+        }
+    }
+
+    // MARK: Responses
+
+    /// Inserts or replaces responses by id, in one statement (the last of an id in the batch wins).
+    public func record(responses: [StoredResponse]) async throws {
+        let responses = StoredResponse.lastOfEachID(responses)
+        guard !responses.isEmpty else { return }
+        var binds = PostgresBindings(capacity: StoredResponse.columns.count)
+        let rows = responses.map(\.values)
+        for (index, column) in StoredResponse.columns.enumerated() {
+            binds.append(ColumnArray(kind: StoredResponse.integerColumns.contains(column) ? .integer : .text, values: rows.map { $0[index] }))
+        }
+        let query = PostgresQuery(unsafeSQL: PostgresSchema.upsertResponses, binds: binds)
+        try await transaction("record \(responses.count) responses") { connection in
+            try await connection.query(query, logger: self.logger)
+        }
+    }
+
+    /// Sets status, detail and time of change of the response that sent command `commandID`
+    /// (every one, should several share it); false when none has it.
+    @discardableResult
+    public func updateResponse(commandID: String, status: String, detail: String?, time: Int64) async throws -> Bool {
+        var binds = PostgresBindings(capacity: 4)
+        binds.append(.text(status))
+        binds.append(ColumnValue(detail))
+        binds.append(.integer(time))
+        binds.append(.text(commandID))
+        let query = PostgresQuery(unsafeSQL: PostgresSchema.updateResponse, binds: binds)
+        return try await transaction("update the response of command \(commandID)") { connection in
+            var updated = false
+            for try await _ in try await connection.query(query, logger: self.logger) { updated = true }
+            return updated
         }
     }
 

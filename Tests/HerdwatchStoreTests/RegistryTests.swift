@@ -62,6 +62,15 @@ import HerdwatchEvents
             #expect(try await store.dropDays(before: cutoff) == 2)
             #expect(try await store.read("SELECT id FROM events ORDER BY id").rows == [[.text("d")], [.text("e")]])
         }
+        // Responses go with their days too, also when no day of events is dropped.
+        try await engine.withStore { store in
+            func response(_ id: String, _ time: String) throws -> StoredResponse {
+                StoredResponse(id: id, time: try #require(CivilTime.milliseconds(iso8601: time)), host: "h", policy: "manual", action: "notify", status: "sent")
+            }
+            try await store.record(responses: [try response("r20", "2026-11-20T23:59:59Z"), try response("r22", "2026-11-22T00:00:00Z")])
+            #expect(try await store.dropDays(before: cutoff) == 0)
+            #expect(try await store.read("SELECT id FROM responses").rows == [[.text("r22")]])
+        }
     }
 
     @Test(arguments: Engine.allCases)

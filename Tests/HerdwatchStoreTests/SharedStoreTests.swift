@@ -66,6 +66,7 @@ import Testing
         ("SELECT * FROM event_store", "'event_store' is not queryable"),
         ("SELECT * FROM \"host_store\"", "'host_store' is not queryable"),
         ("SELECT * FROM alert_store", "'alert_store' is not queryable"),
+        ("SELECT * FROM response_store", "'response_store' is not queryable"),
         ("SELECT * FROM hunt_store", "'hunt_store' is not queryable"),
         ("SELECT name FROM sqlite_master", "'sqlite_master' is not queryable"),
         ("SELECT * FROM main.events", "schema names are not allowed"),
@@ -171,6 +172,66 @@ import Testing
             options.since = 1500
             #expect(try await store.query("SELECT rule_id FROM alerts", options: options).rows == [[.text("rule-b")]])
             await #expect(throws: QueryError.self) { try await store.read("SELECT * FROM alert_store") }
+        }
+    }
+
+    /// Responses: recorded and replaced by id, updated by the command they sent, seen through the
+    /// `responses` view within the query's host and time scope.
+    @Test(arguments: Engine.allCases)
+    func responsesAreRecordedReplacedUpdatedAndScoped(engine: Engine) async throws {
+        try await engine.withStore { store in
+            let kill = StoredResponse(
+                id: "r1", time: 1000, host: "web1", alertID: "a1", ruleID: "rule-a", ruleTitle: "Rule a", policy: "contain-shells",
+                action: "kill", target: "e-a", status: "planned")
+            let notify = StoredResponse(
+                id: "r2", time: 2000, host: "db1", policy: "manual", action: "notify", target: "ops-webhook", dryRun: true, status: "dry-run",
+                detail: "would post")
+            #expect(notify.updated == 2000 && notify.alertID == nil && notify.commandID == nil)
+            try await store.record(responses: [kill, notify])
+            var sent = kill
+            sent.status = "sent"
+            sent.commandID = "c1"
+            sent.updated = 1100
+            try await store.record(responses: [sent])
+            #expect(try await store.read("SELECT status, command_id, updated FROM responses WHERE id = 'r1'").rows == [[.text("sent"), .text("c1"), .integer(1100)]])
+            #expect(try await store.updateResponse(commandID: "c1", status: "succeeded", detail: "pid 42 killed", time: 1500))
+            #expect(try await !store.updateResponse(commandID: "c9", status: "failed", detail: nil, time: 1600), "no response sent c9")
+
+            let all = try await store.read("SELECT * FROM responses ORDER BY id")
+            #expect(all.columns == [
+                "id", "timestamp", "time", "host", "alert_id", "rule_id", "rule_title", "policy", "action", "target", "dry_run", "status",
+                "detail", "command_id", "updated",
+            ])
+            #expect(all.rows == [
+                [
+                    .text("r1"), .text("1970-01-01T00:00:01.000Z"), .integer(1000), .text("web1"), .text("a1"), .text("rule-a"), .text("Rule a"),
+                    .text("contain-shells"), .text("kill"), .text("e-a"), .integer(0), .text("succeeded"), .text("pid 42 killed"), .text("c1"),
+                    .integer(1500),
+                ],
+                [
+                    .text("r2"), .text("1970-01-01T00:00:02.000Z"), .integer(2000), .text("db1"), .null, .null, .null, .text("manual"),
+                    .text("notify"), .text("ops-webhook"), .integer(1), .text("dry-run"), .text("would post"), .null, .integer(2000),
+                ],
+            ])
+
+            var options = QueryOptions()
+            options.hosts = .names(["web1"])
+            #expect(try await store.query("SELECT id FROM responses", options: options).rows == [[.text("r1")]])
+            options.hosts = HostScope(parsing: "nowhere")
+            #expect(try await store.query("SELECT count(*) FROM responses", options: options).rows == [[.integer(0)]])
+            options.hosts = .all
+            options.since = 1500
+            #expect(try await store.query("SELECT id FROM responses", options: options).rows == [[.text("r2")]])
+            options.since = nil
+            options.until = 1500
+            #expect(try await store.query("SELECT id FROM responses", options: options).rows == [[.text("r1")]])
+
+            // One decision twice in a batch: the later record stays.
+            var posted = notify
+            posted.status = "sent"
+            try await store.record(responses: [notify, posted])
+            #expect(try await store.read("SELECT count(*), max(status) FROM responses WHERE id = 'r2'").rows == [[.integer(1), .text("sent")]])
+            await #expect(throws: QueryError.self) { try await store.read("SELECT * FROM response_store") }
         }
     }
 
