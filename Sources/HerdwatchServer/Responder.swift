@@ -73,7 +73,14 @@ public final class Responder: Service, Sendable {
                     response.status = "dry-run"
                     response.detail = "would \(describe(action, alert: alert))"
                 } else {
-                    response = await perform(action, alert: alert, stored: stored, policy: policy, response: response)
+                    let (outcome, isRecorded) = await perform(action, alert: alert, stored: stored, policy: policy, response: response)
+                    response = outcome
+                    // A command's record is written before it is sent; writing it again could
+                    // overwrite the agent's report, which may already be in.
+                    if isRecorded {
+                        recorded.append(response)
+                        continue
+                    }
                 }
                 await record(response)
                 recorded.append(response)
@@ -118,9 +125,10 @@ public final class Responder: Service, Sendable {
 
     // MARK: Actions
 
+    /// The response after the action, and whether it is already recorded (commands are).
     private func perform(
         _ action: ResponsePolicy.Action, alert: Alert, stored: StoredAlert, policy: ResponsePolicy, response: StoredResponse
-    ) async -> StoredResponse {
+    ) async -> (StoredResponse, Bool) {
         var response = response
         let host = alert.host ?? ""
         let requestedBy = "policy \(policy.name)"
@@ -145,10 +153,10 @@ public final class Responder: Service, Sendable {
         case .raise(let level, let seconds):
             await send("level", ["level": level, "seconds": String(seconds)])
         case .kill:
-            guard let entity = alert.entityID else { return failed(response, "the alert names no process (no entity id)") }
+            guard let entity = alert.entityID else { return (failed(response, "the alert names no process (no entity id)"), false) }
             await send("kill", ["entity_id": entity])
         case .block(let seconds):
-            guard let address = alert.destination else { return failed(response, "the alert's event has no remote address") }
+            guard let address = alert.destination else { return (failed(response, "the alert's event has no remote address"), false) }
             await send("block", ["address": address, "seconds": String(seconds)])
         case .isolate(let seconds):
             await send("isolate", seconds.map { ["seconds": String($0)] } ?? [:])
@@ -158,8 +166,9 @@ public final class Responder: Service, Sendable {
             response.status = result.succeeded ? "succeeded" : "failed"
             response.detail = result.detail
         }
+        if response.commandID != nil { return (response, true) }
         response.updated = max(response.updated, Int64(Date().timeIntervalSince1970 * 1000))
-        return response
+        return (response, false)
     }
 
     private func failed(_ response: StoredResponse, _ why: String) -> StoredResponse {
@@ -229,14 +238,16 @@ public final class Responder: Service, Sendable {
 /// instance, a ticket, a page) run with the host's identity in its environment and the host name
 /// as its argument: HERDWATCH_HOST, HERDWATCH_HOST_TAGS (`env=prod,role=web`), HERDWATCH_TAG_<KEY>,
 /// HERDWATCH_ALERT_ID, HERDWATCH_RULE_ID, HERDWATCH_RULE_TITLE, HERDWATCH_LEVEL, HERDWATCH_ENTITY_ID,
-/// HERDWATCH_POLICY. Exit 0 is success; it is stopped after its timeout.
+/// HERDWATCH_POLICY. Exit 0 is success. It runs under coreutils' `timeout`, in a process group of
+/// its own, so that at its timeout the whole group is stopped (SIGTERM, then SIGKILL 5 s later),
+/// whatever it started.
 enum Bounce {
     static func run(
         _ path: String, host: String, tags: HostTags, alert: StoredAlert, policy: String, timeoutSeconds: Int
     ) async -> (succeeded: Bool, detail: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = [host]
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["--kill-after=5", "\(timeoutSeconds)", path, host]
         var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
         environment["HERDWATCH_HOST"] = host
         environment["HERDWATCH_HOST_TAGS"] = tags.tagText
@@ -271,20 +282,18 @@ enum Bounce {
             } catch {
                 process.terminationHandler = nil
                 continuation.resume(returning: nil)
-                return
-            }
-            let pid = process.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(timeoutSeconds)) {
-                if process.isRunning {
-                    kill(pid, SIGTERM)
-                    DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(5)) { if process.isRunning { kill(pid, SIGKILL) } }
-                }
             }
         }
         output.fileHandleForReading.readabilityHandler = nil
         let text = String(decoding: collected.withLock { $0 }.suffix(1024), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let status else { return (false, "cannot run \(path)") }
-        let reason = process.terminationReason == .uncaughtSignal ? "killed by signal \(status)" : "exit \(status)"
+        guard let status else { return (false, "cannot run /usr/bin/timeout for \(path)") }
+        let reason =
+            switch (process.terminationReason, status) {
+            case (.uncaughtSignal, _): "killed by signal \(status)"
+            case (_, 124), (_, 137): "stopped after its timeout of \(timeoutSeconds) s"
+            case (_, 126), (_, 127): "cannot run (exit \(status): missing or not executable)"
+            default: "exit \(status)"
+            }
         return (status == 0 && process.terminationReason == .exit, "\(path) \(host): \(reason)" + (text.isEmpty ? "" : ": \(text)"))
     }
 }

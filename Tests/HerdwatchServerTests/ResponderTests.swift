@@ -82,9 +82,8 @@ import Testing
             #expect(commands[0].arguments == ["level": "pet", "seconds": "600"])
             #expect(commands.map(\.id) == recorded.compactMap(\.commandID))
             #expect(commands.allSatisfy { $0.requestedBy == "policy contain" })
-            #expect(try rows(store, "SELECT policy, action, status FROM responses ORDER BY action") == [
-                ["contain", "block", "sent"], ["contain", "kill", "sent"], ["contain", "raise-level", "sent"],
-            ])
+            let stored = try rows(store, "SELECT policy, action, status FROM responses ORDER BY action")
+            #expect(stored == [["contain", "block", "sent"], ["contain", "kill", "sent"], ["contain", "raise-level", "sent"]])
         }
     }
 
@@ -130,7 +129,8 @@ import Testing
             #expect(issuer.queue.pendingCount(host: "web1") == 2)
             // A minute later the policy may act again.
             #expect(await responder.handle(Self.alert(event: "e9"), now: Self.now + 61_000).map(\.status) == ["dry-run", "sent"])
-            #expect(try rows(store, "SELECT count(*) FROM responses WHERE dry_run = 1") == [["4"]])
+            let dryRuns = try rows(store, "SELECT count(*) FROM responses WHERE dry_run = 1")
+            #expect(dryRuns == [["4"]])
         }
     }
 
@@ -163,10 +163,12 @@ import Testing
             try "#!/bin/sh\nsleep 30\n".write(toFile: "\(directory)/slow.sh", atomically: true, encoding: .utf8)
             chmod("\(directory)/replace.sh", 0o755)
             chmod("\(directory)/slow.sh", 0o755)
+            let started = ContinuousClock.now
             let recorded = await responder.handle(Self.alert(), now: Self.now)
+            #expect(ContinuousClock.now - started < .seconds(10), "the timeout did not stop the slow program")
             #expect(recorded.map(\.status) == ["succeeded", "failed"])
             #expect(recorded[0].detail?.hasSuffix("exit 0: replaced") == true, "\(recorded[0].detail ?? "")")
-            #expect(recorded[1].detail?.contains("signal") == true, "\(recorded[1].detail ?? "")")
+            #expect(recorded[1].detail?.contains("stopped after its timeout of 1 s") == true, "\(recorded[1].detail ?? "")")
             let written = try String(contentsOfFile: "\(directory)/bounced", encoding: .utf8)
             #expect(written == "web1 i-0abc Reverse Shell\n")
         }
@@ -201,7 +203,8 @@ import Testing
             let refused = #"{"@timestamp":"2026-11-23T10:00:02.000Z","event":{"action":"response-action","id":"r2"},"host":{"name":"web1"},"herdwatch":{"response":{"status":"refused","refusal":"bad-signature","detail":"signature does not verify with the server key"}}}"#
             let lines: [Substring] = [Substring(done), "{}", Substring(refused)]
             let alerts = await responder.observe(lines: lines, stored: [0, 1, 2])
-            #expect(try rows(store, "SELECT status, detail FROM responses") == [["succeeded", "killed pid 4242"]])
+            let completed = try rows(store, "SELECT status, detail FROM responses")
+            #expect(completed == [["succeeded", "killed pid 4242"]])
             #expect(alerts.map(\.ruleTitle) == ["Agent Refused A Server Command"])
             #expect(alerts.first?.host == "web1" && alerts.first?.commandLine?.hasPrefix("bad-signature") == true)
         }
