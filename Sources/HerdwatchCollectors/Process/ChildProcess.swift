@@ -32,40 +32,26 @@ public enum ChildProcess {
         if case .pipe = standardOutput {
             guard pipe(&pipeEnds) == 0 else { throw Failure(program: arguments[0], code: errno) }
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        for (stream, output) in [(Int32(1), standardOutput), (Int32(2), standardError)] {
-            switch output {
-            case .pipe:
-                posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], stream)
-            case .discard:
-                posix_spawn_file_actions_addopen(&actions, stream, "/dev/null", O_WRONLY, 0)
-            case .file(let path):
-                posix_spawn_file_actions_addopen(&actions, stream, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            case .appending(let path):
-                posix_spawn_file_actions_addopen(&actions, stream, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        var pid: pid_t = 0
+        let result = spawnWithDefaultSignals(arguments, pid: &pid) { (actions: inout posix_spawn_file_actions_t) in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            for (stream, output) in [(Int32(1), standardOutput), (Int32(2), standardError)] {
+                switch output {
+                case .pipe:
+                    posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], stream)
+                case .discard:
+                    posix_spawn_file_actions_addopen(&actions, stream, "/dev/null", O_WRONLY, 0)
+                case .file(let path):
+                    posix_spawn_file_actions_addopen(&actions, stream, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+                case .appending(let path):
+                    posix_spawn_file_actions_addopen(&actions, stream, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+                }
+            }
+            if pipeEnds[0] >= 0 {
+                posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
+                posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
             }
         }
-        if pipeEnds[0] >= 0 {
-            posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-            posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
-        }
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
         if pipeEnds[1] >= 0 { close(pipeEnds[1]) }
         guard result == 0 else {
             if pipeEnds[0] >= 0 { close(pipeEnds[0]) }
@@ -107,27 +93,13 @@ public enum ChildProcess {
         close(inputEnds[1])
         inputEnds[1] = -1
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // dup2 clears close-on-exec on the copies; the originals close at exec.
-        posix_spawn_file_actions_adddup2(&actions, inputEnds[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, outputEnds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errorEnds[1], 2)
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        let result = spawnWithDefaultSignals(arguments, pid: &pid) { (actions: inout posix_spawn_file_actions_t) in
+            // dup2 clears close-on-exec on the copies; the originals close at exec.
+            posix_spawn_file_actions_adddup2(&actions, inputEnds[0], 0)
+            posix_spawn_file_actions_adddup2(&actions, outputEnds[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, errorEnds[1], 2)
+        }
         guard result == 0 else { throw Failure(program: arguments[0], code: result) }
         // The child's ends, so that its exit ends the reads below.
         close(outputEnds[1])
@@ -159,6 +131,30 @@ public enum ChildProcess {
         // WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift cannot import.
         let signal = status & 0x7f
         return Completion(status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, output: output, error: error)
+    }
+
+    /// posix_spawn with an empty signal mask and default handlers (a test thread may block SIGTERM,
+    /// and a child would inherit that); `files` sets up the child's descriptors.
+    private static func spawnWithDefaultSignals(
+        _ arguments: [String], pid: inout pid_t, files: (inout posix_spawn_file_actions_t) -> Void
+    ) -> Int32 {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        files(&actions)
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        return posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
     }
 
     /// `signal` (SIGTERM), then SIGKILL after `gracePeriodSeconds`; always reaped.
