@@ -59,6 +59,17 @@ import Testing
                 return !alerts.isEmpty
             }
             #expect(alerts.first?[1] as? String == "/usr/bin/chmod", "the built-in rule fired on chmod u+s")
+            // The default response: the alert written to notifications.jsonl, the level raised by a
+            // signed command the agent carried out.
+            var responses: [[Any]] = []
+            waitUntil(seconds: 10) {
+                responses = api(
+                    "SELECT action, status FROM responses WHERE policy = 'notify-and-raise' AND rule_id = '58e9946e-5146-47c6-b8a5-8325cb372943' ORDER BY action")
+                return responses.count == 2 && responses.allSatisfy { $0[1] as? String == "succeeded" }
+            }
+            #expect(responses.map { "\($0[0]):\($0[1])" } == ["notify:succeeded", "raise-level:succeeded"], "\(responses)")
+            let notifications = (try? String(contentsOfFile: state + "/notifications.jsonl", encoding: .utf8)) ?? ""
+            #expect(notifications.contains("58e9946e-5146-47c6-b8a5-8325cb372943"), "the alert was written to notifications.jsonl")
             let hosts = api("SELECT name, level FROM hosts")
             #expect(hosts.count == 1, "\(hosts)")
             // The UI answers.
