@@ -150,13 +150,10 @@ public struct JSONWriter {
     @inlinable
     public mutating func bool(_ value: Bool) {
         beginValue()
-        if value {
-            storage.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
-        } else {
-            storage.append(contentsOf: [
-                UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e"),
-            ])
-        }
+        // Two array literals here, one per branch, were merged into "true" for both by the Swift
+        // 6.3 optimizer when inlined into another module (release builds wrote `false` as `true`).
+        let literal: StaticString = value ? "true" : "false"
+        literal.withUTF8Buffer { storage.append(contentsOf: $0) }
     }
 
     /// Writes `"key":value` for a non-nil string.

@@ -146,7 +146,7 @@ public final class Responder: Service, Sendable {
             let outcome = await notifier.send(
                 AlertNotification(
                     alert: stored, policy: policy.name, hostTags: hostTags[host]?.tagText.split(separator: ",").map(String.init) ?? [],
-                    actions: policy.actions.map(\.name)),
+                    dryRun: policy.dryRun, actions: policy.actions.map(\.name)),
                 to: target)
             response.status = outcome.succeeded ? "succeeded" : "failed"
             response.detail = outcome.detail

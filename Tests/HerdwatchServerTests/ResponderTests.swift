@@ -186,6 +186,7 @@ import Testing
             let line = try String(contentsOfFile: "\(directory)/notifications.jsonl", encoding: .utf8)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             #expect(object["rule_title"] as? String == "Reverse Shell" && object["policy"] as? String == "tell")
+            #expect(object["dry_run"] as? Bool == false, "\(line)")
         }
     }
 
