@@ -91,7 +91,8 @@ let package = Package(
             name: "HerdwatchServer",
             dependencies: [
                 "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "HerdwatchPolicy", "HerdwatchCommands", "CCrypt",
-                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // Notify actions (webhook, Slack): server side only, like the web and database dependencies.
@@ -101,10 +102,12 @@ let package = Package(
         ),
         // The NATS C client from Debian's libnats-dev, behind HerdwatchShipping's JetStream type.
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        // OpenSSL from Debian's libssl-dev, behind HerdwatchShipping's TLSContext (the agent's https).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "HerdwatchShipping",
             dependencies: [
-                "HerdwatchEvents", "CNATS", .product(name: "Logging", package: "swift-log"),
+                "HerdwatchEvents", "CNATS", "COpenSSL", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -159,6 +162,7 @@ let package = Package(
             dependencies: [
                 "HerdwatchServer", "HerdwatchStore", "HerdwatchDetection", "HerdwatchShipping", "HerdwatchTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "HerdwatchAuditTests", dependencies: ["HerdwatchAudit", "HerdwatchEvents"]),

@@ -1,4 +1,5 @@
 import HerdwatchPolicy
+import HerdwatchShipping
 import Yams
 
 /// The agent's configuration file (YAML). Every key is optional; the defaults are what
@@ -39,6 +40,9 @@ public struct AgentConfiguration: Equatable, Sendable {
     /// HTTP sink to `herdwatch server`: off without a URL; the token is read from a file.
     public var httpURL: String?
     public var httpTokenFile: String?
+    /// TLS for an `https://` URL: the CA to trust (default: the system's), and a client
+    /// certificate and key for servers that require one.
+    public var httpTLS = TLSContext.Configuration()
     /// Syslog sink (RFC 5424 over TCP): off without an address.
     public var syslogAddress: HostAndPort?
     public var syslogFacility = 16
@@ -108,8 +112,11 @@ public struct AgentConfiguration: Equatable, Sendable {
         #   subject_prefix: herdwatch.events   # events go to SUBJECT_PREFIX.HOST
         #   create_stream: true
         # http:                     # send to `herdwatch server` (acknowledged once stored)
-        #   url: http://127.0.0.1:8080
+        #   url: http://127.0.0.1:8080       # or https://HOST:PORT (TLS 1.2+, the server's certificate verified)
         #   token_file: /etc/herdwatch/token   # this host's token (as in the server's --tokens file)
+        #   ca_file: /etc/herdwatch/ca.pem     # https: the CA that signed the server's certificate; default: the system's
+        #   cert_file: /etc/herdwatch/agent.pem   # https: a client certificate (mutual TLS), with key_file
+        #   key_file: /etc/herdwatch/agent.key
         # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
         #   address: 127.0.0.1:514
         #   facility: 16            # 16 = local0; 10 = authpriv
@@ -224,10 +231,16 @@ public struct AgentConfiguration: Equatable, Sendable {
             if let create = try bool(nats, "create_stream", "nats.create_stream") { configuration.natsCreatesStream = create }
         }
         if let http = try map("http") {
-            try unknown(http, ["url", "token_file"], prefix: "http.")
+            try unknown(http, ["url", "token_file", "ca_file", "cert_file", "key_file"], prefix: "http.")
             guard let url = try string(http, "url", "http.url") else { throw Problem(file: file, key: "http.url", reason: "required") }
-            guard url.hasPrefix("http://") else {
-                throw Problem(file: file, key: "http.url", reason: "expected http://HOST:PORT (https is not supported yet)")
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw Problem(file: file, key: "http.url", reason: "expected http://HOST:PORT or https://HOST:PORT")
+            }
+            configuration.httpTLS.caFile = try string(http, "ca_file", "http.ca_file")
+            configuration.httpTLS.certificateFile = try string(http, "cert_file", "http.cert_file")
+            configuration.httpTLS.keyFile = try string(http, "key_file", "http.key_file")
+            if (configuration.httpTLS.certificateFile == nil) != (configuration.httpTLS.keyFile == nil) {
+                throw Problem(file: file, key: "http.cert_file", reason: "a client certificate needs both cert_file and key_file")
             }
             guard let tokenFile = try string(http, "token_file", "http.token_file") else {
                 throw Problem(file: file, key: "http.token_file", reason: "required")

@@ -90,7 +90,7 @@ public enum AgentRuntime {
             guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
                 !token.isEmpty
             else { throw AgentSetupError(description: "cannot read a token from \(tokenFile)") }
-            let http = try HTTPSink.Configuration(url: url, token: token)
+            let http = try HTTPSink.Configuration(url: url, token: token, tls: settings.httpTLS)
             ship(HTTPSink(configuration: http))
             logger.info("sending to herdwatch server", metadata: ["url": "\(url)"])
             if let key = settings.commandServerKey {

@@ -3,6 +3,7 @@ import HerdwatchCommands
 import HerdwatchDetection
 import HerdwatchStore
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import ServiceLifecycle
 
@@ -24,6 +25,10 @@ public struct ServerRuntime: Sendable {
         public var commandSigner: CommandSigner?
         /// Response policies; nil or empty: alerts get no automated response.
         public var responses: ResponseConfiguration?
+        /// HTTPS instead of HTTP (agents' ingest and commands, the UI, the API); nil: plain HTTP.
+        public var tls: TLSFiles?
+        /// Called once the server listens, with its port (tests listen on port 0).
+        public var onListening: @Sendable (Int) async -> Void = { _ in }
 
         public init(ingest: IngestConfiguration) { self.ingest = ingest }
     }
@@ -75,9 +80,11 @@ public struct ServerRuntime: Sendable {
     /// Registers the hosts of the tokens file, then returns the services to run.
     public func services() async throws -> [any Service] {
         try await store.register(hosts: settings.ingest.hostTags)
+        let listening = settings.onListening
         let app = Application(
-            router: router(), configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "herdwatch"),
-            logger: logger)
+            router: router(), server: try settings.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "herdwatch"),
+            onServerRunning: { channel in await listening(channel.localAddress?.port ?? 0) }, logger: logger)
         var services: [any Service] = [app]
         if let nats = settings.nats {
             services.append(NATSIngest(configuration: nats, store: store, detection: detection, logger: logger))
@@ -93,7 +100,7 @@ public struct ServerRuntime: Sendable {
         logger.info(
             "listening",
             metadata: [
-                "address": "\(settings.host):\(settings.port)", "store": "\(store.location)", "hosts": "\(settings.ingest.tokens.count)",
+                "address": "\(settings.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)", "store": "\(store.location)", "hosts": "\(settings.ingest.tokens.count)",
                 "rules": "\(detection?.ruleCount ?? 0)", "response-policies": "\(detection?.responder?.policyCount ?? 0)",
                 "command-key": "\(settings.commandSigner?.publicKeyBase64 ?? "none")", "sign-in": "\(settings.web.users == nil ? "off (loopback)" : "on")",
             ])
@@ -134,5 +141,41 @@ func repeatUntilShutdown(every interval: Duration, _ round: @escaping @Sendable 
             await round()
             try? await Task.sleep(for: interval)
         }
+    }
+}
+
+/// The server's certificate and key (PEM), and, for mutual TLS, the CA whose client certificates
+/// it requires of every connection.
+public struct TLSFiles: Sendable {
+    public var certificate: String
+    public var key: String
+    public var clientCA: String?
+
+    public init(certificate: String, key: String, clientCA: String? = nil) {
+        self.certificate = certificate
+        self.key = key
+        self.clientCA = clientCA
+    }
+
+    func configuration() throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        let privateKey: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificate)
+            privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        } catch {
+            throw IngestSetupError(description: "TLS: cannot load \(certificate) and \(key): \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        configuration.minimumTLSVersion = .tlsv12
+        if let clientCA {
+            guard FileManager.default.isReadableFile(atPath: clientCA) else {
+                throw IngestSetupError(description: "TLS: cannot read the client CA file \(clientCA)")
+            }
+            configuration.trustRoots = .file(clientCA)
+            configuration.certificateVerification = .noHostnameVerification
+        }
+        return configuration
     }
 }

@@ -1,5 +1,5 @@
 /// Posts the spool to `herdwatch server`: batches of ECS JSON lines to `/api/v1/events` with the
-/// host's token, over a kept-alive HTTP/1.1 connection. The server replies after the batch is on
+/// host's token, over a kept-alive HTTP/1.1 connection (TLS for `https://`). The server replies after the batch is on
 /// disk, so a 200 confirms the batch; anything else (a refusal, a timeout, a closed connection) is
 /// an error and the batch is sent again.
 public final class HTTPSink: SpoolSink {
@@ -16,21 +16,27 @@ public final class HTTPSink: SpoolSink {
             self.token = token
         }
 
-        /// `http://HOST:PORT[/PATH]`; https is not supported yet.
-        public init(url: String, token: String) throws(SinkError) {
-            guard url.hasPrefix("http://") else {
-                throw SinkError(sink: "http", reason: "'\(url)': only http:// URLs are supported (https is not there yet)")
+        /// TLS for `https://` URLs (nil: plain HTTP).
+        public var tls: TLSContext?
+
+        /// `http://HOST:PORT[/PATH]` or `https://HOST:PORT[/PATH]` (then `tls` verifies the server,
+        /// and gives the client certificate when there is one).
+        public init(url: String, token: String, tls configuration: TLSContext.Configuration = .init()) throws(SinkError) {
+            let secure = url.hasPrefix("https://")
+            guard secure || url.hasPrefix("http://") else {
+                throw SinkError(sink: "http", reason: "'\(url)': expected http://HOST:PORT or https://HOST:PORT")
             }
-            let rest = url.dropFirst("http://".count)
+            let rest = url.dropFirst(secure ? "https://".count : "http://".count)
             let authority = rest.prefix { $0 != "/" }
             let path = rest.dropFirst(authority.count)
             guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]),
                 (1...65535).contains(port)
-            else { throw SinkError(sink: "http", reason: "'\(url)': expected http://HOST:PORT") }
+            else { throw SinkError(sink: "http", reason: "'\(url)': expected \(secure ? "https" : "http")://HOST:PORT") }
             var host = String(authority[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             self.init(host: host, port: port, token: token)
             if !path.isEmpty && path != "/" { self.path = String(path) }
+            if secure { tls = try TLSContext(configuration) }
         }
     }
 
@@ -62,7 +68,8 @@ public final class HTTPSink: SpoolSink {
             """
         if connection == nil {
             connection = try TCPConnection(
-                host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name)
+                host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name,
+                tls: configuration.tls)
         }
         do {
             try connection!.send(Array(head.utf8) + body, sink: name)

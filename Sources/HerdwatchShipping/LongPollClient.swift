@@ -26,7 +26,8 @@ public final class LongPollClient {
             """
         if connection == nil {
             connection = try TCPConnection(
-                host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name)
+                host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name,
+                tls: configuration.tls)
         }
         let connection = connection!
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)

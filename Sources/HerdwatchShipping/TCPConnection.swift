@@ -2,14 +2,17 @@
 import Glibc
 #endif
 
-/// A blocking TCP connection with connect, send and receive timeouts, for the sinks.
+/// A blocking TCP connection with connect, send and receive timeouts, for the sinks; with TLS
+/// when given a `TLSContext`.
 struct TCPConnection {
     let descriptor: Int32
+    private(set) var tls: TLSSession?
 
     init(descriptor: Int32) { self.descriptor = descriptor }
 
-    /// Connects to the first address of `host` that answers within `timeoutMilliseconds`.
-    init(host: String, port: Int, timeoutMilliseconds: Int32, sink: String) throws(SinkError) {
+    /// Connects to the first address of `host` that answers within `timeoutMilliseconds`, then
+    /// starts TLS over it when `tls` is given.
+    init(host: String, port: Int, timeoutMilliseconds: Int32, sink: String, tls: TLSContext? = nil) throws(SinkError) {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
@@ -53,6 +56,14 @@ struct TCPConnection {
             var one: Int32 = 1
             setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             descriptor = socket
+            if let tls {
+                do {
+                    self.tls = try tls.session(descriptor: socket, host: host, sink: sink)
+                } catch {
+                    Glibc.close(socket)
+                    throw error
+                }
+            }
             return
         }
         throw SinkError(sink: sink, reason: "cannot connect to \(host):\(port): \(failure)")
@@ -60,6 +71,10 @@ struct TCPConnection {
 
     func send(_ bytes: [UInt8], sink: String) throws(SinkError) {
         var offset = 0
+        if let tls {
+            while offset < bytes.count { offset += try tls.write(bytes[offset...], sink: sink) }
+            return
+        }
         while offset < bytes.count {
             let count = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if count < 0 {
@@ -73,6 +88,10 @@ struct TCPConnection {
     /// Some bytes (at most `maximum`); empty when the peer closed.
     func receive(maximum: Int = 65_536, sink: String) throws(SinkError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: maximum)
+        if let tls {
+            let count = try tls.read(into: &buffer, sink: sink)
+            return Array(buffer[0..<count])
+        }
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count < 0 {
@@ -85,9 +104,13 @@ struct TCPConnection {
 
     /// True when bytes (or the peer's close) are waiting, false after `timeoutMilliseconds`.
     func waitReadable(timeoutMilliseconds: Int32) -> Bool {
+        if tls?.hasBufferedBytes == true { return true }
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         return poll(&poller, 1, timeoutMilliseconds) > 0
     }
 
-    func close() { Glibc.close(descriptor) }
+    func close() {
+        tls?.shutdown()
+        Glibc.close(descriptor)
+    }
 }

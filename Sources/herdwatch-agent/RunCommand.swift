@@ -82,11 +82,20 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Also send events to this syslog receiver as RFC 5424 over TCP (HOST:PORT).")
     var syslog: String?
 
-    @Option(help: "Send events to `herdwatch server` at this URL (http://HOST:PORT); needs --http-token-file.")
+    @Option(help: "Send events to `herdwatch server` at this URL (http://HOST:PORT or https://HOST:PORT); needs --http-token-file.")
     var http: String?
 
     @Option(help: "File holding this host's token for the server.")
     var httpTokenFile: String?
+
+    @Option(help: "https: PEM file of the CA that signed the server's certificate (default: the system's trust store).")
+    var httpCa: String?
+
+    @Option(help: "https: PEM client certificate for servers that require one (mutual TLS); needs --http-key.")
+    var httpCert: String?
+
+    @Option(help: "https: the client certificate's PEM key.")
+    var httpKey: String?
 
     @Option(help: "Take response commands from the --http server, signed with this Ed25519 public key (base64, or @FILE).")
     var commandKey: String?
@@ -131,6 +140,12 @@ struct RunCommand: AsyncParsableCommand {
         if let nats { settings.natsURL = nats }
         if let http { settings.httpURL = http }
         if let httpTokenFile { settings.httpTokenFile = httpTokenFile }
+        if let httpCa { settings.httpTLS.caFile = httpCa }
+        if let httpCert { settings.httpTLS.certificateFile = httpCert }
+        if let httpKey { settings.httpTLS.keyFile = httpKey }
+        if (settings.httpTLS.certificateFile == nil) != (settings.httpTLS.keyFile == nil) {
+            throw ValidationError("--http-cert and --http-key go together")
+        }
         if settings.httpURL != nil && settings.httpTokenFile == nil { throw ValidationError("--http needs --http-token-file") }
         if let commandKey {
             if commandKey.hasPrefix("@") {

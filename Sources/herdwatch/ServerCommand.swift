@@ -69,10 +69,21 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Ed25519 key that signs commands to agents (created when missing; the public key goes to KEY.pub).")
     var signingKey: String?
 
+    @Option(help: "Serve HTTPS with this PEM certificate (chain); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The PEM key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "Mutual TLS: require a client certificate signed by this PEM CA from every connection.")
+    var tlsClientCa: String?
+
     @OptionGroup var store: StoreLocation
 
     func validate() throws {
         if let retentionDays, retentionDays < 1 { throw ValidationError("--retention-days must be 1 or more") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsClientCa != nil && tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
     }
 
     func run() async throws {
@@ -113,6 +124,7 @@ struct ServerCommand: AsyncParsableCommand {
         if !rules.contains("none") { settings.ruleSet = try RuleLoading.ruleSet(rules, strict: false) }
         settings.silenceSeconds = silence
         settings.retentionDays = retentionDays
+        if let tlsCert, let tlsKey { settings.tls = TLSFiles(certificate: tlsCert, key: tlsKey, clientCA: tlsClientCa) }
         if let signingKey { settings.commandSigner = try Self.signer(at: signingKey) }
         if let responses {
             guard settings.commandSigner != nil else { throw ValidationError("--responses needs --signing-key (commands to agents are signed)") }
