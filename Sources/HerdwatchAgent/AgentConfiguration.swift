@@ -46,6 +46,8 @@ public struct AgentConfiguration: Equatable, Sendable {
     /// Syslog sink (RFC 5424 over TCP): off without an address.
     public var syslogAddress: HostAndPort?
     public var syslogFacility = 16
+    /// Syslog over TLS (RFC 5425) when set: the CA to trust, and a client certificate.
+    public var syslogTLS: TLSContext.Configuration?
     /// The command channel: off without the server's public key (base64 Ed25519). Commands come
     /// from the HTTP sink's server, with its token.
     public var commandServerKey: String?
@@ -120,6 +122,10 @@ public struct AgentConfiguration: Equatable, Sendable {
         # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
         #   address: 127.0.0.1:514
         #   facility: 16            # 16 = local0; 10 = authpriv
+        #   tls: false              # RFC 5425 (rsyslog gtls, syslog-ng tls()); the receiver's certificate is verified
+        #   ca_file: /etc/herdwatch/ca.pem    # tls: the CA that signed the receiver's certificate; default: the system's
+        #   cert_file: /etc/herdwatch/agent.pem   # tls: a client certificate, with key_file
+        #   key_file: /etc/herdwatch/agent.key
         # commands:                 # carry out response commands from `herdwatch server` (needs http: same server, same token)
         #   server_key: BASE64      # the server's Ed25519 public key (the server's STATE_DIR/command-key.pub)
         #   accept: [level]         # what this host does when asked: level, kill, block, isolate (each signed, checked, reported)
@@ -249,7 +255,7 @@ public struct AgentConfiguration: Equatable, Sendable {
             configuration.httpTokenFile = tokenFile
         }
         if let syslog = try map("syslog") {
-            try unknown(syslog, ["address", "facility"], prefix: "syslog.")
+            try unknown(syslog, ["address", "facility", "tls", "ca_file", "cert_file", "key_file"], prefix: "syslog.")
             guard let text = try string(syslog, "address", "syslog.address") else {
                 throw Problem(file: file, key: "syslog.address", reason: "required")
             }
@@ -258,6 +264,17 @@ public struct AgentConfiguration: Equatable, Sendable {
             if let facility = try number(syslog, "facility", "syslog.facility") {
                 guard facility <= 23 else { throw Problem(file: file, key: "syslog.facility", reason: "0 to 23") }
                 configuration.syslogFacility = Int(facility)
+            }
+            let files = TLSContext.Configuration(
+                caFile: try string(syslog, "ca_file", "syslog.ca_file"), certificateFile: try string(syslog, "cert_file", "syslog.cert_file"),
+                keyFile: try string(syslog, "key_file", "syslog.key_file"))
+            if try bool(syslog, "tls", "syslog.tls") == true {
+                if (files.certificateFile == nil) != (files.keyFile == nil) {
+                    throw Problem(file: file, key: "syslog.cert_file", reason: "a client certificate needs both cert_file and key_file")
+                }
+                configuration.syslogTLS = files
+            } else if files != TLSContext.Configuration() {
+                throw Problem(file: file, key: "syslog.tls", reason: "ca_file, cert_file and key_file need tls: true")
             }
         }
         if let commands = try map("commands") {

@@ -111,8 +111,10 @@ public enum AgentRuntime {
         if let address = settings.syslogAddress {
             var syslog = SyslogSink.Configuration(host: address.host, port: address.port)
             syslog.facility = settings.syslogFacility
+            if let tls = settings.syslogTLS { syslog.tls = try TLSContext(tls) }
             ship(SyslogSink(configuration: syslog, hostName: hostName))
-            logger.info("sending to syslog (RFC 5424, TCP)", metadata: ["address": "\(address.host):\(address.port)"])
+            logger.info(
+                "sending to syslog", metadata: ["address": "\(address.host):\(address.port)", "transport": "\(syslog.tls == nil ? "TCP" : "TLS")"])
         }
         let collection = CollectionService(
             settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, commands: commands, logger: logger,

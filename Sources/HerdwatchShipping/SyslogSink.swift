@@ -16,6 +16,10 @@ import Glibc
 /// that time sends those records again. What a receiver read and then lost itself (killed with its
 /// queue in memory) cannot be seen from here: for that, use the NATS sink, or a receiver with a
 /// disk queue.
+///
+/// With `tls` (RFC 5425: the same octet-counted frames inside TLS), the server's certificate is
+/// verified as for HTTPS, and the delivered count is kept in bytes on the wire: each message is one
+/// TLS write, whose end in the socket's byte stream is known.
 public final class SyslogSink: SpoolSink {
     public struct Configuration: Sendable {
         public var host: String
@@ -25,6 +29,8 @@ public final class SyslogSink: SpoolSink {
         public var connectTimeoutMilliseconds: Int32 = 5000
         /// How long acknowledged bytes must stay acknowledged on an open connection.
         public var settleMilliseconds: Int64 = 2000
+        /// TLS (RFC 5425); nil: plain TCP.
+        public var tls: TLSContext?
 
         public init(host: String, port: Int) {
             self.host = host
@@ -36,8 +42,8 @@ public final class SyslogSink: SpoolSink {
     public let name = "syslog"
     private let hostName: String
     private let processID: String
-    private var descriptor: Int32 = -1
-    /// Bytes written on this connection.
+    private var connection: TCPConnection?
+    /// Bytes written on this connection (on the wire: TLS records included).
     private var written: UInt64 = 0
     /// Records written and not yet confirmed: where each ends in the connection's byte stream, and
     /// when its last byte was first seen acknowledged.
@@ -54,7 +60,17 @@ public final class SyslogSink: SpoolSink {
     deinit { reset() }
 
     public func send(_ records: [(payload: [UInt8], next: SpoolPosition)]) throws -> SpoolPosition? {
-        if descriptor < 0 { try connect() }
+        if connection == nil { try connect() }
+        guard let connection else { return nil }
+        if let tls = connection.tls {
+            // One TLS write per message: its end on the wire is the socket's byte count after it.
+            for record in records {
+                try connection.send(frame(record.payload), sink: name)
+                inFlight.append((tls.bytesOnWire, record.next, nil))
+            }
+            written = tls.bytesOnWire
+            return try confirmed()
+        }
         var frames: [UInt8] = []
         frames.reserveCapacity(records.reduce(0) { $0 + $1.payload.count + 120 })
         var ends: [(end: UInt64, next: SpoolPosition, acknowledgedAt: Int64?)] = []
@@ -63,18 +79,22 @@ public final class SyslogSink: SpoolSink {
             frames += message
             ends.append((written + UInt64(frames.count), record.next, nil))
         }
-        try writeAll(frames)
+        try connection.send(frames, sink: name)
         written += UInt64(frames.count)
         inFlight += ends
         return try confirmed()
     }
 
     public func confirmed() throws -> SpoolPosition? {
-        guard descriptor >= 0, inFlightHead < inFlight.count else { return nil }
-        // The receiver never writes: readable means it closed the connection or it failed.
+        guard let connection, inFlightHead < inFlight.count else { return nil }
+        let descriptor = connection.descriptor
+        // The receiver never writes: readable means it closed the connection or it failed (over
+        // TLS, unless what came was TLS's own records, such as session tickets).
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN) | Self.pollReadHangUp, revents: 0)
         if poll(&poller, 1, 0) > 0, poller.revents & (Int16(POLLIN) | Self.pollReadHangUp | Int16(POLLERR) | Int16(POLLHUP)) != 0 {
-            throw SinkError(sink: name, reason: "the receiver closed the connection")
+            guard let tls = connection.tls, poller.revents & (Self.pollReadHangUp | Int16(POLLERR) | Int16(POLLHUP)) == 0,
+                tls.drainWithoutBlocking(descriptor: descriptor)
+            else { throw SinkError(sink: name, reason: "the receiver closed the connection") }
         }
         var unacknowledged: Int32 = 0
         guard ioctl(descriptor, UInt(TIOCOUTQ), &unacknowledged) == 0 else {
@@ -105,8 +125,8 @@ public final class SyslogSink: SpoolSink {
     static let pollReadHangUp: Int16 = 0x2000
 
     public func reset() {
-        if descriptor >= 0 { close(descriptor) }
-        descriptor = -1
+        connection?.close()
+        connection = nil
         written = 0
         inFlight = []
         inFlightHead = 0
@@ -122,13 +142,10 @@ public final class SyslogSink: SpoolSink {
     }
 
     private func connect() throws {
-        descriptor = try TCPConnection(
-            host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.connectTimeoutMilliseconds, sink: name
-        ).descriptor
-    }
-
-    private func writeAll(_ bytes: [UInt8]) throws {
-        try TCPConnection(descriptor: descriptor).send(bytes, sink: name)
+        connection = try TCPConnection(
+            host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.connectTimeoutMilliseconds, sink: name,
+            tls: configuration.tls)
+        written = connection?.tls?.bytesOnWire ?? 0
     }
 }
 

@@ -103,6 +103,23 @@ final class TLSSession {
 
     var hasBufferedBytes: Bool { SSL_pending(ssl) > 0 }
 
+    /// Bytes written to the socket so far, TLS records and handshake included.
+    var bytesOnWire: UInt64 { UInt64(BIO_number_written(SSL_get_wbio(ssl))) }
+
+    /// Reads what the peer sent without waiting (the socket is made non-blocking for the call):
+    /// true when it was only TLS's own records (session tickets, key updates) or nothing, false
+    /// when the peer closed the connection, failed, or sent data a one-way stream never gets.
+    func drainWithoutBlocking(descriptor: Int32) -> Bool {
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(descriptor, F_SETFL, flags) }
+        var byte: UInt8 = 0
+        ERR_clear_error()
+        let count = SSL_read(ssl, &byte, 1)
+        guard count <= 0 else { return false }
+        return SSL_get_error(ssl, count) == SSL_ERROR_WANT_READ
+    }
+
     func write(_ bytes: ArraySlice<UInt8>, sink: String) throws(SinkError) -> Int {
         ERR_clear_error()
         let count = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }

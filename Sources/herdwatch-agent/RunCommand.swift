@@ -82,6 +82,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Also send events to this syslog receiver as RFC 5424 over TCP (HOST:PORT).")
     var syslog: String?
 
+    @Option(help: "Syslog over TLS (RFC 5425), trusting this PEM CA for the receiver's certificate ('system': the system's).")
+    var syslogCa: String?
+
     @Option(help: "Send events to `herdwatch server` at this URL (http://HOST:PORT or https://HOST:PORT); needs --http-token-file.")
     var http: String?
 
@@ -171,6 +174,7 @@ struct RunCommand: AsyncParsableCommand {
             guard let address = AgentConfiguration.hostAndPort(syslog) else { throw ValidationError("--syslog: expected HOST:PORT") }
             settings.syslogAddress = address
         }
+        if let syslogCa { settings.syslogTLS = TLSContext.Configuration(caFile: syslogCa == "system" ? nil : syslogCa) }
         do {
             try settings.policy.validate()
         } catch {

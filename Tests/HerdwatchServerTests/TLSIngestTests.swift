@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import HerdwatchShipping
 import HerdwatchStore
+import HerdwatchTestSupport
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -14,38 +15,15 @@ import Testing
 /// (a server signed by another CA is refused), and with mutual TLS the server refuses an agent
 /// without a client certificate of its CA.
 @Suite(.serialized) struct TLSIngestTests {
-    static let available = FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")
+    static let available = TestCertificates.available
     static let token = "web1-token-0123456789"
-
-    /// A CA, a server certificate for 127.0.0.1 and a client certificate signed by it, and a
-    /// second CA that signed nothing here.
-    static func makeCertificates(in folder: String) throws {
-        let script = """
-            set -e
-            cd '\(folder)'
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=herdwatch-test-ca 2>/dev/null
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca 2>/dev/null
-            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > server.ext
-            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext 2>/dev/null
-            openssl req -newkey rsa:2048 -nodes -keyout agent.key -out agent.csr -subj /CN=web1 2>/dev/null
-            printf 'extendedKeyUsage=clientAuth\\n' > agent.ext
-            openssl x509 -req -in agent.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out agent.pem -days 2 -extfile agent.ext 2>/dev/null
-            """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "openssl could not make the test certificates")
-    }
 
     /// `herdwatch server` on 127.0.0.1 with HTTPS, for the duration of `test` (given its port).
     func withServer(clientCA: Bool, _ test: (Int, String, EventStore) async throws -> Void) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-tls-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try Self.makeCertificates(in: folder)
+        _ = try TestCertificates(in: folder)
         let store = try EventStore(path: folder + "/events.db")
         var settings = ServerRuntime.Settings(ingest: IngestConfiguration(tokens: [Self.token: "web1"]))
         settings.port = 0

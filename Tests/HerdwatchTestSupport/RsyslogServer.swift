@@ -1,7 +1,8 @@
 import Foundation
 
 /// An rsyslogd on 127.0.0.1 taking RFC 5424 over TCP (imtcp, octet-counted framing), writing each
-/// message's MSG part as one line to `output`; started by the test, in a folder of its own.
+/// message's MSG part as one line to `output`; started by the test, in a folder of its own. With
+/// `tls`, over TLS (RFC 5425, the gtls driver of Debian's rsyslog-gnutls), clients not authenticated.
 public final class RsyslogServer {
     public static let binary = ["/usr/sbin/rsyslogd"].first { FileManager.default.isExecutableFile(atPath: $0) }
     public let folder: URL
@@ -9,13 +10,20 @@ public final class RsyslogServer {
     public var output: URL { folder.appendingPathComponent("messages.log") }
     private var pid: pid_t?
 
-    public init() throws {
+    public init(tls: TestCertificates? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-rsyslog-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         port = NATSServer.freePort()
+        let global =
+            tls.map {
+                """
+                global(workDirectory="\(folder.path)" DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="\($0.ca)" \
+                DefaultNetstreamDriverCertFile="\($0.serverCertificate)" DefaultNetstreamDriverKeyFile="\($0.serverKey)")
+                module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+                """
+            } ?? "global(workDirectory=\"\(folder.path)\")\nmodule(load=\"imtcp\")"
         try """
-            global(workDirectory="\(folder.path)")
-            module(load="imtcp")
+            \(global)
             input(type="imtcp" address="127.0.0.1" port="\(port)")
             template(name="message" type="string" string="%msg%\\n")
             *.* action(type="omfile" file="\(output.path)" template="message")
