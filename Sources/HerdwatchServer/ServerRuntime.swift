@@ -73,7 +73,8 @@ public struct ServerRuntime: Sendable {
         let router = Router()
         IngestRoutes.add(to: router, store: store, configuration: settings.ingest, detection: detection, logger: logger)
         if let commands { CommandRoutes.add(to: router, queue: commands.queue, tokens: settings.ingest.tokens) }
-        WebRoutes.add(to: router, store: store, configuration: settings.web, logger: logger)
+        WebRoutes.add(
+            to: router, store: store, configuration: settings.web, commands: commands, hosts: Set(settings.ingest.tokens.values), logger: logger)
         return router
     }
 

@@ -12,6 +12,8 @@ import Logging
 ///     GET  /hunts                 saved hunts, each a link that runs it
 ///     GET  /process/{entity_id}   a process: its ancestors, its children, its events
 ///     GET  /api/v1/query?sql=...  the same queries as JSON (or `format=csv`); POST takes a JSON body
+///     POST /api/v1/hosts/{host}/commands   an operator's command (see `ManualCommands`); the hosts
+///                                 page and the process page have buttons for it
 ///
 /// On 127.0.0.1 it is open to the host's users; bound elsewhere, every page and the query API need
 /// a signed-in user (a session cookie from /login, or HTTP Basic for scripts) from the users file.
@@ -25,7 +27,12 @@ public struct WebConfiguration: Sendable {
 }
 
 public enum WebRoutes {
-    public static func add(to router: Router<BasicRequestContext>, store: any FleetStore, configuration: WebConfiguration, logger: Logger) {
+    /// `commands`: the command queue, for the operators' commands (the API and the UI's buttons);
+    /// `hosts`: the hosts that have a token.
+    public static func add(
+        to router: Router<BasicRequestContext>, store: any FleetStore, configuration: WebConfiguration, commands: CommandIssuer? = nil,
+        hosts: Set<String> = [], logger: Logger
+    ) {
         let sessions = Sessions()
         if let users = configuration.users {
             addSignIn(to: router, users: users, sessions: sessions, logger: logger)
@@ -34,7 +41,13 @@ public enum WebRoutes {
         if let users = configuration.users {
             pages.add(middleware: SignedIn(users: users, sessions: sessions))
         }
-        let ui = Pages(store: store, rows: configuration.pageRows, signIn: configuration.users != nil)
+        let ui = Pages(store: store, rows: configuration.pageRows, signIn: configuration.users != nil, commands: commands != nil)
+        if let commands {
+            let manual = ManualCommands(issuer: commands, store: store, hosts: hosts, signIn: configuration.users != nil)
+            pages.post("/api/v1/hosts/{host}/commands") { request, context in
+                try await manual.handle(request, host: context.parameters.get("host") ?? "")
+            }
+        }
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/hosts"]) }
         pages.get("/hosts") { request, _ in try await ui.hosts(request) }
         pages.get("/alerts") { request, _ in try await ui.alerts(request) }
@@ -101,15 +114,21 @@ struct SignedIn: RouterMiddleware {
     let sessions: Sessions
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let id = request.cookies[Self.cookie]?.value, sessions.user(of: id) != nil {
-            return try await next(request, context)
+        // Who is signed in goes on to the handlers (who sent a command); never what a client says.
+        func signedIn(_ user: String?) -> Request {
+            var head = request.head
+            head.headerFields[ManualCommands.userHeader] = user
+            return Request(head: head, body: request.body)
+        }
+        if let id = request.cookies[Self.cookie]?.value, let user = sessions.user(of: id) {
+            return try await next(signedIn(user), context)
         }
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic "),
             let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) }),
             let colon = decoded.firstIndex(of: ":"),
             users.verify(name: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]))
         {
-            return try await next(request, context)
+            return try await next(signedIn(String(decoded[..<colon])), context)
         }
         if request.uri.path.hasPrefix("/api/") {
             return Pages.json(.unauthorized, ["error": "sign in: a session cookie from /login, or HTTP Basic with a user of the users file"])
@@ -126,6 +145,8 @@ struct Pages: Sendable {
     let store: any FleetStore
     let rows: Int
     let signIn: Bool
+    /// Whether the pages show the operators' command buttons.
+    var commands = false
 
     // MARK: hosts
 
@@ -148,7 +169,7 @@ struct Pages: Sendable {
         case .failure(let error): body += errorBox(error)
         case .success(let result):
             body += "<table id=\"hosts\"><thead><tr>"
-            body += ["Host", "Tags", "Level", "Last seen", "Events", "Events/s", "Cost/day", "Memory", "CPU", "Lost", "Agent"]
+            body += (["Host", "Tags", "Level", "Last seen", "Events", "Events/s", "Cost/day", "Memory", "CPU", "Lost", "Agent"] + (commands ? ["Act"] : []))
                 .map { "<th>\($0)</th>" }.joined()
             body += "</tr></thead><tbody>"
             for row in result.rows {
@@ -159,7 +180,14 @@ struct Pages: Sendable {
                 body += "<td>\(escape(row[3].description))</td><td class=\"number\">\(escape(row[4].description))</td>"
                 body += "<td class=\"number\">\(Self.decimal(row[5]))</td><td class=\"number\">\(Self.bytes(row[6]))</td>"
                 body += "<td class=\"number\">\(Self.bytes(row[7]))</td><td class=\"number\">\(Self.decimal(row[8]).isEmpty ? "" : Self.decimal(row[8]) + " %")</td>"
-                body += "<td class=\"number\">\(escape(row[9].description))</td><td>\(escape(row[10].description))</td></tr>"
+                body += "<td class=\"number\">\(escape(row[9].description))</td><td>\(escape(row[10].description))</td>"
+                if commands {
+                    body += "<td class=\"actions\">"
+                        + ManualCommands.button("Full level 1 h", host: name, fields: ["action": "level", "level": "pet", "seconds": "3600"])
+                        + ManualCommands.button("Isolate", host: name, fields: ["action": "isolate"])
+                        + ManualCommands.button("Release", host: name, fields: ["action": "release"]) + "</td>"
+                }
+                body += "</tr>"
             }
             body += "</tbody></table><p class=\"note\">\(result.rows.count) hosts. Cost/day: bytes kept per day at the last heartbeat's rate.</p>"
         }
@@ -384,8 +412,10 @@ struct Pages: Sendable {
         let activity = await run(
             "SELECT timestamp, action, outcome, file_path, destination_ip, destination_port, user_name, id FROM events WHERE entity_id = \(literal(entity)) ORDER BY time",
             options: options)
+        let kill = commands ? ManualCommands.button("Kill this process", host: this[1].description, fields: ["action": "kill", "entity_id": entity]) : ""
         let body = """
             <h2>\(escape(this[3].description)) on \(escape(this[1].description))</h2>
+            \(kill)
             <div class="tree" id="tree">\(tree)</div>
             <h2>What it did</h2>
             \(render(activity, id: "activity"))
@@ -569,6 +599,7 @@ struct Pages: Sendable {
         .signin{display:flex;flex-direction:column;gap:.6em;max-width:20em}
         td.status{font-weight:600}td.status.succeeded{color:#1d6b32}td.status.failed,td.status.refused{color:#8a1c14}
         td.status.dry-run,td.status.planned,td.status.rate-limited{color:#7a5a00}
+        form.act{display:inline-block;margin:0 .3em .3em 0}form.act button{font-size:12px}
         """
 }
 

@@ -8,7 +8,8 @@ import Testing
 /// Automated response end to end on this host's kernel: the agent (pet rules) ships to
 /// `herdwatch server` with response policies; alerts turn into signed commands that the agent
 /// carries out — a raised level that expires, a reverse shell killed by entity id, an address
-/// blocked until its block expires — and a dry-run policy that only records. A second test feeds
+/// blocked until its block expires — a dry-run policy that only records, and an operator's
+/// isolation and release. A second test feeds
 /// the agent forged, expired, replayed, misaddressed and unaccepted commands and checks that each
 /// is refused, reported, and changes nothing.
 @Suite(.serialized) struct ResponseLiveTests {
@@ -17,18 +18,13 @@ import Testing
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    /// `herdwatch query --format json` rows.
+    /// `herdwatch query --format json` rows. (Run with posix_spawn and waitpid: Foundation's Process
+    /// missed a child's exit once here, when another child of the test ended at the same moment.)
     static func rows(_ database: String, _ sql: String) -> [[String: Any]] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ShippingLiveTests.herdwatch)
-        process.arguments = ["query", "--db", database, "--format", "json", sql]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return [] }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+        guard let result = try? ChildProcess.run([ShippingLiveTests.herdwatch, "query", "--db", database, "--format", "json", sql]) else {
+            return []
+        }
+        return String(decoding: result.output, as: UTF8.self).split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
     }
@@ -171,7 +167,7 @@ import Testing
                  "--output", folder.appendingPathComponent("events.jsonl").path, "--state-dir", folder.path, "--host-name", "web1.example",
                  "--auth-log", "none", "--heartbeat-interval", "0", "--http", "http://127.0.0.1:\(port)",
                  "--http-token-file", folder.appendingPathComponent("token").path, "--command-key", "@\(key).pub",
-                 "--accept-commands", "level,kill,block"],
+                 "--accept-commands", "level,kill,block,isolate"],
                 standardError: folder.appendingPathComponent("agent.log").path)
             defer { stopServer(agent) }
             waitUntil(seconds: 5) { (try? netlink.status().pid) == UInt32(agent) }
@@ -245,6 +241,27 @@ import Testing
             #expect(dry?["command_id"] == nil || dry?["command_id"] is NSNull)
             usleep(500_000)
             #expect(Self.ended(sleeper.pid, within: 0) == nil, "a dry-run policy killed the process")
+
+            // 5. An operator isolates the host by hand (the API the UI's buttons use), then releases
+            // it: meanwhile only the herdwatch server is reachable.
+            func command(_ json: String) -> String {
+                let result = try? ChildProcess.run([
+                    "/usr/bin/curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
+                    "--data", json, "http://127.0.0.1:\(port)/api/v1/hosts/web1.example/commands",
+                ])
+                return result.map { String(decoding: $0.output, as: UTF8.self) } ?? ""
+            }
+            #expect(Self.connects(shell.port))
+            #expect(command(#"{"action": "isolate", "seconds": 60}"#) == "202")
+            waitUntil(seconds: 5) { !Self.connects(shell.port) }
+            #expect(!Self.connects(shell.port), "an isolated host still reaches 127.0.0.1:\(shell.port)")
+            #expect(Self.connects(port), "an isolated host must still reach the herdwatch server")
+            #expect(command(#"{"action": "release"}"#) == "202")
+            waitUntil(seconds: 5) { Self.connects(shell.port) }
+            #expect(Self.connects(shell.port), "the release did not lift the isolation")
+            waitUntil(seconds: 5) { responses("manual").filter { $0["status"] as? String == "succeeded" }.count == 2 }
+            let manual = responses("manual").map { "\($0["action"] ?? ""):\($0["status"] ?? "")" }.sorted()
+            #expect(manual == ["isolate:succeeded", "release:succeeded"], "\(responses("manual"))")
         }
     }
 

@@ -275,3 +275,94 @@ import Testing
         }
     }
 }
+
+/// Commands an operator sends by hand: recorded as `manual` responses with who asked, signed and
+/// queued; bad requests, unknown hosts and posts from other sites refused.
+@Suite struct ManualCommandTests {
+    func withPages(users: UserDirectory? = nil, _ test: @Sendable (any TestClientProtocol, EventStore, CommandIssuer) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-manual-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try EventStore(path: folder.appendingPathComponent("events.db").path)
+        let issuer = CommandIssuer(signer: CommandSigner())
+        let router = Router()
+        WebRoutes.add(
+            to: router, store: store, configuration: WebConfiguration(users: users), commands: issuer, hosts: ["web1"],
+            logger: Logger(label: "test"))
+        try await Application(router: router).test(.router) { client in try await test(client, store, issuer) }
+    }
+
+    func post(_ client: any TestClientProtocol, _ host: String, _ body: String, headers: HTTPFields = [:]) async throws -> (HTTPResponse.Status, String) {
+        var fields = headers
+        if fields[.contentType] == nil { fields[.contentType] = "application/json" }
+        return try await client.execute(uri: "/api/v1/hosts/\(host)/commands", method: .post, headers: fields, body: ByteBuffer(string: body)) {
+            ($0.status, String(buffer: $0.body))
+        }
+    }
+
+    @Test func anOperatorsCommandIsRecordedSignedAndQueued() async throws {
+        try await withPages { client, store, issuer in
+            let (status, reply) = try await post(client, "web1", #"{"action": "isolate", "seconds": 600}"#)
+            #expect(status == .accepted, "\(reply)")
+            let entries = await issuer.queue.take(host: "web1", after: 0, wait: .zero) { Int64(Date().timeIntervalSince1970 * 1000) }
+            var ledger = NonceLedger(path: nil, now: Int64(Date().timeIntervalSince1970 * 1000))
+            let verifier = try CommandVerifier(publicKeyBase64: issuer.signer.publicKeyBase64, hostName: "web1", acceptedActions: ["isolate"])
+            let command = try verifier.verify(try #require(entries.first).command, now: Int64(Date().timeIntervalSince1970 * 1000), ledger: &ledger).get()
+            #expect(command.arguments == ["seconds": "600"] && command.requestedBy.hasPrefix("user "))
+            let rows = try store.query("SELECT policy, action, target, status, detail, command_id FROM responses").rows
+            #expect(rows.count == 1)
+            #expect(rows.first?.prefix(4).map(\.description) == ["manual", "isolate", "web1", "sent"])
+            #expect(rows.first?[5].description == command.id)
+            // A form from the UI's buttons: the same, then back to the host's responses.
+            let (formStatus, _) = try await post(
+                client, "web1", "action=kill&entity_id=abcd1234-42-7", headers: [.contentType: "application/x-www-form-urlencoded"])
+            #expect(formStatus == .seeOther)
+            #expect(issuer.queue.pendingCount(host: "web1") == 2)
+        }
+    }
+
+    @Test(arguments: [
+        ("web1", #"{"action": "explode"}"#, HTTPResponse.Status.badRequest),
+        ("web1", #"{"action": "kill"}"#, .badRequest),
+        ("web1", #"{"action": "block"}"#, .badRequest),
+        ("web1", #"{"action": "level", "level": "pet", "seconds": -5}"#, .badRequest),
+        ("web1", "not json", .badRequest),
+        ("db9", #"{"action": "release"}"#, .notFound),
+    ])
+    func badCommandsAreRefusedWithTheReason(host: String, body: String, expected: HTTPResponse.Status) async throws {
+        try await withPages { client, store, issuer in
+            let (status, reply) = try await post(client, host, body)
+            #expect(status == expected, "\(reply)")
+            #expect(reply.contains("\"error\""))
+            #expect(issuer.queue.pendingCount(host: host) == 0)
+            let recorded = try store.query("SELECT count(*) FROM responses").rows
+            #expect(recorded == [[.integer(0)]])
+        }
+    }
+
+    @Test func aPostFromAnotherSiteIsRefused() async throws {
+        try await withPages { client, _, issuer in
+            let (status, _) = try await post(
+                client, "web1", "action=release", headers: [.contentType: "application/x-www-form-urlencoded", .origin: "http://evil.example"])
+            #expect(status == .forbidden)
+            #expect(issuer.queue.pendingCount(host: "web1") == 0)
+        }
+    }
+
+    @Test func theSignedInUserIsWhoAsked() async throws {
+        let hash = try #require(PasswordHash.make("s3cret"))
+        let users = try UserDirectory(parsing: "alice \(hash)\n", file: "users")
+        try await withPages(users: users) { client, store, _ in
+            let basic = "Basic " + Data("alice:s3cret".utf8).base64EncodedString()
+            // A client cannot claim to be someone else.
+            let (status, reply) = try await post(
+                client, "web1", #"{"action": "release"}"#,
+                headers: [.authorization: basic, ManualCommands.userHeader: "mallory"])
+            #expect(status == .accepted, "\(reply)")
+            let detail = try store.query("SELECT detail FROM responses").rows
+            #expect(detail == [[.text("by alice")]])
+            let (anonymous, _) = try await post(client, "web1", #"{"action": "release"}"#)
+            #expect(anonymous == .unauthorized)
+        }
+    }
+}
