@@ -340,6 +340,15 @@ import Testing
         }
     }
 
+    @Test func theHostsPageHasTheButtons() async throws {
+        try await withPages { client, store, _ in
+            try await store.register(hosts: ["web1": ["role": "web"]])
+            let page = try await client.execute(uri: "/hosts", method: .get) { String(buffer: $0.body) }
+            #expect(page.contains("action=\"/api/v1/hosts/web1/commands\""))
+            #expect(page.contains(">Isolate</button>") && page.contains(">Release</button>"))
+        }
+    }
+
     @Test func aPostFromAnotherSiteIsRefused() async throws {
         try await withPages { client, _, issuer in
             let (status, _) = try await post(
