@@ -56,6 +56,15 @@ public struct AgentConfiguration: Equatable, Sendable {
     public var acceptedCommands: [String] = ["level"]
     public static let commandActions: Set<String> = ["level", "kill", "block", "isolate"]
 
+    /// `level,kill` (an `--accept-commands` value): the actions, or the first that is not one.
+    public static func commandActions(parsing text: String) -> Result<[String], AgentSetupError> {
+        let actions = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let bad = actions.first(where: { !commandActions.contains($0) }) {
+            return .failure(AgentSetupError(description: "'\(bad)' is not one of \(commandActions.sorted().joined(separator: ", "))"))
+        }
+        return .success(actions)
+    }
+
     /// The accepted actions with their undo actions.
     public var acceptedCommandActions: Set<String> {
         var actions = Set(acceptedCommands)

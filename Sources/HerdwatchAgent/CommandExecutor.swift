@@ -30,7 +30,7 @@ final class CommandExecutor {
             return [
                 outcome(
                     Event.ResponseAction(
-                        commandID: command?.id, action: command?.action, target: command.flatMap(Self.target), status: "refused",
+                        commandID: command?.id, action: command?.action, target: command?.target, status: "refused",
                         detail: refused.reason.description, refusal: refused.reason.code, requestedBy: command?.requestedBy),
                     now: now)
             ]
@@ -38,7 +38,7 @@ final class CommandExecutor {
             var produced: [Event] = []
             let (succeeded, detail) = execute(command, now: now, produced: &produced)
             let result = Event.ResponseAction(
-                commandID: command.id, action: command.action, target: Self.target(command), status: succeeded ? "succeeded" : "failed",
+                commandID: command.id, action: command.action, target: command.target, status: succeeded ? "succeeded" : "failed",
                 detail: detail, requestedBy: command.requestedBy)
             logger.notice(
                 "command carried out",
@@ -59,15 +59,6 @@ final class CommandExecutor {
                     detail: "isolation expired: \(detail)", requestedBy: "agent"),
                 now: now)
         ]
-    }
-
-    static func target(_ command: Command) -> String? {
-        switch command.action {
-        case "level": command.arguments["level"]
-        case "kill": command.arguments["entity_id"]
-        case "block", "unblock": command.arguments["address"]
-        default: nil
-        }
     }
 
     private func execute(_ command: Command, now: Int64, produced: inout [Event]) -> (Bool, String) {

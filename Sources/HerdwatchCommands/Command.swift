@@ -40,6 +40,10 @@ public struct Command: Sendable, Codable, Equatable {
         case requestedBy = "requested_by"
     }
 
+    /// What the command acts on: the process (`kill`), the address (`block`, `unblock`) or the
+    /// level (`level`); nil for the host itself (`isolate`, `release`).
+    public var target: String? { arguments["entity_id"] ?? arguments["address"] ?? arguments["level"] }
+
     /// 128 random bits, hex.
     public static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -246,7 +250,7 @@ public struct NonceLedger: Sendable {
     }
 
     private static func create(_ path: String) -> FileHandle? {
-        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         return FileHandle(forWritingAtPath: path)
     }
 }

@@ -120,11 +120,9 @@ public struct CommandIssuer: Sendable {
 
 enum CommandRoutes {
     /// `GET /api/v1/commands`: the agents' long poll, authenticated by the host token.
-    static func add(to router: Router<BasicRequestContext>, queue: CommandQueue, tokens: [String: String]) {
+    static func add(to router: Router<BasicRequestContext>, queue: CommandQueue, ingest: IngestConfiguration) {
         router.get("/api/v1/commands") { request, _ -> Response in
-            guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
-                let host = tokens[String(authorization.dropFirst("Bearer ".count))]
-            else {
+            guard let host = ingest.host(authenticating: request) else {
                 return IngestRoutes.reply(.unauthorized, ["error": "missing or unknown token (Authorization: Bearer HOST-TOKEN)"])
             }
             let query = request.uri.queryParameters

@@ -31,14 +31,15 @@ public final class DetectionStage: Sendable {
         let subjects = stored.compactMap { JSONSubject(json: lines[$0]) }
         var alerts = detector.withLock { detector in subjects.flatMap { detector.process($0) } }
         // The agents' reports on commands complete their response records (a refusal is an alert).
-        if let responder { alerts += await responder.observe(lines: lines, stored: stored) }
+        if let responder { alerts += await responder.observe(subjects) }
         guard !alerts.isEmpty else { return [] }
+        let storedAlerts = alerts.map(Self.stored)
         do {
-            try await store.store(alerts: alerts.map(Self.stored))
+            try await store.store(alerts: storedAlerts)
         } catch {
             logger.error("alerts not stored", metadata: ["count": "\(alerts.count)", "error": "\(error)"])
         }
-        responder?.respond(to: alerts)
+        responder?.respond(to: alerts, stored: storedAlerts)
         for alert in alerts {
             logger.notice(
                 "alert",
@@ -53,8 +54,9 @@ public final class DetectionStage: Sendable {
     /// Stores an alert raised outside the rules (the silence watchdog).
     public func raise(_ alert: Alert) async {
         do {
-            try await store.store(alerts: [Self.stored(alert)])
-            responder?.respond(to: [alert])
+            let stored = Self.stored(alert)
+            try await store.store(alerts: [stored])
+            responder?.respond(to: [alert], stored: [stored])
             logger.notice("alert", metadata: ["rule": "\(alert.ruleTitle)", "host": "\(alert.host ?? "")"])
         } catch {
             logger.error("alert not stored", metadata: ["rule": "\(alert.ruleTitle)", "error": "\(error)"])

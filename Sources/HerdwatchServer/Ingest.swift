@@ -50,6 +50,14 @@ public struct IngestConfiguration: Sendable {
     }
 }
 
+extension IngestConfiguration {
+    /// The host a request's `Authorization: Bearer TOKEN` authenticates, if any.
+    func host(authenticating request: Request) -> String? {
+        guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") else { return nil }
+        return tokens[String(authorization.dropFirst("Bearer ".count))]
+    }
+}
+
 public struct IngestSetupError: Error, CustomStringConvertible {
     public var description: String
 }
@@ -61,9 +69,7 @@ public enum IngestRoutes {
     ) {
         router.get("/api/v1/health") { _, _ in "ok\n" }
         router.post("/api/v1/events") { request, context -> Response in
-            guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
-                let host = configuration.tokens[String(authorization.dropFirst("Bearer ".count))]
-            else {
+            guard let host = configuration.host(authenticating: request) else {
                 return reply(.unauthorized, ["error": "missing or unknown token (Authorization: Bearer HOST-TOKEN)"])
             }
             var request = request

@@ -50,7 +50,7 @@ struct ManualCommands: Sendable {
         }
         let response = StoredResponse(
             id: "manual|\(command.id)", time: command.issuedAt, host: host, policy: "manual",
-            action: command.action == "level" ? "raise-level" : command.action, target: Self.target(command), status: "sent",
+            action: command.action == "level" ? "raise-level" : command.action, target: command.target ?? host, status: "sent",
             detail: "by \(user)", commandID: command.id)
         try await store.record(responses: [response])
         issuer.send(command)
@@ -89,10 +89,6 @@ struct ManualCommands: Sendable {
 
     struct Problem: Error, CustomStringConvertible {
         var description: String
-    }
-
-    static func target(_ command: Command) -> String? {
-        command.arguments["entity_id"] ?? command.arguments["address"] ?? command.arguments["level"] ?? command.host
     }
 
     /// Whether an Origin header (`http://127.0.0.1:8080`) names the server the request came to.

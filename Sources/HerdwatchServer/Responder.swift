@@ -20,8 +20,8 @@ public final class Responder: Service, Sendable {
     private let hostTags: [String: HostTags]
     private let notifier: Notifier
     private let logger: Logger
-    private let alerts: AsyncStream<Alert>
-    private let input: AsyncStream<Alert>.Continuation
+    private let alerts: AsyncStream<(Alert, StoredAlert)>
+    private let input: AsyncStream<(Alert, StoredAlert)>.Continuation
     /// Times each policy ran for each host (`policy host`), for the rate limits.
     private let history = Mutex<[String: [Int64]]>([:])
 
@@ -35,29 +35,31 @@ public final class Responder: Service, Sendable {
         self.hostTags = hostTags
         self.notifier = notifier
         self.logger = logger
-        (alerts, input) = AsyncStream.makeStream(of: Alert.self, bufferingPolicy: .bufferingNewest(100_000))
+        (alerts, input) = AsyncStream.makeStream(of: (Alert, StoredAlert).self, bufferingPolicy: .bufferingNewest(100_000))
     }
 
     public var policyCount: Int { configuration.policies.count }
 
-    /// Queues alerts for the policies; returns at once.
-    public func respond(to alerts: [Alert]) {
-        for alert in alerts { input.yield(alert) }
+    /// Queues alerts (and the same alerts as stored) for the policies; returns at once.
+    public func respond(to alerts: [Alert], stored: [StoredAlert]) {
+        for pair in zip(alerts, stored) { input.yield(pair) }
     }
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
-            for await alert in alerts.cancelOnGracefulShutdown() {
-                group.addTask { await self.handle(alert) }
+            for await (alert, stored) in alerts.cancelOnGracefulShutdown() {
+                group.addTask { await self.handle(alert, stored: stored) }
             }
         }
     }
 
     /// Runs the policies for one alert; returns the responses recorded (for tests).
     @discardableResult
-    func handle(_ alert: Alert, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async -> [StoredResponse] {
+    func handle(
+        _ alert: Alert, stored: StoredAlert? = nil, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    ) async -> [StoredResponse] {
         let host = alert.host ?? ""
-        let stored = DetectionStage.stored(alert)
+        let stored = stored ?? DetectionStage.stored(alert)
         var recorded: [StoredResponse] = []
         for policy in configuration.policies where policy.matches(alert, hostTags: hostTags[host]?.tagText) {
             let limited = !admit(policy, host: host, now: now)
@@ -89,19 +91,20 @@ public final class Responder: Service, Sendable {
         return recorded
     }
 
-    /// The agents' reports on commands (`response-action` events among the lines just stored):
-    /// each completes its response record; a refusal raises an alert, since a command that fails
-    /// its checks is either a fault or someone forging the channel.
-    func observe(lines: [Substring], stored: [Int]) async -> [Alert] {
+    /// The agents' reports on commands (`response-action` events among the events just stored, as
+    /// detection parsed them): each completes its response record; a refusal raises an alert, since
+    /// a command that fails its checks is either a fault or someone forging the channel.
+    func observe(_ events: [JSONSubject]) async -> [Alert] {
         var raised: [Alert] = []
-        for index in stored where lines[index].contains("\"response-action\"") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(lines[index].utf8)) as? [String: Any],
+        for event in events {
+            let object = event.object
+            guard (object["event"] as? [String: Any])?["action"] as? String == "response-action",
                 let herdwatch = object["herdwatch"] as? [String: Any], let report = herdwatch["response"] as? [String: Any],
                 let status = report["status"] as? String
             else { continue }
             let host = (object["host"] as? [String: Any])?["name"] as? String
             let detail = report["detail"] as? String
-            let time = Self.milliseconds(object["@timestamp"] as? String) ?? Int64(Date().timeIntervalSince1970 * 1000)
+            let time = event.timeMilliseconds > 0 ? event.timeMilliseconds : Int64(Date().timeIntervalSince1970 * 1000)
             if let id = report["command_id"] as? String {
                 do {
                     try await store.updateResponse(commandID: id, status: status, detail: detail, time: time)
@@ -224,13 +227,6 @@ public final class Responder: Service, Sendable {
                 "policy": "\(response.policy)", "action": "\(response.action)", "host": "\(response.host)", "status": "\(response.status)",
                 "target": "\(response.target ?? "")",
             ])
-    }
-
-    static func milliseconds(_ timestamp: String?) -> Int64? {
-        guard let timestamp else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: timestamp).map { Int64($0.timeIntervalSince1970 * 1000) }
     }
 }
 

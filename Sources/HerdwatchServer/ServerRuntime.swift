@@ -72,7 +72,7 @@ public struct ServerRuntime: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         IngestRoutes.add(to: router, store: store, configuration: settings.ingest, detection: detection, logger: logger)
-        if let commands { CommandRoutes.add(to: router, queue: commands.queue, tokens: settings.ingest.tokens) }
+        if let commands { CommandRoutes.add(to: router, queue: commands.queue, ingest: settings.ingest) }
         WebRoutes.add(
             to: router, store: store, configuration: settings.web, commands: commands, hosts: Set(settings.ingest.tokens.values), logger: logger)
         return router

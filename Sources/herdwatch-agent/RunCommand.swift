@@ -161,11 +161,10 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         if let acceptCommands {
-            let actions = acceptCommands.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            if let bad = actions.first(where: { !AgentConfiguration.commandActions.contains($0) }) {
-                throw ValidationError("--accept-commands: '\(bad)' is not one of level, kill, block, isolate")
+            switch AgentConfiguration.commandActions(parsing: acceptCommands) {
+            case .success(let actions): settings.acceptedCommands = actions
+            case .failure(let error): throw ValidationError("--accept-commands: \(error)")
             }
-            settings.acceptedCommands = actions
         }
         if settings.commandServerKey != nil && settings.httpURL == nil {
             throw ValidationError("--command-key needs --http (commands come from that server)")

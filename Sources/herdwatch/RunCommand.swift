@@ -60,8 +60,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let mode, !["auto", "unicast", "multicast"].contains(mode) { throw ValidationError("--mode must be auto, unicast or multicast") }
-        if let bad = acceptCommands.split(separator: ",").map(String.init).first(where: { !AgentConfiguration.commandActions.contains($0) }) {
-            throw ValidationError("--accept-commands: '\(bad)' is not one of level, kill, block, isolate")
+        if case .failure(let error) = AgentConfiguration.commandActions(parsing: acceptCommands) {
+            throw ValidationError("--accept-commands: \(error)")
         }
         guard retentionDays >= 1 else { throw ValidationError("--retention-days must be 1 or more") }
     }
@@ -105,7 +105,7 @@ struct RunCommand: AsyncParsableCommand {
         if responses == nil { settings.responses = .allInOneDefault(notifications: stateDir + "/notifications.jsonl") }
         // The agent takes the server's commands (signed with the key just loaded).
         agent.commandServerKey = settings.commandSigner?.publicKeyBase64
-        agent.acceptedCommands = acceptCommands.split(separator: ",").map(String.init)
+        agent.acceptedCommands = try AgentConfiguration.commandActions(parsing: acceptCommands).get()
         let runtime = try ServerRuntime(settings: settings, store: try await server.store.open(), logger: logger)
 
         let agentSettings = agent

@@ -202,8 +202,7 @@ import Testing
             let id = try #require(recorded.first?.commandID)
             let done = #"{"@timestamp":"2026-11-23T10:00:01.000Z","event":{"action":"response-action","id":"r1"},"host":{"name":"web1"},"herdwatch":{"response":{"command_id":"\#(id)","action":"kill","status":"succeeded","detail":"killed pid 4242"}}}"#
             let refused = #"{"@timestamp":"2026-11-23T10:00:02.000Z","event":{"action":"response-action","id":"r2"},"host":{"name":"web1"},"herdwatch":{"response":{"status":"refused","refusal":"bad-signature","detail":"signature does not verify with the server key"}}}"#
-            let lines: [Substring] = [Substring(done), "{}", Substring(refused)]
-            let alerts = await responder.observe(lines: lines, stored: [0, 1, 2])
+            let alerts = await responder.observe([done, "{}", refused].compactMap { JSONSubject(json: Substring($0)) })
             let completed = try rows(store, "SELECT status, detail FROM responses")
             #expect(completed == [["succeeded", "killed pid 4242"]])
             #expect(alerts.map(\.ruleTitle) == ["Agent Refused A Server Command"])
@@ -248,7 +247,7 @@ import Testing
     @Test func theCommandPollAnswersWhenACommandArrives() async throws {
         let issuer = CommandIssuer(signer: CommandSigner())
         let router = Router()
-        CommandRoutes.add(to: router, queue: issuer.queue, tokens: ["web1-token-0123456789": "web1"])
+        CommandRoutes.add(to: router, queue: issuer.queue, ingest: IngestConfiguration(tokens: ["web1-token-0123456789": "web1"]))
         try await Application(router: router).test(.router) { client in
             let unauthorized = try await client.execute(uri: "/api/v1/commands", method: .get) { $0.status }
             #expect(unauthorized == .unauthorized)
