@@ -262,27 +262,33 @@ enum Bounce {
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
-        let collected = Mutex<[UInt8]>([])
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            collected.withLock { bytes in
-                // The last 1 KiB is what the record keeps.
-                bytes += data
-                if bytes.count > 4096 { bytes.removeFirst(bytes.count - 1024) }
+        let (exit, exited) = AsyncStream.makeStream(of: Int32.self)
+        process.terminationHandler = { process in
+            exited.yield(process.terminationStatus)
+            exited.finish()
+        }
+        do {
+            try process.run()
+        } catch {
+            return (false, "cannot run /usr/bin/timeout for \(path)")
+        }
+        try? output.fileHandleForWriting.close()
+        // Read to the end (the program and whatever it started closing the pipe), keeping the
+        // last 1 KiB for the record; reading all along means a talkative program never blocks.
+        let tail: [UInt8] = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var bytes: [UInt8] = []
+                while case let data = output.fileHandleForReading.availableData, !data.isEmpty {
+                    bytes += data
+                    if bytes.count > 4096 { bytes.removeFirst(bytes.count - 1024) }
+                }
+                continuation.resume(returning: Array(bytes.suffix(1024)))
             }
         }
-        let status: Int32? = await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
-            process.terminationHandler = { process in continuation.resume(returning: process.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(returning: nil)
-            }
-        }
-        output.fileHandleForReading.readabilityHandler = nil
-        let text = String(decoding: collected.withLock { $0 }.suffix(1024), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let status else { return (false, "cannot run /usr/bin/timeout for \(path)") }
+        var exitStatus: Int32?
+        for await code in exit { exitStatus = code }
+        let text = String(decoding: tail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let status = exitStatus else { return (false, "\(path) \(host): no exit status") }
         let reason =
             switch (process.terminationReason, status) {
             case (.uncaughtSignal, _): "killed by signal \(status)"
