@@ -9,12 +9,21 @@ final class EventSubject: DetectionSubject {
     /// access may copy the optional struct around them.
     let records: [AuditRecord]
     let args: [String]?
+    /// The same, unwrapped (`hasArgs` says whether there were any).
+    private let argumentList: [String]
+    private let hasArgs: Bool
 
     init(_ event: Event) {
         self.event = event
         records = event.audit?.records ?? []
         args = event.process?.args
+        argumentList = args ?? []
+        hasArgs = args != nil
+        keySignatures = .allocate(capacity: max(records.count, 1))
+        keySignatures.initialize(repeating: 0, count: max(records.count, 1))
     }
+
+    deinit { keySignatures.deallocate() }
 
     /// As the encoder writes it: other syscalls by name, other records by their type.
     var action: String { event.specificAction ?? event.kind.action.description }
@@ -102,18 +111,25 @@ final class EventSubject: DetectionSubject {
     /// `a0`, `name`, `SYSCALL`; each lookup scans and decodes), and a 64-bit signature of the raw
     /// field names it has, so that asking for a field it lacks costs one bit test.
     private var recordCache: [[(key: String, value: FieldValue?)]] = []
-    private var keySignatures: [UInt64] = []
+    /// Per record, 0 until computed. A buffer of its own: read for every indexed field of every
+    /// record, an array property would be checked for exclusive access at each read.
+    private let keySignatures: UnsafeMutablePointer<UInt64>
 
     /// Field names of the record (EXECVE: `a0`…`aN` for every argument, however the kernel split
     /// them), computed once.
     func recordKeySignature(at index: Int) -> UInt64 {
-        if keySignatures.isEmpty { keySignatures = Array(repeating: 0, count: records.count) }
         if keySignatures[index] == 0 {
-            let record = records[index]
             var signature: UInt64 = 1 << 63 | 1
-            for field in record.fields where !field.isEnriched { signature |= KeySignature.bit(record.key(field)) }
-            if record.type == 1309, let args {
-                for position in args.indices { signature |= KeySignature.bit("a\(position)".utf8) }
+            records.withUnsafeBufferPointer { records in
+                let record = records.baseAddress! + index
+                record.pointee.bytes.withUnsafeBufferPointer { bytes in
+                    record.pointee.fields.withUnsafeBufferPointer { fields in
+                        for field in fields where !field.isEnriched {
+                            signature |= KeySignature.bit(UnsafeBufferPointer(rebasing: bytes[Int(field.keyStart)..<Int(field.keyEnd)]))
+                        }
+                    }
+                }
+                if record.pointee.type == 1309, hasArgs { signature |= KeySignature.arguments(argumentList.count) }
             }
             keySignatures[index] = signature
         }
@@ -124,11 +140,49 @@ final class EventSubject: DetectionSubject {
         if recordCache.isEmpty { recordCache = Array(repeating: [], count: records.count) }
         for entry in recordCache[index] where entry.key == key { return entry.value }
         if key.utf8.first.map({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) == true, key != "type" {
-            if recordKeySignature(at: index) & KeySignature.bit(key.utf8) == 0 { return nil }
+            var name = key
+            if recordKeySignature(at: index) & name.withUTF8({ KeySignature.bit($0) }) == 0 { return nil }
         }
         let value = lookUp(index, key)
         if recordCache[index].count < 16 { recordCache[index].append((key, value)) }
         return value
+    }
+
+    /// Raw fields straight from the record's bytes (hex values decoded into a scratch copy), EXECVE
+    /// arguments from the reassembled list; interpretations through `recordValue`.
+    func withRecordValue<R>(at index: Int, key: borrowing RecordKey, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard key.isRaw else {
+            guard let value = recordValue(at: index, key: key.name) else { return nil }
+            var text = value.text
+            return text.withUTF8(body)
+        }
+        // A field the record lacks costs one bit test.
+        if recordKeySignature(at: index) & key.bit == 0 { return nil }
+        // Through a pointer: copying an `AuditRecord` out of the array would retain its bytes, its
+        // fields and its type name, and this runs for every indexed field of every record.
+        return records.withUnsafeBufferPointer { records -> R? in
+            let record = records.baseAddress! + index
+            let type = record.pointee.type
+            if type == 1309, hasArgs, key.argument >= 0 {
+                guard key.argument < argumentList.count else { return nil }
+                var text = argumentList[key.argument]
+                return text.withUTF8(body)
+            }
+            guard let field = RecordKeys.find(key.name, in: record.pointee, enriched: false) else { return nil }
+            return record.pointee.bytes.withUnsafeBufferPointer { bytes in
+                let value = UnsafeBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
+                if field.quoting == .none, key.hexCapable || (type == 1309 && key.argument >= 0),
+                    let decoded = AuditDecoding.hexBytes(record.pointee.value(field))
+                {
+                    return decoded.withUnsafeBufferPointer(body)
+                }
+                return body(value)
+            }
+        }
+    }
+
+    func recordTypeNumber(at index: Int) -> UInt16 {
+        records.withUnsafeBufferPointer { $0[index].type }
     }
 
     private func lookUp(_ index: Int, _ key: String) -> FieldValue? {
@@ -206,11 +260,17 @@ enum RecordKeys {
         if enriched && !record.hasEnrichedFields { return nil }
         var key = key
         return key.withUTF8 { wanted in
-            for field in record.fields where field.isEnriched == enriched {
-                let name = record.key(field)
-                if name.count == wanted.count && name.elementsEqual(wanted) { return field }
+            record.bytes.withUnsafeBufferPointer { bytes in
+                record.fields.withUnsafeBufferPointer { fields in
+                    for field in fields where field.isEnriched == enriched && Int(field.keyEnd &- field.keyStart) == wanted.count {
+                        var offset = 0
+                        let start = Int(field.keyStart)
+                        while offset < wanted.count && bytes[start &+ offset] == wanted[offset] { offset &+= 1 }
+                        if offset == wanted.count { return field }
+                    }
+                    return nil
+                }
             }
-            return nil
         }
     }
 
@@ -221,11 +281,12 @@ enum RecordKeys {
     }
 
     static func mayBeHex(_ key: String, recordType: UInt16) -> Bool {
-        hexKeys.contains(key) || (recordType == 1309 && argumentIndex(key) != nil)
+        switch key {
+        case "exe", "comm", "name", "cwd", "proctitle", "key", "path", "dir", "watch", "ocomm", "cmd", "acct", "data", "new",
+            "old", "file", "root_dir":
+            true
+        default: recordType == 1309 && argumentIndex(key) != nil
+        }
     }
 
-    static let hexKeys: Set<String> = [
-        "exe", "comm", "name", "cwd", "proctitle", "key", "path", "dir", "watch", "ocomm", "cmd", "acct",
-        "data", "new", "old", "file", "root_dir",
-    ]
 }

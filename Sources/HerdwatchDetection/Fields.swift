@@ -142,6 +142,11 @@ public protocol DetectionSubject {
     /// Bits (`KeySignature.bit`) of the record's raw field names: a rule that needs a field the
     /// record lacks is not tried on it.
     func recordKeySignature(at index: Int) -> UInt64
+    /// The same value as `recordValue`, handed to `body` as bytes where the subject can do so
+    /// without making a `String`; nil when the record lacks the field.
+    func withRecordValue<R>(at index: Int, key: borrowing RecordKey, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
+    /// The record's type number (1300 for SYSCALL); 0 when unknown (buckets are then found by name).
+    func recordTypeNumber(at index: Int) -> UInt16
     /// Every value of the record, decoded, for keyword searches.
     func recordValues(at index: Int) -> [String]
     /// The event's own text for keyword searches outside auditd: the message, command line, paths.
@@ -151,8 +156,38 @@ public protocol DetectionSubject {
 }
 
 extension DetectionSubject {
+    public func withRecordValue<R>(at index: Int, key: borrowing RecordKey, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard let value = recordValue(at: index, key: key.name) else { return nil }
+        var text = value.text
+        return text.withUTF8(body)
+    }
+
+    public func recordTypeNumber(at index: Int) -> UInt16 { 0 }
+
     public var action: String { value(of: .eventAction)?.text ?? "" }
     public var module: String { value(of: .eventModule)?.text ?? "" }
+}
+
+/// A raw record field name as a rule reads it, with what every lookup would otherwise work out
+/// again from the name.
+public struct RecordKey: Sendable {
+    public let name: String
+    /// Its `KeySignature` bit.
+    let bit: UInt64
+    /// `aN`: N (an EXECVE argument); -1 otherwise.
+    let argument: Int
+    /// The kernel may write it as hex (`RecordKeys.mayBeHex`, EXECVE arguments aside).
+    let hexCapable: Bool
+    /// A raw field (lower-case, not `type`), as opposed to auditd's interpretations.
+    let isRaw: Bool
+
+    init(_ name: String) {
+        self.name = name
+        bit = KeySignature.bit(name.utf8)
+        argument = RecordKeys.argumentIndex(name) ?? -1
+        hexCapable = RecordKeys.mayBeHex(name, recordType: 0)
+        isRaw = name.utf8.first.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } == true && name != "type"
+    }
 }
 
 /// A 64-bit signature of a record's field names: one bit per name, hashed.
@@ -164,4 +199,35 @@ public enum KeySignature {
         for byte in key.dropFirst() { hash = hash &* 33 &+ UInt64(byte) }
         return 1 << (hash & 63)
     }
+
+    @inline(__always)
+    public static func bit(_ key: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        guard let first = key.first else { return 1 }
+        var hash = UInt64(first) &* 31 &+ UInt64(key.count) &* 131
+        var index = 1
+        while index < key.count {
+            hash = hash &* 33 &+ UInt64(key[index])
+            index &+= 1
+        }
+        return 1 << (hash & 63)
+    }
+
+    /// The bits of `a0`…`a(count-1)`, EXECVE's argument names.
+    public static func arguments(_ count: Int) -> UInt64 {
+        if count < argumentMasks.count { return argumentMasks[count] }
+        var mask = argumentMasks[argumentMasks.count - 1]
+        for position in (argumentMasks.count - 1)..<count { mask |= bit("a\(position)".utf8) }
+        return mask
+    }
+
+    /// `argumentMasks[n]`: the bits of the first n argument names.
+    private static let argumentMasks: [UInt64] = {
+        var masks: [UInt64] = [0]
+        var mask: UInt64 = 0
+        for position in 0..<4096 {
+            mask |= bit("a\(position)".utf8)
+            masks.append(mask)
+        }
+        return masks
+    }()
 }

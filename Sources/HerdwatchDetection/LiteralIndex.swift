@@ -1,6 +1,6 @@
 /// Many literals searched in one pass over a text: an Aho–Corasick automaton over folded bytes,
 /// expanded into a full transition table so that each byte of the text costs one table read.
-struct LiteralIndex: Sendable {
+final class LiteralIndex: Sendable {
     /// `table[state << 8 | byte]`: the next state.
     private let table: [UInt32]
     /// Literal ids that end at each state (including through failure links).
@@ -57,16 +57,111 @@ struct LiteralIndex: Sendable {
     /// Calls `found` with the id of every literal occurrence in `text` (folded as it is read).
     func scan(_ text: String, _ found: (Int) -> Void) {
         var text = text
-        text.withUTF8 { bytes in
-            table.withUnsafeBufferPointer { table in
-                var state = 0
-                for raw in bytes {
-                    state = Int(table[state << 8 | Int(StringPattern.fold(raw))])
-                    if !outputs[state].isEmpty {
-                        for id in outputs[state] { found(Int(id)) }
-                    }
+        text.withUTF8 { scan($0, found) }
+    }
+
+    func scan(_ bytes: UnsafeBufferPointer<UInt8>, _ found: (Int) -> Void) {
+        table.withUnsafeBufferPointer { table in
+            var state = 0
+            for raw in bytes {
+                state = Int(table[state << 8 | Int(StringPattern.fold(raw))])
+                if !outputs[state].isEmpty {
+                    for id in outputs[state] { found(Int(id)) }
                 }
             }
         }
+    }
+}
+
+/// Exact values (folded) → rule lists, looked up by a text's bytes, folded as they are hashed: no
+/// lower-cased copy and no `String` hashing per lookup. A class, so that reading it from a bucket
+/// retains one reference rather than each of its arrays.
+final class ExactTable: Sendable {
+    /// Every key's bytes, one after another; `ranges[i]` is key i's (start, count).
+    private let pool: [UInt8]
+    private let ranges: [(start: Int32, count: Int32)]
+    private let lists: [[Int]]
+    /// Open addressing: an index into `ranges`, or -1.
+    private let slots: [Int32]
+    private let mask: Int
+    /// Whether some key has a byte outside ASCII (then such texts are lower-cased with Unicode's
+    /// rules before the lookup; otherwise they cannot equal a key under ASCII folding).
+    private let hasWideKeys: Bool
+
+    init(_ entries: [String: [Int]]) {
+        let sorted = entries.sorted { $0.key < $1.key }
+        var pool: [UInt8] = []
+        var ranges: [(start: Int32, count: Int32)] = []
+        for (key, _) in sorted {
+            ranges.append((Int32(pool.count), Int32(key.utf8.count)))
+            pool += key.utf8
+        }
+        lists = sorted.map(\.value)
+        var capacity = 8
+        while capacity < ranges.count * 2 { capacity <<= 1 }
+        mask = capacity - 1
+        var slots = [Int32](repeating: -1, count: capacity)
+        pool.withUnsafeBufferPointer { pool in
+            for (index, range) in ranges.enumerated() {
+                let key = UnsafeBufferPointer(rebasing: pool[Int(range.start)..<Int(range.start + range.count)])
+                var slot = Self.hash(key) & (capacity - 1)
+                while slots[slot] >= 0 { slot = (slot + 1) & (capacity - 1) }
+                slots[slot] = Int32(index)
+            }
+        }
+        self.slots = slots
+        self.pool = pool
+        self.ranges = ranges
+        hasWideKeys = pool.contains { $0 >= 0x80 }
+    }
+
+    var values: [[Int]] { lists }
+
+    /// The rules listed under `text`, compared case-insensitively (keys are folded).
+    func lookup(_ text: String) -> [Int]? {
+        var text = text
+        if text.utf8.contains(where: { $0 >= 0x80 }) {
+            // Keys were lower-cased with Unicode's rules; so is such a text.
+            guard hasWideKeys else { return nil }
+            text = StringPattern.lowercased(text)
+        }
+        return text.withUTF8 { find($0) }
+    }
+
+    /// The same for bytes, which need not be valid UTF-8.
+    func lookup(_ bytes: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        if hasWideKeys, bytes.contains(where: { $0 >= 0x80 }) {
+            return lookup(String(decoding: bytes, as: UTF8.self))
+        }
+        return find(bytes)
+    }
+
+    @inline(__always)
+    private func find(_ bytes: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        let found: Int? = pool.withUnsafeBufferPointer { pool in
+            slots.withUnsafeBufferPointer { slots in
+                var slot = Self.hash(bytes) & mask
+                while true {
+                    let index = Int(slots[slot])
+                    if index < 0 { return nil }
+                    let range = ranges[index]
+                    if Int(range.count) == bytes.count {
+                        var offset = 0
+                        let start = Int(range.start)
+                        while offset < bytes.count && StringPattern.fold(bytes[offset]) == pool[start &+ offset] { offset &+= 1 }
+                        if offset == bytes.count { return index }
+                    }
+                    slot = (slot + 1) & mask
+                }
+            }
+        }
+        return found.map { lists[$0] }
+    }
+
+    @inline(__always)
+    private static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(StringPattern.fold(byte))) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: hash ^ (hash >> 29))
     }
 }

@@ -138,14 +138,65 @@ struct CIDRBlock: Sendable {
     }
 }
 
+/// One event's field values, each looked up once: every rule and index that reads a field of the
+/// event (the command line, the executable's basename, ...) shares the first lookup.
+final class EventValues {
+    /// The fields looked up so far (a handful per event: a short list costs less to search, fill
+    /// and free than a slot for every field of the program).
+    private var known: [(field: Int32, value: FieldValue?)] = []
+    /// Rule candidates found through indexes, reused from bucket to bucket.
+    var hits: [Int] = []
+
+    @inline(__always)
+    func value(_ field: Int32, _ compute: () -> FieldValue?) -> FieldValue? {
+        for entry in known where entry.field == field { return entry.value }
+        let value = compute()
+        known.append((field, value))
+        return value
+    }
+}
+
 /// Evaluates compiled rules against one subject: the whole event, or one of its audit records.
 struct Evaluation<Subject: DetectionSubject> {
     let subject: Subject
     /// The audit record a `service: auditd` rule is looking at.
     let record: Int?
     let program: Program
+    let values: EventValues
+
+    init(subject: Subject, record: Int?, program: Program, values: EventValues) {
+        self.subject = subject
+        self.record = record
+        self.program = program
+        self.values = values
+    }
+
+    init(subject: Subject, record: Int?, program: Program) {
+        self.init(subject: subject, record: record, program: program, values: EventValues())
+    }
+
+    /// The value of the program's field `index`.
+    @inline(__always)
+    func value(at index: Int32) -> FieldValue? {
+        let position = Int(index)
+        switch program.levels[position] {
+        case .record:
+            guard let record else { return nil }
+            return subject.recordValue(at: record, key: program.recordKeys[position])
+        case .keywords:
+            if let record { return .strings(subject.recordValues(at: record)) }
+        case .event:
+            break
+        }
+        return values.value(index) { compute(program.fields[position]) }
+    }
 
     func value(_ field: FieldRef) -> FieldValue? {
+        if let index = program.fieldIndex[field] { return value(at: index) }
+        return compute(field)
+    }
+
+    private func compute(_ field: FieldRef) -> FieldValue? {
         switch field {
         case .ecs(let ecs): return subject.value(of: ecs)
         case .record(let key):
@@ -163,7 +214,9 @@ struct Evaluation<Subject: DetectionSubject> {
             guard case .string(let path)? = subject.value(of: field == .imageName ? .processExecutable : .parentExecutable) else {
                 return nil
             }
-            return .string(StringPattern.lowercased(String(path.split(separator: "/").last ?? "")))
+            let utf8 = path.utf8
+            let start = utf8.lastIndex(of: UInt8(ascii: "/")).map { utf8.index(after: $0) } ?? utf8.startIndex
+            return .string(StringPattern.lowercased(String(path[start...])))
         }
     }
 
@@ -199,7 +252,7 @@ struct Evaluation<Subject: DetectionSubject> {
     func holds(selection index: Int32) -> Bool {
         let code = program.selections[Int(index)]
         if code.isKeywords {
-            let values = keywordValues
+            let values: [String] = if case .strings(let list)? = value(at: program.keywordField) { list } else { [] }
             for offset in 0..<code.count {
                 let test = program.tests[Int(code.start + offset)]
                 var found = false
@@ -225,7 +278,19 @@ struct Evaluation<Subject: DetectionSubject> {
     }
 
     func holds(fieldTest code: FieldTestCode) -> Bool {
-        let value = value(program.fields[Int(code.field)])
+        if code.bytewise, program.levels[Int(code.field)] == .record {
+            guard let record else { return false }
+            let held = subject.withRecordValue(at: record, key: program.recordKeyInfo[Int(code.field)]) { bytes in
+                for offset in 0..<code.count {
+                    let held = program.matches(program.tests[Int(code.start + offset)], bytes)
+                    if held && !code.requiresAll { return true }
+                    if !held && code.requiresAll { return false }
+                }
+                return code.requiresAll
+            }
+            return held ?? false
+        }
+        let value = value(at: code.field)
         for offset in 0..<code.count {
             let held = holds(program.tests[Int(code.start + offset)], value)
             if held && !code.requiresAll { return true }

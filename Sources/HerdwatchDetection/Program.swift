@@ -25,6 +25,9 @@ final class Program: @unchecked Sendable {
     struct FieldTestCode {
         var field: Int32
         var requiresAll: Bool
+        /// Every test compares plain bytes (equals, prefix, suffix, contains, anything): a record
+        /// field can be tested where it lies, without a `String`.
+        var bytewise: Bool
         /// A range of `tests`.
         var start: Int32
         var count: Int32
@@ -47,14 +50,35 @@ final class Program: @unchecked Sendable {
     let fieldTests: [FieldTestCode]
     let tests: [TestCode]
     let fields: [FieldRef]
+    /// Per field: where its value comes from, and for record fields the key (copying a `FieldRef`
+    /// to read it would retain its string at every test).
+    let levels: [FieldLevel]
+    let recordKeys: [String]
+    let recordKeyInfo: [RecordKey]
+    /// Field indexes by reference, rules' fields and the indexes' alike.
+    let fieldIndex: [FieldRef: Int32]
+    /// The index of `.keywordText`.
+    let keywordField: Int32
     let others: [ValueTest]
     let pool: UnsafeMutableBufferPointer<UInt8>
     /// Each rule's condition.
     let roots: [Int32]
 
-    init(rules: [SigmaRule]) {
+    enum FieldLevel: UInt8 {
+        /// One value per event: looked up once and kept for every rule and index that reads it.
+        case event
+        /// A raw record field: one value per audit record.
+        case record
+        /// Keyword text: the record's values on a record, the event's text on the whole event.
+        case keywords
+    }
+
+    /// `extraFields`: fields the indexes read that rules may not (basenames, keyword text).
+    init(rules: [SigmaRule], extraFields: [FieldRef] = []) {
         var builder = Builder()
         builder.add(rules)
+        for field in extraFields { _ = builder.field(field) }
+        keywordField = builder.field(.keywordText)
         nodes = builder.nodes
         children = builder.children
         selections = builder.selections
@@ -62,6 +86,16 @@ final class Program: @unchecked Sendable {
         fieldTests = builder.fieldTests
         tests = builder.tests
         fields = builder.fields
+        fieldIndex = builder.fieldIndex
+        levels = builder.fields.map { field in
+            switch field {
+            case .record: .record
+            case .keywordText: .keywords
+            case .ecs, .initiated, .imageName, .parentImageName: .event
+            }
+        }
+        recordKeys = builder.fields.map { if case .record(let key) = $0 { key } else { "" } }
+        recordKeyInfo = recordKeys.map(RecordKey.init)
         others = builder.others
         roots = builder.roots
         pool = .allocate(capacity: max(builder.bytes.count, 1))
@@ -83,13 +117,14 @@ final class Program: @unchecked Sendable {
         var bytes: [UInt8] = []
         var fieldIndex: [FieldRef: Int32] = [:]
 
+    mutating func field(_ ref: FieldRef) -> Int32 {
+        if let index = fieldIndex[ref] { return index }
+        fields.append(ref)
+        fieldIndex[ref] = Int32(fields.count - 1)
+        return Int32(fields.count - 1)
+    }
+
     mutating func add(_ rules: [SigmaRule]) {
-        func field(_ ref: FieldRef) -> Int32 {
-            if let index = fieldIndex[ref] { return index }
-            fields.append(ref)
-            fieldIndex[ref] = Int32(fields.count - 1)
-            return Int32(fields.count - 1)
-        }
         func test(_ value: ValueTest) -> TestCode {
             switch value {
             case .pattern(let pattern):
@@ -131,8 +166,11 @@ final class Program: @unchecked Sendable {
                         for item in map {
                             let start = Int32(tests.count)
                             for value in item.tests { tests.append(test(value)) }
+                            let bytewise = tests[Int(start)...].allSatisfy { $0.kind.rawValue <= TestCode.Kind.anything.rawValue }
                             codes.append(
-                                FieldTestCode(field: field(item.field), requiresAll: item.requiresAll, start: start, count: Int32(item.tests.count)))
+                                FieldTestCode(
+                                    field: field(item.field), requiresAll: item.requiresAll, bytewise: bytewise && !item.tests.isEmpty,
+                                    start: start, count: Int32(item.tests.count)))
                         }
                         fieldTests += codes
                         ranges.append((mapStart, Int32(map.count)))

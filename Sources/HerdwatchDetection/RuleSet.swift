@@ -1,3 +1,5 @@
+import HerdwatchAudit
+
 /// Compiled rules, routed: an event meets only the rules of the logsources it belongs to, and
 /// within a logsource only the rules whose indexed field it can satisfy (process rules by the
 /// executable's basename, auditd rules by record type and, for EXECVE, by `a0`).
@@ -21,35 +23,54 @@ public struct RuleSet: Sendable {
     /// (the executable's basename, a record's `a0`, `name`, `SYSCALL`) or contain one of a few
     /// literals (one shared scan of the command line). Each path may need a different field; the
     /// rule is then listed under each. Rules with a path that needs nothing indexable every event meets.
-    struct Bucket: Sendable {
-        var exact: [(field: FieldRef, table: [String: [Int]])] = []
-        var substrings: [(field: FieldRef, index: LiteralIndex, rules: [[Int]])] = []
+    // A class: an event reads its buckets from dictionaries, and copying a struct out would retain
+    // each of its arrays. @unchecked Sendable: written in `init` only.
+    final class Bucket: @unchecked Sendable {
+        /// By the program's field index.
+        var exact: [(field: Int32, table: ExactTable)] = []
+        var substrings: [(field: Int32, index: LiteralIndex, rules: [[Int]])] = []
         var always: [Int] = []
         var isEmpty: Bool { exact.isEmpty && substrings.isEmpty && always.isEmpty }
 
         func candidates<S: DetectionSubject>(_ evaluation: Evaluation<S>, _ body: (Int) -> Void) {
             for index in always { body(index) }
-            var hits: [Int] = []
+            guard !exact.isEmpty || !substrings.isEmpty else { return }
+            let values = evaluation.values
+            values.hits.removeAll(keepingCapacity: true)
+            let program = evaluation.program
             for (field, table) in exact {
-                guard let value = evaluation.value(field) else { continue }
-                _ = value.forEach { text in
-                    if let list = table[field == .imageName || field == .parentImageName ? text : StringPattern.lowercased(text)] {
-                        hits.append(contentsOf: list)
+                if program.levels[Int(field)] == .record {
+                    guard let record = evaluation.record else { continue }
+                    _ = evaluation.subject.withRecordValue(at: record, key: program.recordKeyInfo[Int(field)]) { bytes in
+                        if let list = table.lookup(bytes) { values.hits.append(contentsOf: list) }
                     }
+                    continue
+                }
+                guard let value = evaluation.value(at: field) else { continue }
+                _ = value.forEach { text in
+                    if let list = table.lookup(text) { values.hits.append(contentsOf: list) }
                     return false
                 }
             }
             for (field, index, rules) in substrings {
-                guard let value = evaluation.value(field) else { continue }
+                if program.levels[Int(field)] == .record {
+                    guard let record = evaluation.record else { continue }
+                    _ = evaluation.subject.withRecordValue(at: record, key: program.recordKeyInfo[Int(field)]) { bytes in
+                        index.scan(bytes) { literal in values.hits.append(contentsOf: rules[literal]) }
+                    }
+                    continue
+                }
+                guard let value = evaluation.value(at: field) else { continue }
                 _ = value.forEach { text in
-                    index.scan(text) { literal in hits.append(contentsOf: rules[literal]) }
+                    index.scan(text) { literal in values.hits.append(contentsOf: rules[literal]) }
                     return false
                 }
             }
+            let hits = values.hits
             guard !hits.isEmpty else { return }
-            if hits.count > 1 { hits.sort() }
+            if hits.count == 1 { return body(hits[0]) }
             var previous = -1
-            for rule in hits where rule != previous {
+            for rule in hits.sorted() where rule != previous {
                 body(rule)
                 previous = rule
             }
@@ -57,7 +78,10 @@ public struct RuleSet: Sendable {
 
         /// `recordType`: the (folded) audit record type every event of this bucket has, so that
         /// selections for other types count as never holding.
-        init(_ members: [Int], rules: [SigmaRule], exactFields: [FieldRef], substringFields: [FieldRef], recordType: String? = nil) {
+        init(
+            _ members: [Int], rules: [SigmaRule], program: Program, exactFields: [FieldRef], substringFields: [FieldRef],
+            recordType: String? = nil
+        ) {
             var tables: [FieldRef: [String: [Int]]] = [:]
             var literals: [FieldRef: [String: [Int]]] = [:]
             for index in members {
@@ -78,11 +102,12 @@ public struct RuleSet: Sendable {
                     }
                 }
             }
-            exact = exactFields.compactMap { field in tables[field].map { (field, $0) } }
+            exact = exactFields.compactMap { field in tables[field].map { (program.fieldIndex[field]!, ExactTable($0)) } }
             for field in substringFields {
                 guard let table = literals[field] else { continue }
                 let entries = table.sorted { $0.key < $1.key }
-                substrings.append((field, LiteralIndex(literals: entries.map { Array($0.key.utf8) }), entries.map(\.value)))
+                substrings.append(
+                    (program.fieldIndex[field]!, LiteralIndex(literals: entries.map { Array($0.key.utf8) }), entries.map(\.value)))
             }
         }
 
@@ -128,10 +153,22 @@ public struct RuleSet: Sendable {
         return literal * min(shortest, 12) / Double(max(keys.count, 1)).squareRoot()
     }
 
+    /// Fields whose exact values or literals index the rules of events and of records.
+    static let processExactFields: [FieldRef] = [
+        .imageName, .parentImageName, .ecs(.userName), .ecs(.filePath), .ecs(.destinationPort),
+    ]
+    static let processSubstringFields: [FieldRef] = [
+        .keywordText, .ecs(.processCommandLine), .ecs(.filePath), .ecs(.message), .ecs(.processExecutable),
+        .ecs(.parentCommandLine), .ecs(.destinationDomain),
+    ]
+    static let recordFields: [FieldRef] = ["a0", "a1", "name", "SYSCALL", "syscall", "exe", "comm", "key"].map { .record($0) }
+
     var eventBuckets: [Route: Bucket] = [:]
     /// auditd rules by lower-cased record type; `anyRecord` for rules that can match any type.
     var recordBuckets: [String: Bucket] = [:]
     var anyRecord = Bucket()
+    /// `recordBuckets` by type number.
+    var bucketsByNumber: [Bucket?] = []
     /// Routes by event action.
     var routesByAction: [String: [Route]] = [:]
 
@@ -198,7 +235,8 @@ public struct RuleSet: Sendable {
         for index in rules.indices where referenced[index] { rules[index].generatesAlerts = generating[index] }
         self.rules = rules
         self.correlations = correlations
-        program = Program(rules: rules)
+        program = Program(
+            rules: rules, extraFields: Self.processExactFields + Self.processSubstringFields + Self.recordFields + [.keywordText])
         presenceMasks = rules.map { rule in
             guard rule.route == .auditd else { return 0 }
             let keys: Set<String>? = Self.need(rule.condition, rule.selections, recordType: nil) { map in
@@ -233,22 +271,39 @@ public struct RuleSet: Sendable {
                 byRoute[rule.route, default: []].append(index)
             }
         }
-        let processFields: [FieldRef] = [.imageName, .parentImageName, .ecs(.userName)]
-        let recordFields: [FieldRef] = ["a0", "a1", "name", "SYSCALL", "syscall", "exe", "comm", "key"].map { .record($0) }
+        // Record rules are indexed by any raw field they test, beside the usual ones.
+        func recordFields(_ members: [Int]) -> [FieldRef] {
+            var fields = Self.recordFields
+            var seen = Set(fields)
+            for index in members {
+                for case .maps(let maps) in rules[index].selections {
+                    for test in maps.joined() where test.field != .record("type") && !seen.contains(test.field) {
+                        guard case .record = test.field else { continue }
+                        seen.insert(test.field)
+                        fields.append(test.field)
+                    }
+                }
+            }
+            return fields
+        }
         for (route, members) in byRoute {
             eventBuckets[route] = Bucket(
-                members, rules: rules, exactFields: processFields + [.ecs(.filePath), .ecs(.destinationPort)],
-                substringFields: [
-                    .keywordText,
-                    .ecs(.processCommandLine), .ecs(.filePath), .ecs(.message), .ecs(.processExecutable), .ecs(.parentCommandLine),
-                    .ecs(.destinationDomain),
-                ])
+                members, rules: rules, program: program, exactFields: Self.processExactFields,
+                substringFields: Self.processSubstringFields)
         }
         for (type, members) in byType {
+            let fields = recordFields(members)
             recordBuckets[type.uppercased()] = Bucket(
-                members, rules: rules, exactFields: recordFields, substringFields: recordFields + [.keywordText], recordType: type)
+                members, rules: rules, program: program, exactFields: fields, substringFields: fields + [.keywordText],
+                recordType: type)
         }
-        anyRecord = Bucket(anyType, rules: rules, exactFields: recordFields, substringFields: recordFields)
+        for (name, bucket) in recordBuckets {
+            guard let number = RecordTypes.number(ofName: ArraySlice(name.utf8)).map(Int.init) else { continue }
+            if number >= bucketsByNumber.count { bucketsByNumber += Array(repeating: nil, count: number + 1 - bucketsByNumber.count) }
+            bucketsByNumber[number] = bucket
+        }
+        let anyFields = recordFields(anyType)
+        anyRecord = Bucket(anyType, rules: rules, program: program, exactFields: anyFields, substringFields: anyFields)
     }
 
     /// What a condition needs of one field: nothing known, one of these values (or literals), or
@@ -302,7 +357,8 @@ public struct RuleSet: Sendable {
                 }
             }
             return best.map(Need.oneOf) ?? .unknown
-        case .or(let nodes):
+        case .or(let nodes), .atLeast(1..., let nodes):
+            // `1 of x*` (or more) needs one of them, as `or` does.
             var union = Set<Element>()
             var possible = false
             for node in nodes {
@@ -414,7 +470,8 @@ public struct RuleSet: Sendable {
 
     /// The rules that match `subject`: (rule index, the audit record that matched for auditd rules).
     public func matches<S: DetectionSubject>(_ subject: S, into result: inout [(rule: Int, record: Int?)]) {
-        let whole = Evaluation(subject: subject, record: nil, program: program)
+        let values = EventValues()
+        let whole = Evaluation(subject: subject, record: nil, program: program, values: values)
         let action = subject.action
         func run(_ bucket: Bucket) {
             bucket.candidates(whole) { index in
@@ -431,7 +488,7 @@ public struct RuleSet: Sendable {
         let records = subject.recordCount
         guard records > 0, !(recordBuckets.isEmpty && anyRecord.isEmpty) else { return }
         for record in 0..<records {
-            let evaluation = Evaluation(subject: subject, record: record, program: program)
+            let evaluation = Evaluation(subject: subject, record: record, program: program, values: values)
             func check(_ index: Int) {
                 // One match per rule and event: the first record that satisfies it. (A bucket lists
                 // a rule once; the type bucket and the any-type bucket never share one.)
@@ -440,8 +497,12 @@ public struct RuleSet: Sendable {
                 if mask != 0 && subject.recordKeySignature(at: record) & mask == 0 { return }
                 if evaluation.holds(rule: index) { result.append((index, record)) }
             }
-            // Bucket keys are record types as the kernel spells them (upper case): no copy per record.
-            if let bucket = recordBuckets[subject.recordType(at: record)] { bucket.candidates(evaluation, check) }
+            // By type number where the subject knows it; else by name as the kernel spells it.
+            let number = Int(subject.recordTypeNumber(at: record))
+            let bucket =
+                number != 0
+                ? (number < bucketsByNumber.count ? bucketsByNumber[number] : nil) : recordBuckets[subject.recordType(at: record)]
+            if let bucket { bucket.candidates(evaluation, check) }
             anyRecord.candidates(evaluation, check)
         }
     }
