@@ -12,6 +12,7 @@ final class EventSubject: DetectionSubject {
     /// The same, unwrapped (`hasArgs` says whether there were any).
     private let argumentList: [String]
     private let hasArgs: Bool
+    private let scratch = ScratchBytes()
 
     init(_ event: Event) {
         self.event = event
@@ -150,33 +151,38 @@ final class EventSubject: DetectionSubject {
 
     /// Raw fields straight from the record's bytes (hex values decoded into a scratch copy), EXECVE
     /// arguments from the reassembled list; interpretations through `recordValue`.
-    func withRecordValue<R>(at index: Int, key: borrowing RecordKey, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        guard key.isRaw else {
-            guard let value = recordValue(at: index, key: key.name) else { return nil }
-            var text = value.text
-            return text.withUTF8(body)
+    func recordBytes(at index: Int, field: Int32, program: Program) -> UnsafeBufferPointer<UInt8>? {
+        let key = program.recordKeyInfo[Int(field)]
+        guard key.isDirect else {
+            guard let value = recordValue(at: index, key: program.recordKeys[Int(field)]) else { return nil }
+            return scratch.copy(value.text)
         }
         // A field the record lacks costs one bit test.
         if recordKeySignature(at: index) & key.bit == 0 { return nil }
-        // Through a pointer: copying an `AuditRecord` out of the array would retain its bytes, its
-        // fields and its type name, and this runs for every indexed field of every record.
-        return records.withUnsafeBufferPointer { records -> R? in
-            let record = records.baseAddress! + index
-            let type = record.pointee.type
+        // Through pointers: copying an `AuditRecord` (or a slice of its bytes) would retain its
+        // storage. The record's bytes live as long as this subject.
+        return records.withUnsafeBufferPointer { records -> UnsafeBufferPointer<UInt8>? in
+            let type = records[index].type
             if type == 1309, hasArgs, key.argument >= 0 {
                 guard key.argument < argumentList.count else { return nil }
-                var text = argumentList[key.argument]
-                return text.withUTF8(body)
+                return scratch.copy(argumentList[key.argument])
             }
-            guard let field = RecordKeys.find(key.name, in: record.pointee, enriched: false) else { return nil }
-            return record.pointee.bytes.withUnsafeBufferPointer { bytes in
-                let value = UnsafeBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
-                if field.quoting == .none, key.hexCapable || (type == 1309 && key.argument >= 0),
-                    let decoded = AuditDecoding.hexBytes(record.pointee.value(field))
-                {
-                    return decoded.withUnsafeBufferPointer(body)
+            return records[index].bytes.withUnsafeBufferPointer { bytes -> UnsafeBufferPointer<UInt8>? in
+                records[index].fields.withUnsafeBufferPointer { fields -> UnsafeBufferPointer<UInt8>? in
+                    for field in fields
+                    where !field.isEnriched && Int(field.keyEnd &- field.keyStart) == key.count
+                        && key.isName(in: bytes, at: Int(field.keyStart))
+                    {
+                        let value = UnsafeBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
+                        if field.quoting == .none, key.hexCapable || (type == 1309 && key.argument >= 0),
+                            let decoded = scratch.decodeHex(value)
+                        {
+                            return decoded
+                        }
+                        return value
+                    }
+                    return nil
                 }
-                return body(value)
             }
         }
     }

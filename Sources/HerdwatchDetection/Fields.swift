@@ -1,3 +1,5 @@
+import HerdwatchEvents
+
 /// The ECS fields a rule can read. Sigma field names (`Image`, `TargetFilename`, ...) resolve to
 /// these through `FieldMapping`; rules may also name them directly (`event.action`).
 public enum ECSField: String, Sendable, CaseIterable {
@@ -142,9 +144,10 @@ public protocol DetectionSubject {
     /// Bits (`KeySignature.bit`) of the record's raw field names: a rule that needs a field the
     /// record lacks is not tried on it.
     func recordKeySignature(at index: Int) -> UInt64
-    /// The same value as `recordValue`, handed to `body` as bytes where the subject can do so
-    /// without making a `String`; nil when the record lacks the field.
-    func withRecordValue<R>(at index: Int, key: borrowing RecordKey, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
+    /// The same value as `recordValue` for the program's record field `field`, as bytes that stay
+    /// valid until the next call on this subject; nil when the record lacks the field. The hot path
+    /// of record rules: no `String`, no closure, no reference retained per lookup.
+    func recordBytes(at index: Int, field: Int32, program: Program) -> UnsafeBufferPointer<UInt8>?
     /// The record's type number (1300 for SYSCALL); 0 when unknown (buckets are then found by name).
     func recordTypeNumber(at index: Int) -> UInt16
     /// Every value of the record, decoded, for keyword searches.
@@ -156,37 +159,100 @@ public protocol DetectionSubject {
 }
 
 extension DetectionSubject {
-    public func withRecordValue<R>(at index: Int, key: borrowing RecordKey, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        guard let value = recordValue(at: index, key: key.name) else { return nil }
-        var text = value.text
-        return text.withUTF8(body)
-    }
-
     public func recordTypeNumber(at index: Int) -> UInt16 { 0 }
 
     public var action: String { value(of: .eventAction)?.text ?? "" }
     public var module: String { value(of: .eventModule)?.text ?? "" }
 }
 
+/// Bytes a subject hands out by pointer (decoded values, copies of strings): reused from lookup
+/// to lookup, so a pointer into it holds until the next one.
+final class ScratchBytes {
+    private var storage: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+
+    init() {
+        capacity = 256
+        storage = .allocate(capacity: capacity)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Room for `count` bytes (contents not kept).
+    func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        if count > capacity {
+            storage.deallocate()
+            capacity = max(count, capacity * 2)
+            storage = .allocate(capacity: capacity)
+        }
+        return storage
+    }
+
+    /// A copy of `text`'s UTF-8.
+    func copy(_ text: String) -> UnsafeBufferPointer<UInt8> {
+        var text = text
+        return text.withUTF8 { bytes in
+            let target = reserve(bytes.count)
+            if let base = bytes.baseAddress { target.update(from: base, count: bytes.count) }
+            return UnsafeBufferPointer(start: target, count: bytes.count)
+        }
+    }
+
+    /// `hex` decoded, or nil when it is not an even run of hex digits.
+    func decodeHex(_ hex: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8>? {
+        guard !hex.isEmpty, hex.count % 2 == 0 else { return nil }
+        let target = reserve(hex.count / 2)
+        var index = 0
+        while index < hex.count {
+            guard let high = hexNibble(hex[index]), let low = hexNibble(hex[index &+ 1]) else { return nil }
+            target[index >> 1] = high << 4 | low
+            index &+= 2
+        }
+        return UnsafeBufferPointer(start: target, count: hex.count / 2)
+    }
+}
+
 /// A raw record field name as a rule reads it, with what every lookup would otherwise work out
-/// again from the name.
+/// again from the name. Plain bits (the name is held inline): passing one copies no reference.
 public struct RecordKey: Sendable {
-    public let name: String
+    /// The name's bytes (up to 16), zero-padded.
+    let low: UInt64
+    let high: UInt64
+    let count: Int
     /// Its `KeySignature` bit.
     let bit: UInt64
     /// `aN`: N (an EXECVE argument); -1 otherwise.
     let argument: Int
     /// The kernel may write it as hex (`RecordKeys.mayBeHex`, EXECVE arguments aside).
     let hexCapable: Bool
-    /// A raw field (lower-case, not `type`), as opposed to auditd's interpretations.
-    let isRaw: Bool
+    /// A raw field (lower-case, not `type`) of at most 16 bytes: found in the record's own bytes.
+    /// Other names (auditd's interpretations) go through `recordValue`.
+    let isDirect: Bool
 
     init(_ name: String) {
-        self.name = name
+        var bytes = Array(name.utf8.prefix(16))
+        count = name.utf8.count
+        bytes += Array(repeating: 0, count: 16 - bytes.count)
+        low = bytes[0..<8].reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        high = bytes[8..<16].reversed().reduce(0) { $0 << 8 | UInt64($1) }
         bit = KeySignature.bit(name.utf8)
         argument = RecordKeys.argumentIndex(name) ?? -1
         hexCapable = RecordKeys.mayBeHex(name, recordType: 0)
-        isRaw = name.utf8.first.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } == true && name != "type"
+        isDirect =
+            count <= 16 && name.utf8.first.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } == true && name != "type"
+    }
+
+    /// Whether `bytes[start..<start + count]` is this name.
+    @inline(__always)
+    func isName(in bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> Bool {
+        var offset = 0
+        while offset < count {
+            let word = offset < 8 ? low : high
+            let byte = UInt8(truncatingIfNeeded: word >> (UInt64(offset & 7) * 8))
+            if bytes[start &+ offset] != byte { return false }
+            offset &+= 1
+        }
+        return true
     }
 }
 

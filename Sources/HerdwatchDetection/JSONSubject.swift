@@ -9,6 +9,7 @@ import HerdwatchEvents
 public struct JSONSubject: DetectionSubject, @unchecked Sendable {
     public let object: [String: Any]
     private let records: [[String: Any]]
+    private let scratch = ScratchBytes()
 
     public init(_ object: [String: Any]) {
         self.object = object
@@ -107,6 +108,10 @@ public struct JSONSubject: DetectionSubject, @unchecked Sendable {
             let bytes = AuditDecoding.hexBytes(ArraySlice(text.utf8))
         else { return text }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func recordBytes(at index: Int, field: Int32, program: Program) -> UnsafeBufferPointer<UInt8>? {
+        recordValue(at: index, key: program.recordKeys[Int(field)]).map { scratch.copy($0.text) }
     }
 
     public func recordKeySignature(at index: Int) -> UInt64 {

@@ -3,8 +3,11 @@
 final class LiteralIndex: Sendable {
     /// `table[state << 8 | byte]`: the next state.
     private let table: [UInt32]
-    /// Literal ids that end at each state (including through failure links).
-    private let outputs: [[Int32]]
+    /// Literal ids that end at each state (including through failure links): state s's are
+    /// `outputIDs[outputStarts[s]..<outputStarts[s + 1]]`. Flat, so that the scan reads plain
+    /// integers per byte instead of retaining an inner array.
+    private let outputStarts: [Int32]
+    private let outputIDs: [Int32]
 
     init(literals: [[UInt8]]) {
         // The trie, with sparse children.
@@ -51,7 +54,14 @@ final class LiteralIndex: Sendable {
             }
         }
         self.table = table
-        outputs = ends
+        var starts: [Int32] = [0]
+        var ids: [Int32] = []
+        for list in ends {
+            ids += list
+            starts.append(Int32(ids.count))
+        }
+        outputStarts = starts
+        outputIDs = ids
     }
 
     /// Calls `found` with the id of every literal occurrence in `text` (folded as it is read).
@@ -62,11 +72,15 @@ final class LiteralIndex: Sendable {
 
     func scan(_ bytes: UnsafeBufferPointer<UInt8>, _ found: (Int) -> Void) {
         table.withUnsafeBufferPointer { table in
-            var state = 0
-            for raw in bytes {
-                state = Int(table[state << 8 | Int(StringPattern.fold(raw))])
-                if !outputs[state].isEmpty {
-                    for id in outputs[state] { found(Int(id)) }
+            outputStarts.withUnsafeBufferPointer { starts in
+                var state = 0
+                for raw in bytes {
+                    state = Int(table[state << 8 | Int(StringPattern.fold(raw))])
+                    let start = Int(starts[state])
+                    let end = Int(starts[state &+ 1])
+                    if start != end {
+                        for position in start..<end { found(Int(outputIDs[position])) }
+                    }
                 }
             }
         }

@@ -280,15 +280,13 @@ struct Evaluation<Subject: DetectionSubject> {
     func holds(fieldTest code: FieldTestCode) -> Bool {
         if code.bytewise, program.levels[Int(code.field)] == .record {
             guard let record else { return false }
-            let held = subject.withRecordValue(at: record, key: program.recordKeyInfo[Int(code.field)]) { bytes in
-                for offset in 0..<code.count {
-                    let held = program.matches(program.tests[Int(code.start + offset)], bytes)
-                    if held && !code.requiresAll { return true }
-                    if !held && code.requiresAll { return false }
-                }
-                return code.requiresAll
+            guard let bytes = subject.recordBytes(at: record, field: code.field, program: program) else { return false }
+            for offset in 0..<code.count {
+                let held = program.matches(program.tests[Int(code.start + offset)], bytes)
+                if held && !code.requiresAll { return true }
+                if !held && code.requiresAll { return false }
             }
-            return held ?? false
+            return code.requiresAll
         }
         let value = value(at: code.field)
         for offset in 0..<code.count {

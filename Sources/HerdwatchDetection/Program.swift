@@ -1,7 +1,8 @@
 /// Every rule of a rule set lowered into flat arrays of plain values: evaluating walks indices and
 /// compares bytes from one literal pool, and never copies a reference-counted payload (enum cases
 /// holding arrays and strings cost a retain and a release at every step of a tree walk).
-final class Program: @unchecked Sendable {
+/// Public only as a type subjects receive (`recordBytes`): its members are internal.
+public final class Program: @unchecked Sendable {
     // @unchecked: every property is written in `init` only.
 
     struct Node {

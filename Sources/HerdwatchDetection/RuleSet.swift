@@ -41,8 +41,10 @@ public struct RuleSet: Sendable {
             for (field, table) in exact {
                 if program.levels[Int(field)] == .record {
                     guard let record = evaluation.record else { continue }
-                    _ = evaluation.subject.withRecordValue(at: record, key: program.recordKeyInfo[Int(field)]) { bytes in
-                        if let list = table.lookup(bytes) { values.hits.append(contentsOf: list) }
+                    if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program),
+                        let list = table.lookup(bytes)
+                    {
+                        values.hits.append(contentsOf: list)
                     }
                     continue
                 }
@@ -55,7 +57,7 @@ public struct RuleSet: Sendable {
             for (field, index, rules) in substrings {
                 if program.levels[Int(field)] == .record {
                     guard let record = evaluation.record else { continue }
-                    _ = evaluation.subject.withRecordValue(at: record, key: program.recordKeyInfo[Int(field)]) { bytes in
+                    if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program) {
                         index.scan(bytes) { literal in values.hits.append(contentsOf: rules[literal]) }
                     }
                     continue
