@@ -1,41 +1,61 @@
 /// Many literals searched in one pass over a text: an Aho–Corasick automaton over folded bytes,
-/// expanded into a full transition table so that each byte of the text costs one table read.
+/// expanded into a full transition table so that each byte of the text costs two table reads.
+/// Bytes are first mapped to classes (case folded; every byte no literal has is one class), which
+/// keeps the table to states × classes entries: small enough to stay in cache while command lines
+/// of kilobytes are scanned.
 final class LiteralIndex: Sendable {
-    /// `table[state << 8 | byte]`: the next state.
+    /// `classes[byte]`: the byte's class (its folded form's).
+    private let classes: [UInt8]
+    private let classCount: Int
+    /// `table[state * classCount + class]`: the next state, with `outputFlag` set when literals end there.
     private let table: [UInt32]
+    private static let outputFlag: UInt32 = 1 << 31
     /// Literal ids that end at each state (including through failure links): state s's are
-    /// `outputIDs[outputStarts[s]..<outputStarts[s + 1]]`. Flat, so that the scan reads plain
-    /// integers per byte instead of retaining an inner array.
+    /// `outputIDs[outputStarts[s]..<outputStarts[s + 1]]`.
     private let outputStarts: [Int32]
     private let outputIDs: [Int32]
 
     init(literals: [[UInt8]]) {
-        // The trie, with sparse children.
+        // Byte classes: 0 for bytes in no literal, then one per distinct (folded) byte.
+        var classes = [UInt8](repeating: 0, count: 256)
+        var count = 1
+        for literal in literals {
+            for byte in literal where classes[Int(byte)] == 0 {
+                classes[Int(byte)] = UInt8(count)
+                count += 1
+            }
+        }
+        for byte in 0..<256 { classes[byte] = classes[Int(StringPattern.fold(UInt8(byte)))] }
+        precondition(count <= 256)
+        let width = count
+        // The trie, with sparse children, over classes.
         var children: [[UInt8: Int]] = [[:]]
         var ends: [[Int32]] = [[]]
         for (id, literal) in literals.enumerated() {
             var state = 0
             for byte in literal {
-                if let next = children[state][byte] {
+                let symbol = classes[Int(byte)]
+                if let next = children[state][symbol] {
                     state = next
                 } else {
                     children.append([:])
                     ends.append([])
-                    children[state][byte] = children.count - 1
+                    children[state][symbol] = children.count - 1
                     state = children.count - 1
                 }
             }
             ends[state].append(Int32(id))
         }
         // Breadth first: failure links, then every transition resolved.
-        let count = children.count
-        var table = [UInt32](repeating: 0, count: count << 8)
-        var failure = [Int](repeating: 0, count: count)
+        let states = children.count
+        precondition(states < Int(Self.outputFlag))
+        var next = [Int](repeating: 0, count: states * width)
+        var failure = [Int](repeating: 0, count: states)
         var queue: [Int] = []
-        for byte in 0..<256 {
-            if let next = children[0][UInt8(byte)] {
-                table[byte] = UInt32(next)
-                queue.append(next)
+        for symbol in 0..<width {
+            if let child = children[0][UInt8(symbol)] {
+                next[symbol] = child
+                queue.append(child)
             }
         }
         var head = 0
@@ -43,23 +63,25 @@ final class LiteralIndex: Sendable {
             let state = queue[head]
             head += 1
             ends[state] += ends[failure[state]]
-            for byte in 0..<256 {
-                if let next = children[state][UInt8(byte)] {
-                    failure[next] = Int(table[failure[state] << 8 | byte])
-                    table[state << 8 | byte] = UInt32(next)
-                    queue.append(next)
+            for symbol in 0..<width {
+                if let child = children[state][UInt8(symbol)] {
+                    failure[child] = next[failure[state] * width + symbol]
+                    next[state * width + symbol] = child
+                    queue.append(child)
                 } else {
-                    table[state << 8 | byte] = table[failure[state] << 8 | byte]
+                    next[state * width + symbol] = next[failure[state] * width + symbol]
                 }
             }
         }
-        self.table = table
         var starts: [Int32] = [0]
         var ids: [Int32] = []
         for list in ends {
             ids += list
             starts.append(Int32(ids.count))
         }
+        self.classes = classes
+        classCount = width
+        table = next.map { UInt32($0) | (ends[$0].isEmpty ? 0 : Self.outputFlag) }
         outputStarts = starts
         outputIDs = ids
     }
@@ -71,19 +93,27 @@ final class LiteralIndex: Sendable {
     }
 
     func scan(_ bytes: UnsafeBufferPointer<UInt8>, _ found: (Int) -> Void) {
-        table.withUnsafeBufferPointer { table in
-            outputStarts.withUnsafeBufferPointer { starts in
+        guard let start = bytes.baseAddress else { return }
+        let end = start + bytes.count
+        classes.withUnsafeBufferPointer { classes in
+            table.withUnsafeBufferPointer { table in
+                let classes = classes.baseAddress!
+                let table = table.baseAddress!
+                let width = classCount
+                var cursor = start
                 var state = 0
-                for raw in bytes {
-                    state = Int(table[state << 8 | Int(StringPattern.fold(raw))])
-                    let start = Int(starts[state])
-                    let end = Int(starts[state &+ 1])
-                    if start != end {
-                        for position in start..<end { found(Int(outputIDs[position])) }
-                    }
+                while cursor < end {
+                    let entry = table[state &* width &+ Int(classes[Int(cursor.pointee)])]
+                    state = Int(entry & ~Self.outputFlag)
+                    cursor += 1
+                    if entry & Self.outputFlag != 0 { report(state, found) }
                 }
             }
         }
+    }
+
+    private func report(_ state: Int, _ found: (Int) -> Void) {
+        for position in Int(outputStarts[state])..<Int(outputStarts[state + 1]) { found(Int(outputIDs[position])) }
     }
 }
 

@@ -28,7 +28,7 @@ public struct RuleSet: Sendable {
     final class Bucket: @unchecked Sendable {
         /// By the program's field index.
         var exact: [(field: Int32, table: ExactTable)] = []
-        var substrings: [(field: Int32, index: LiteralIndex, rules: [[Int]])] = []
+        var substrings: [FieldLiterals] = []
         var always: [Int] = []
         var isEmpty: Bool { exact.isEmpty && substrings.isEmpty && always.isEmpty }
 
@@ -54,7 +54,8 @@ public struct RuleSet: Sendable {
                     return false
                 }
             }
-            for (field, index, rules) in substrings {
+            for entry in substrings {
+                let field = entry.field, index = entry.index, rules = entry.rules
                 if program.levels[Int(field)] == .record {
                     guard let record = evaluation.record else { continue }
                     if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program) {
@@ -109,11 +110,26 @@ public struct RuleSet: Sendable {
                 guard let table = literals[field] else { continue }
                 let entries = table.sorted { $0.key < $1.key }
                 substrings.append(
-                    (program.fieldIndex[field]!, LiteralIndex(literals: entries.map { Array($0.key.utf8) }), entries.map(\.value)))
+                    FieldLiterals(
+                        field: program.fieldIndex[field]!, index: LiteralIndex(literals: entries.map { Array($0.key.utf8) }),
+                        rules: entries.map(\.value)))
             }
         }
 
         init() {}
+    }
+
+    /// A field's literal index and the rules of each literal (one reference to read per field).
+    final class FieldLiterals: Sendable {
+        let field: Int32
+        let index: LiteralIndex
+        let rules: [[Int]]
+
+        init(field: Int32, index: LiteralIndex, rules: [[Int]]) {
+            self.field = field
+            self.index = index
+            self.rules = rules
+        }
     }
 
     /// One indexable need: `field` equals `value` (folded), or contains it when `isLiteral`.
