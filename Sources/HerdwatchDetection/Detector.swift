@@ -65,7 +65,9 @@ public struct Detector: Sendable {
     }
 
     /// The alerts an event raises, in rule order (correlations after the rules they complete).
-    public mutating func process(_ event: Event) -> [Alert] { run(EventSubject(event)) }
+    public mutating func process(_ event: Event) -> [Alert] {
+        withUnsafePointer(to: event) { run(EventSubject($0)) }
+    }
 
     /// The alerts an ECS JSON event (as the server receives it) raises.
     public mutating func process(_ event: JSONSubject) -> [Alert] { run(event) }

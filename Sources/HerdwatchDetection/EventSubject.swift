@@ -3,8 +3,15 @@ import HerdwatchEvents
 
 /// Rules read an `Event` (replay, the agent) straight from its typed fields and raw records,
 /// through one reference so that evaluating many rules never copies the event.
+///
+/// It reads the event through a pointer, without a copy of its own (copying an `Event` retains
+/// every string and array in it): a subject lives only inside `Detector.process`, while the event
+/// it points at is borrowed there.
 final class EventSubject: DetectionSubject {
-    let event: Event
+    private let pointer: UnsafePointer<Event>
+    var event: Event {
+        unsafeAddress { pointer }
+    }
     /// The event's raw records and EXECVE arguments, held directly: reached through `event`, each
     /// access may copy the optional struct around them.
     let records: [AuditRecord]
@@ -14,10 +21,10 @@ final class EventSubject: DetectionSubject {
     private let hasArgs: Bool
     private let scratch = ScratchBytes()
 
-    init(_ event: Event) {
-        self.event = event
-        records = event.audit?.records ?? []
-        args = event.process?.args
+    init(_ pointer: UnsafePointer<Event>) {
+        self.pointer = pointer
+        records = pointer.pointee.audit?.records ?? []
+        args = pointer.pointee.process?.args
         argumentList = args ?? []
         hasArgs = args != nil
         keySignatures = .allocate(capacity: max(records.count, 1))
@@ -27,7 +34,14 @@ final class EventSubject: DetectionSubject {
     deinit { keySignatures.deallocate() }
 
     /// As the encoder writes it: other syscalls by name, other records by their type.
-    var action: String { event.specificAction ?? event.kind.action.description }
+    var action: String {
+        // `specificAction`, read field by field: calling the getter on the event through the
+        // pointer copied the whole event first.
+        let kind = event.kind
+        if kind == .syscall, let name = event.audit?.syscall { return name }
+        if kind == .other, event.audit != nil { return event.specificAction ?? kind.action.description }
+        return kind.action.description
+    }
 
     func value(of field: ECSField) -> FieldValue? {
         switch field {

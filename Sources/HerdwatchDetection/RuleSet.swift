@@ -24,12 +24,12 @@ public struct RuleSet: Sendable {
     /// literals (one shared scan of the command line). Each path may need a different field; the
     /// rule is then listed under each. Rules with a path that needs nothing indexable every event meets.
     // A class: an event reads its buckets from dictionaries, and copying a struct out would retain
-    // each of its arrays. @unchecked Sendable: written in `init` only.
-    final class Bucket: @unchecked Sendable {
+    // each of its arrays.
+    final class Bucket: Sendable {
         /// By the program's field index.
-        var exact: [(field: Int32, table: ExactTable)] = []
-        var substrings: [FieldLiterals] = []
-        var always: [Int] = []
+        let exact: [(field: Int32, table: ExactTable)]
+        let substrings: [FieldLiterals]
+        let always: [Int]
         var isEmpty: Bool { exact.isEmpty && substrings.isEmpty && always.isEmpty }
 
         func candidates<S: DetectionSubject>(_ evaluation: Evaluation<S>, _ body: (Int) -> Void) {
@@ -87,6 +87,7 @@ public struct RuleSet: Sendable {
         ) {
             var tables: [FieldRef: [String: [Int]]] = [:]
             var literals: [FieldRef: [String: [Int]]] = [:]
+            var always: [Int] = []
             for index in members {
                 let rule = rules[index]
                 guard
@@ -106,6 +107,8 @@ public struct RuleSet: Sendable {
                 }
             }
             exact = exactFields.compactMap { field in tables[field].map { (program.fieldIndex[field]!, ExactTable($0)) } }
+            self.always = always
+            var substrings: [FieldLiterals] = []
             for field in substringFields {
                 guard let table = literals[field] else { continue }
                 let entries = table.sorted { $0.key < $1.key }
@@ -114,9 +117,14 @@ public struct RuleSet: Sendable {
                         field: program.fieldIndex[field]!, index: LiteralIndex(literals: entries.map { Array($0.key.utf8) }),
                         rules: entries.map(\.value)))
             }
+            self.substrings = substrings
         }
 
-        init() {}
+        init() {
+            exact = []
+            substrings = []
+            always = []
+        }
     }
 
     /// A field's literal index and the rules of each literal (one reference to read per field).
