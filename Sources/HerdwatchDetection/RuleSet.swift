@@ -30,7 +30,17 @@ public struct RuleSet: Sendable {
         let exact: [(field: Int32, table: ExactTable)]
         let substrings: [FieldLiterals]
         let always: [Int]
+        /// For record buckets: the signature bits (`KeySignature`) of the raw fields its indexes
+        /// read, when every rule of it is indexed through raw fields; a record with none of them
+        /// meets no rule here, which one bit test tells. 0 when that cannot be said.
+        let recordMask: UInt64
         var isEmpty: Bool { exact.isEmpty && substrings.isEmpty && always.isEmpty }
+
+        /// Whether a record with field signature `signature` can meet a rule of this bucket.
+        @inline(__always)
+        func mayMatch<S: DetectionSubject>(_ subject: S, record: Int) -> Bool {
+            recordMask == 0 || subject.recordKeySignature(at: record) & recordMask != 0
+        }
 
         func candidates<S: DetectionSubject>(_ evaluation: Evaluation<S>, _ body: (Int) -> Void) {
             for index in always { body(index) }
@@ -108,6 +118,17 @@ public struct RuleSet: Sendable {
             }
             exact = exactFields.compactMap { field in tables[field].map { (program.fieldIndex[field]!, ExactTable($0)) } }
             self.always = always
+            var mask: UInt64 = 0
+            var masked = always.isEmpty
+            for field in Set(tables.keys).union(literals.keys) {
+                guard case .record(let key) = field else {
+                    masked = false
+                    continue
+                }
+                let info = RecordKey(key)
+                if info.isDirect { mask |= info.bit } else { masked = false }
+            }
+            recordMask = masked ? mask : 0
             var substrings: [FieldLiterals] = []
             for field in substringFields {
                 guard let table = literals[field] else { continue }
@@ -124,6 +145,7 @@ public struct RuleSet: Sendable {
             exact = []
             substrings = []
             always = []
+            recordMask = 0
         }
     }
 
@@ -528,8 +550,8 @@ public struct RuleSet: Sendable {
             let bucket =
                 number != 0
                 ? (number < bucketsByNumber.count ? bucketsByNumber[number] : nil) : recordBuckets[subject.recordType(at: record)]
-            if let bucket { bucket.candidates(evaluation, check) }
-            anyRecord.candidates(evaluation, check)
+            if let bucket, bucket.mayMatch(subject, record: record) { bucket.candidates(evaluation, check) }
+            if anyRecord.mayMatch(subject, record: record) { anyRecord.candidates(evaluation, check) }
         }
     }
 }
