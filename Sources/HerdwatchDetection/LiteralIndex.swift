@@ -86,12 +86,7 @@ final class LiteralIndex: Sendable {
         outputIDs = ids
     }
 
-    /// Calls `found` with the id of every literal occurrence in `text` (folded as it is read).
-    func scan(_ text: String, _ found: (Int) -> Void) {
-        var text = text
-        text.withUTF8 { scan($0, found) }
-    }
-
+    /// Calls `found` with the id of every literal occurrence in `bytes` (folded as they are read).
     func scan(_ bytes: UnsafeBufferPointer<UInt8>, _ found: (Int) -> Void) {
         guard let start = bytes.baseAddress else { return }
         let end = start + bytes.count

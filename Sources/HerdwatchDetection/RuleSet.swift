@@ -69,13 +69,16 @@ public struct RuleSet: Sendable {
                 if program.levels[Int(field)] == .record {
                     guard let record = evaluation.record else { continue }
                     if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program) {
-                        index.scan(bytes) { literal in values.hits.append(contentsOf: rules[literal]) }
+                        index.scan(entry.scanned(bytes)) { literal in values.hits.append(contentsOf: rules[literal]) }
                     }
                     continue
                 }
                 guard let value = evaluation.value(at: field) else { continue }
                 _ = value.forEach { text in
-                    index.scan(text) { literal in values.hits.append(contentsOf: rules[literal]) }
+                    var text = text
+                    text.withUTF8 { bytes in
+                        index.scan(entry.scanned(bytes)) { literal in values.hits.append(contentsOf: rules[literal]) }
+                    }
                     return false
                 }
             }
@@ -96,7 +99,7 @@ public struct RuleSet: Sendable {
             recordType: String? = nil
         ) {
             var tables: [FieldRef: [String: [Int]]] = [:]
-            var literals: [FieldRef: [String: [Int]]] = [:]
+            var literals: [FieldRef: [Anchor: [String: [Int]]]] = [:]
             var always: [Int] = []
             for index in members {
                 let rule = rules[index]
@@ -110,7 +113,7 @@ public struct RuleSet: Sendable {
                 }
                 for key in keys {
                     if key.isLiteral {
-                        literals[key.field, default: [:]][key.value, default: []].append(index)
+                        literals[key.field, default: [:]][key.anchor, default: [:]][key.value, default: []].append(index)
                     } else {
                         tables[key.field, default: [:]][key.value, default: []].append(index)
                     }
@@ -131,12 +134,14 @@ public struct RuleSet: Sendable {
             recordMask = masked ? mask : 0
             var substrings: [FieldLiterals] = []
             for field in substringFields {
-                guard let table = literals[field] else { continue }
-                let entries = table.sorted { $0.key < $1.key }
-                substrings.append(
-                    FieldLiterals(
-                        field: program.fieldIndex[field]!, index: LiteralIndex(literals: entries.map { Array($0.key.utf8) }),
-                        rules: entries.map(\.value)))
+                for anchor in Anchor.allCases {
+                    guard let table = literals[field]?[anchor] else { continue }
+                    let entries = table.sorted { $0.key < $1.key }
+                    substrings.append(
+                        FieldLiterals(
+                            field: program.fieldIndex[field]!, index: LiteralIndex(literals: entries.map { Array($0.key.utf8) }),
+                            rules: entries.map(\.value), anchor: anchor, window: entries.map(\.key.utf8.count).max() ?? 0))
+                }
             }
             self.substrings = substrings
         }
@@ -154,19 +159,50 @@ public struct RuleSet: Sendable {
         let field: Int32
         let index: LiteralIndex
         let rules: [[Int]]
+        /// For anchored literals, only the first or last `window` bytes (the longest literal) of a
+        /// value are scanned.
+        let anchor: Anchor
+        let window: Int
 
-        init(field: Int32, index: LiteralIndex, rules: [[Int]]) {
+        init(field: Int32, index: LiteralIndex, rules: [[Int]], anchor: Anchor, window: Int) {
             self.field = field
             self.index = index
             self.rules = rules
+            self.anchor = anchor
+            self.window = window
+        }
+
+        /// The part of `bytes` the literals can be in.
+        @inline(__always)
+        func scanned(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+            guard bytes.count > window else { return bytes }
+            switch anchor {
+            case .anywhere: return bytes
+            case .start: return UnsafeBufferPointer(rebasing: bytes[0..<window])
+            case .end: return UnsafeBufferPointer(rebasing: bytes[(bytes.count - window)...])
+            }
         }
     }
 
-    /// One indexable need: `field` equals `value` (folded), or contains it when `isLiteral`.
+    /// One indexable need: `field` equals `value` (folded), or contains it when `isLiteral` (at
+    /// its start or end when `anchor` says so).
     struct IndexKey: Hashable {
         var field: FieldRef
         var value: String
         var isLiteral: Bool
+        var anchor: Anchor = .anywhere
+    }
+
+    /// Where in a value a literal must be: a `startswith` literal at its start, an `endswith` one
+    /// at its end. Only that end of a value is scanned for such literals, however long the value.
+    enum Anchor: Hashable, CaseIterable {
+        case anywhere, start, end
+    }
+
+    /// A literal a value must contain, and where.
+    struct AnchoredLiteral: Hashable {
+        var text: String
+        var anchor: Anchor
     }
 
     /// Keys at least one of which holds whenever the condition does; nil when some path through the
@@ -184,7 +220,7 @@ public struct RuleSet: Sendable {
             }
             for field in substringFields {
                 if let values = necessaryLiterals(map, field: field) {
-                    let keys = Set(values.map { IndexKey(field: field, value: $0, isLiteral: true) })
+                    let keys = Set(values.map { IndexKey(field: field, value: $0.text, isLiteral: true, anchor: $0.anchor) })
                     if best == nil || keyScore(keys) > keyScore(best!) { best = keys }
                 }
             }
@@ -473,17 +509,22 @@ public struct RuleSet: Sendable {
         return nil
     }
 
-    static func necessaryLiterals(_ map: [FieldTest], field: FieldRef) -> Set<String>? {
-        var best: Set<String>?
+    static func necessaryLiterals(_ map: [FieldTest], field: FieldRef) -> Set<AnchoredLiteral>? {
+        var best: Set<AnchoredLiteral>?
         for test in map where test.field == field {
-            var literals: [String] = []
+            var literals: [AnchoredLiteral] = []
             for item in test.tests {
                 guard case .pattern(let pattern) = item, !pattern.cased, pattern.literal.count >= 2 || isGlob(pattern) else {
                     literals = []
                     break
                 }
                 switch pattern.shape {
-                case .equals, .prefix, .suffix, .contains: literals.append(String(decoding: pattern.literal, as: UTF8.self))
+                case .equals, .prefix:
+                    literals.append(AnchoredLiteral(text: String(decoding: pattern.literal, as: UTF8.self), anchor: .start))
+                case .suffix:
+                    literals.append(AnchoredLiteral(text: String(decoding: pattern.literal, as: UTF8.self), anchor: .end))
+                case .contains:
+                    literals.append(AnchoredLiteral(text: String(decoding: pattern.literal, as: UTF8.self), anchor: .anywhere))
                 case .glob(let segments, _, _):
                     // The longest run of plain bytes between wildcards must occur.
                     var longest: [UInt8] = []
@@ -498,15 +539,20 @@ public struct RuleSet: Sendable {
                             }
                         }
                     }
-                    if longest.count >= 3 { literals.append(String(decoding: longest, as: UTF8.self)) } else { literals = [] }
+                    if longest.count >= 3 {
+                        literals.append(AnchoredLiteral(text: String(decoding: longest, as: UTF8.self), anchor: .anywhere))
+                    } else {
+                        literals = []
+                    }
                 default: literals = []
                 }
                 if literals.isEmpty { break }
             }
             guard !literals.isEmpty else { continue }
             // With |all every literal is needed: the longest one alone is enough to require.
-            let set: Set<String> = test.requiresAll ? [literals.max { $0.utf8.count < $1.utf8.count }!] : Set(literals)
-            if best == nil || score(set) > score(best!) { best = set }
+            let set: Set<AnchoredLiteral> =
+                test.requiresAll ? [literals.max { $0.text.utf8.count < $1.text.utf8.count }!] : Set(literals)
+            if best == nil || score(Set(set.map(\.text))) > score(Set(best!.map(\.text))) { best = set }
         }
         return best
     }

@@ -52,6 +52,26 @@ enum ModifierCases {
         ModifierCase("startswith, not at the start", selection("CommandLine|startswith: 'curl '"), cmd("xcurl -o x"), false),
         ModifierCase("endswith", selection("CommandLine|endswith: '.sh'"), cmd("bash /tmp/a.sh"), true),
         ModifierCase("endswith, not at the end", selection("CommandLine|endswith: '.sh'"), cmd("bash /tmp/a.sh.txt"), false),
+        // Indexes scan only the end of a long value an anchored literal can be at.
+        ModifierCase(
+            "startswith, long value", selection("CommandLine|startswith: 'curl '"), cmd("curl " + String(repeating: "x", count: 5000)),
+            true),
+        ModifierCase(
+            "startswith, long value, literal inside only", selection("CommandLine|startswith: 'curl '"),
+            cmd("x" + String(repeating: " curl ", count: 900)), false),
+        ModifierCase(
+            "endswith, long value", selection("CommandLine|endswith: '.sh'"), cmd(String(repeating: "y", count: 5000) + " a.sh"), true),
+        ModifierCase(
+            "endswith, long value, literal at the start only", selection("CommandLine|endswith: '.sh'"),
+            cmd("a.sh " + String(repeating: "y", count: 5000)), false),
+        ModifierCase(
+            "auditd argument startswith, long argument", selection("a1|startswith: '--cpu-priority'"),
+            ECS.process("/usr/bin/xmrig", ["xmrig", "--cpu-priority=5" + String(repeating: "z", count: 8000)]), true,
+            logsource: Logsource.auditd),
+        ModifierCase(
+            "auditd argument startswith, later in a long argument", selection("a1|startswith: '--cpu-priority'"),
+            ECS.process("/usr/bin/xmrig", ["xmrig", String(repeating: "z", count: 8000) + "--cpu-priority=5"]), false,
+            logsource: Logsource.auditd),
         ModifierCase("plain value is equality", selection("CommandLine: 'id'"), cmd("id -u"), false),
         ModifierCase("plain value, any case", selection("CommandLine: 'ID -U'"), cmd("id -u"), true),
         ModifierCase("a value list is any of", selection("CommandLine|contains:\n    - '-o'\n    - 'http'"), cmd("curl ftp://a -o x"), true),
