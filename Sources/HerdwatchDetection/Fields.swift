@@ -258,24 +258,26 @@ public struct RecordKey: Sendable {
 
 /// A 64-bit signature of a record's field names: one bit per name, hashed.
 public enum KeySignature {
+    /// A name's bit, from its first and last bytes and its length only: three reads per name,
+    /// whatever its length (a signature only has to say "surely absent"; collisions are allowed).
+    @inline(__always)
+    static func bit(first: UInt8, last: UInt8, count: Int) -> UInt64 {
+        let packed = UInt64(first) << 24 | UInt64(last) << 16 | UInt64(truncatingIfNeeded: count & 0xFFFF)
+        return 1 << ((packed &* 0x9E37_79B9_7F4A_7C15) >> 58)
+    }
+
     @inline(__always)
     public static func bit<C: Collection<UInt8>>(_ key: C) -> UInt64 {
         guard let first = key.first else { return 1 }
-        var hash = UInt64(first) &* 31 &+ UInt64(key.count) &* 131
-        for byte in key.dropFirst() { hash = hash &* 33 &+ UInt64(byte) }
-        return 1 << (hash & 63)
+        var last = first
+        for byte in key { last = byte }
+        return bit(first: first, last: last, count: key.count)
     }
 
     @inline(__always)
     public static func bit(_ key: UnsafeBufferPointer<UInt8>) -> UInt64 {
         guard let first = key.first else { return 1 }
-        var hash = UInt64(first) &* 31 &+ UInt64(key.count) &* 131
-        var index = 1
-        while index < key.count {
-            hash = hash &* 33 &+ UInt64(key[index])
-            index &+= 1
-        }
-        return 1 << (hash & 63)
+        return bit(first: first, last: key[key.count &- 1], count: key.count)
     }
 
     /// The bits of `a0`…`a(count-1)`, EXECVE's argument names.
