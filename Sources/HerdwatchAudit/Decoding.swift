@@ -5,15 +5,28 @@ public enum AuditDecoding {
     /// Decodes an even-length hex string (`2F7573722F62696E`) to bytes; nil if it is not one.
     public static func hexBytes(_ value: ArraySlice<UInt8>) -> [UInt8]? {
         guard !value.isEmpty, value.count % 2 == 0 else { return nil }
-        var result = [UInt8]()
-        result.reserveCapacity(value.count / 2)
-        var index = value.startIndex
-        while index < value.endIndex {
-            guard let high = hexNibble(value[index]), let low = hexNibble(value[index + 1]) else { return nil }
-            result.append(high << 4 | low)
-            index += 2
+        var decoded = false
+        let result = value.withUnsafeBufferPointer { hex in
+            [UInt8](unsafeUninitializedCapacity: hex.count / 2) { buffer, count in
+                decoded = decodeHex(hex, into: buffer.baseAddress!)
+                count = decoded ? hex.count / 2 : 0
+            }
         }
-        return result
+        return decoded ? result : nil
+    }
+
+    /// The same into `target`, which has room for `hex.count / 2` bytes (detection decodes into a
+    /// buffer it reuses); false if `hex` is not an even-length run of hex digits.
+    @inlinable
+    public static func decodeHex(_ hex: UnsafeBufferPointer<UInt8>, into target: UnsafeMutablePointer<UInt8>) -> Bool {
+        guard !hex.isEmpty, hex.count % 2 == 0 else { return false }
+        var index = 0
+        while index < hex.count {
+            guard let high = hexNibble(hex[index]), let low = hexNibble(hex[index &+ 1]) else { return false }
+            target[index >> 1] = high << 4 | low
+            index &+= 2
+        }
+        return true
     }
 
     /// Decodes a value the kernel writes with `audit_log_untrustedstring`: quoted when printable,

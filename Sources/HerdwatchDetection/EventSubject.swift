@@ -15,8 +15,7 @@ final class EventSubject: DetectionSubject {
     /// The event's raw records and EXECVE arguments, held directly: reached through `event`, each
     /// access may copy the optional struct around them.
     let records: [AuditRecord]
-    let args: [String]?
-    /// The same, unwrapped (`hasArgs` says whether there were any).
+    /// Unwrapped: `hasArgs` says whether the event had arguments.
     private let argumentList: [String]
     private let hasArgs: Bool
     private let scratch = ScratchBytes()
@@ -24,7 +23,7 @@ final class EventSubject: DetectionSubject {
     init(_ pointer: UnsafePointer<Event>) {
         self.pointer = pointer
         records = pointer.pointee.audit?.records ?? []
-        args = pointer.pointee.process?.args
+        let args = pointer.pointee.process?.args
         argumentList = args ?? []
         hasArgs = args != nil
         keySignatures = .allocate(capacity: max(records.count, 1))
@@ -154,7 +153,7 @@ final class EventSubject: DetectionSubject {
     func recordValue(at index: Int, key: String) -> FieldValue? {
         if recordCache.isEmpty { recordCache = Array(repeating: [], count: records.count) }
         for entry in recordCache[index] where entry.key == key { return entry.value }
-        if key.utf8.first.map({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) == true, key != "type" {
+        if RecordKeys.isRaw(key) {
             var name = key
             if recordKeySignature(at: index) & name.withUTF8({ KeySignature.bit($0) }) == 0 { return nil }
         }
@@ -209,8 +208,8 @@ final class EventSubject: DetectionSubject {
         let record = records[index]
         if key == "type" { return .string(record.typeName) }
         // EXECVE arguments: the event already holds them reassembled and decoded.
-        if record.type == 1309, let args, let position = RecordKeys.argumentIndex(key) {
-            return position < args.count ? .string(args[position]) : nil
+        if record.type == 1309, hasArgs, let position = RecordKeys.argumentIndex(key) {
+            return position < argumentList.count ? .string(argumentList[position]) : nil
         }
         let isInterpretation = key.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
         if let field = RecordKeys.find(key, in: record, enriched: isInterpretation) {
@@ -237,7 +236,7 @@ final class EventSubject: DetectionSubject {
     func recordValues(at index: Int) -> [String] {
         guard event.audit != nil else { return [] }
         let record = records[index]
-        if record.type == 1309, let args { return args }
+        if record.type == 1309, hasArgs { return argumentList }
         var values: [String] = []
         values.reserveCapacity(record.fields.count)
         for field in record.fields where !field.isEnriched {
@@ -264,6 +263,12 @@ final class EventSubject: DetectionSubject {
 
 /// Looking up raw record fields by a rule's field name.
 enum RecordKeys {
+    /// A raw field name as the kernel writes it (lower case, `type` aside), as opposed to auditd's
+    /// interpretations (`SYSCALL`, `UID`): the names a record's key signature covers.
+    static func isRaw(_ key: String) -> Bool {
+        key.utf8.first.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } == true && key != "type"
+    }
+
     /// `a0`, `a12` → 0, 12 (EXECVE arguments).
     static func argumentIndex(_ key: String) -> Int? {
         let utf8 = key.utf8

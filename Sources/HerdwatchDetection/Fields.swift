@@ -1,4 +1,4 @@
-import HerdwatchEvents
+import HerdwatchAudit
 
 /// The ECS fields a rule can read. Sigma field names (`Image`, `TargetFilename`, ...) resolve to
 /// these through `FieldMapping`; rules may also name them directly (`event.action`).
@@ -200,14 +200,8 @@ final class ScratchBytes {
 
     /// `hex` decoded, or nil when it is not an even run of hex digits.
     func decodeHex(_ hex: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8>? {
-        guard !hex.isEmpty, hex.count % 2 == 0 else { return nil }
         let target = reserve(hex.count / 2)
-        var index = 0
-        while index < hex.count {
-            guard let high = hexNibble(hex[index]), let low = hexNibble(hex[index &+ 1]) else { return nil }
-            target[index >> 1] = high << 4 | low
-            index &+= 2
-        }
+        guard AuditDecoding.decodeHex(hex, into: target) else { return nil }
         return UnsafeBufferPointer(start: target, count: hex.count / 2)
     }
 }
@@ -238,8 +232,7 @@ public struct RecordKey: Sendable {
         bit = KeySignature.bit(name.utf8)
         argument = RecordKeys.argumentIndex(name) ?? -1
         hexCapable = RecordKeys.mayBeHex(name, recordType: 0)
-        isDirect =
-            count <= 16 && name.utf8.first.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } == true && name != "type"
+        isDirect = count <= 16 && RecordKeys.isRaw(name)
     }
 
     /// Whether `bytes[start..<start + count]` is this name.

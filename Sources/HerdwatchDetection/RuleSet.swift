@@ -36,7 +36,7 @@ public struct RuleSet: Sendable {
         let recordMask: UInt64
         var isEmpty: Bool { exact.isEmpty && substrings.isEmpty && always.isEmpty }
 
-        /// Whether a record with field signature `signature` can meet a rule of this bucket.
+        /// Whether record `record` of `subject` can meet a rule of this bucket.
         @inline(__always)
         func mayMatch<S: DetectionSubject>(_ subject: S, record: Int) -> Bool {
             recordMask == 0 || subject.recordKeySignature(at: record) & recordMask != 0
@@ -124,11 +124,11 @@ public struct RuleSet: Sendable {
             var mask: UInt64 = 0
             var masked = always.isEmpty
             for field in Set(tables.keys).union(literals.keys) {
-                guard case .record(let key) = field else {
+                guard case .record = field else {
                     masked = false
                     continue
                 }
-                let info = RecordKey(key)
+                let info = program.recordKeyInfo[Int(program.fieldIndex[field]!)]
                 if info.isDirect { mask |= info.bit } else { masked = false }
             }
             recordMask = masked ? mask : 0
@@ -320,14 +320,13 @@ public struct RuleSet: Sendable {
         self.rules = rules
         self.correlations = correlations
         program = Program(
-            rules: rules, extraFields: Self.processExactFields + Self.processSubstringFields + Self.recordFields + [.keywordText])
+            rules: rules, extraFields: Self.processExactFields + Self.processSubstringFields + Self.recordFields)
         presenceMasks = rules.map { rule in
             guard rule.route == .auditd else { return 0 }
             let keys: Set<String>? = Self.need(rule.condition, rule.selections, recordType: nil) { map in
                 // A raw field a pattern (not null, not exists: false) is tested on must be there.
                 for test in map {
-                    guard case .record(let key) = test.field, key != "type",
-                        key.utf8.first.map({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) == true,
+                    guard case .record(let key) = test.field, RecordKeys.isRaw(key),
                         test.tests.allSatisfy({ if case .pattern = $0 { true } else if case .regex = $0 { true } else { false } })
                     else { continue }
                     return [key]
