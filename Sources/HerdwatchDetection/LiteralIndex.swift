@@ -159,20 +159,15 @@ final class ExactTable: Sendable {
     /// The rules listed under `text`, compared case-insensitively (keys are folded).
     func lookup(_ text: String) -> [Int]? {
         var text = text
-        if text.utf8.contains(where: { $0 >= 0x80 }) {
-            // Keys were lower-cased with Unicode's rules; so is such a text.
-            guard hasWideKeys else { return nil }
-            text = StringPattern.lowercased(text)
-        }
-        return text.withUTF8 { find($0) }
+        return text.withUTF8 { lookup($0) }
     }
 
     /// The same for bytes, which need not be valid UTF-8.
     func lookup(_ bytes: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        if hasWideKeys, bytes.contains(where: { $0 >= 0x80 }) {
-            return lookup(String(decoding: bytes, as: UTF8.self))
-        }
-        return find(bytes)
+        guard hasWideKeys, bytes.contains(where: { $0 >= 0x80 }) else { return find(bytes) }
+        // Keys were lower-cased with Unicode's rules; so is such a text.
+        var folded = StringPattern.lowercased(String(decoding: bytes, as: UTF8.self))
+        return folded.withUTF8 { find($0) }
     }
 
     @inline(__always)
