@@ -104,10 +104,12 @@ let package = Package(
         .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // OpenSSL from Debian's libssl-dev, behind HerdwatchShipping's TLSContext (the agent's https).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // CRC-32C with the processor's instruction (a header of our own, nothing to link).
+        .systemLibrary(name: "CCRC32C"),
         .target(
             name: "HerdwatchShipping",
             dependencies: [
-                "HerdwatchEvents", "CNATS", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+                "HerdwatchEvents", "CNATS", "COpenSSL", "CCRC32C", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -1,19 +1,91 @@
 // herdwatch-bench-ship — how fast the agent's shipping path moves events: a spool filled with N
-// events (ECS JSON lines from FILE, cycled), then the NATS JetStream sink run until the stream has
-// acknowledged all of them. Prints one JSON line: events, bytes, seconds, events_per_second.
+// events (ECS JSON lines from FILE, cycled, each copy with an event id of its own), then one sink run
+// by the agent's SinkRunner until its cursor reaches the end (every event acknowledged by the
+// receiver). Prints one JSON line: events, bytes, seconds, events_per_second and cpu_seconds (this
+// process's user + system time while shipping: the agent's side of the cost).
 //
-//   herdwatch-bench-ship NATS_URL FILE N
+//   herdwatch-bench-ship nats NATS_URL FILE N [EVENTS_PER_MESSAGE]
+//   herdwatch-bench-ship http URL TOKEN FILE N        (to `herdwatch server`)
+//   herdwatch-bench-ship file PATH FILE N             (the baseline: the same lines to a plain file)
 import Foundation
 import HerdwatchShipping
 import Logging
 
-let arguments = CommandLine.arguments
-guard arguments.count == 4, let count = Int(arguments[3]), count > 0 else {
-    FileHandle.standardError.write(Data("usage: herdwatch-bench-ship NATS_URL EVENTS.jsonl N\n".utf8))
+func usage() -> Never {
+    FileHandle.standardError.write(
+        Data(
+            """
+            usage: herdwatch-bench-ship nats NATS_URL EVENTS.jsonl N [EVENTS_PER_MESSAGE]
+                   herdwatch-bench-ship http URL TOKEN EVENTS.jsonl N
+                   herdwatch-bench-ship file PATH EVENTS.jsonl N
+
+            """.utf8))
     exit(2)
 }
-let lines = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
-guard !lines.isEmpty else { fatalError("no events in \(arguments[2])") }
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The baseline: batches appended to a plain file, one write per batch, no fsync.
+final class PlainFileSink: SpoolSink {
+    let name = "file"
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
+        guard descriptor >= 0 else { throw BenchError(description: "\(path): cannot open") }
+    }
+
+    func send(_ records: [(payload: [UInt8], next: SpoolPosition)]) throws -> SpoolPosition? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(records.reduce(0) { $0 + $1.payload.count + 1 })
+        for record in records {
+            bytes += record.payload
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw BenchError(description: "short write") }
+        return records.last?.next
+    }
+
+    func confirmed() throws -> SpoolPosition? { nil }
+    func reset() {}
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 5 else { usage() }
+let sink: any SpoolSink
+let file: String
+let countText: String
+switch arguments[1] {
+case "nats":
+    guard arguments.count == 5 || arguments.count == 6 else { usage() }
+    var configuration = JetStreamSink.Configuration(url: arguments[2])
+    if arguments.count == 6 {
+        guard let perMessage = Int(arguments[5]), perMessage > 0 else { usage() }
+        configuration.eventsPerMessage = perMessage
+    }
+    sink = JetStreamSink(configuration: configuration, hostName: "bench")
+    (file, countText) = (arguments[3], arguments[4])
+case "http":
+    guard arguments.count == 6 else { usage() }
+    sink = HTTPSink(configuration: try HTTPSink.Configuration(url: arguments[2], token: arguments[3]))
+    (file, countText) = (arguments[4], arguments[5])
+case "file":
+    guard arguments.count == 5 else { usage() }
+    sink = try PlainFileSink(path: arguments[2])
+    (file, countText) = (arguments[3], arguments[4])
+default: usage()
+}
+guard let count = Int(countText), count > 0 else { usage() }
+
+// Each line cut after `"event":{`, so a copy with its own event id is two appends.
+let templates: [(head: [UInt8], tail: [UInt8])] = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").compactMap { line in
+    guard let open = line.range(of: #""event":{"#) else { return nil }
+    return (Array(line[..<open.upperBound].utf8), Array(line[open.upperBound...].utf8))
+}
+guard !templates.isEmpty else { fatalError("no event lines in \(file)") }
 
 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-bench-ship-\(UUID().uuidString)")
 defer { try? FileManager.default.removeItem(at: folder) }
@@ -21,7 +93,8 @@ let spool = try SharedSpool(configuration: Spool.Configuration(directory: folder
 var bytes = 0
 try spool.withLock { spool throws(SpoolError) in
     for index in 0..<count {
-        let payload = lines[index % lines.count]
+        let template = templates[index % templates.count]
+        let payload = template.head + Array("\"id\":\"bench-\(index)\",".utf8) + template.tail
         bytes += payload.count
         try spool.append(payload)
     }
@@ -29,13 +102,20 @@ try spool.withLock { spool throws(SpoolError) in
 }
 let end = spool.withLock { $0.end }
 
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 var logger = Logger(label: "herdwatch.bench")
 logger.logLevel = .error
-let sink = JetStreamSink(configuration: JetStreamSink.Configuration(url: arguments[1]), hostName: "bench")
 let runner = SinkRunner(sink: sink, spool: spool, logger: logger)
 let started = Date()
-runner.run { spool.withLock { $0.cursor(for: "nats") } >= end }
+let cpuBefore = cpuSeconds()
+runner.run { spool.withLock { $0.cursor(for: sink.name) } >= end }
 let seconds = Date().timeIntervalSince(started)
+let cpu = cpuSeconds() - cpuBefore
 print(
     "{\"events\":\(count),\"bytes\":\(bytes),\"seconds\":\(String(format: "%.3f", seconds)),"
-        + "\"events_per_second\":\(Int(Double(count) / seconds))}")
+        + "\"events_per_second\":\(Int(Double(count) / seconds)),\"cpu_seconds\":\(String(format: "%.3f", cpu))}")

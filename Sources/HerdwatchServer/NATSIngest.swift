@@ -8,8 +8,8 @@ import Logging
 import Glibc
 #endif
 
-/// Stores what agents publish to NATS JetStream (`herdwatch.events.>`): a durable pull consumer
-/// fetches batches, stores them, and acknowledges them only then; several servers with the same
+/// Stores what agents publish to NATS JetStream (`herdwatch.events.>`, one event or several JSON lines
+/// per message): a durable pull consumer fetches batches, stores them, and acknowledges them only then; several servers with the same
 /// durable name share the stream. Lines that are not events are logged and skipped (the bus has no
 /// per-host tokens: its own authorization decides who publishes).
 public final class NATSIngest: Service, Sendable {
@@ -68,7 +68,8 @@ public final class NATSIngest: Service, Sendable {
                     return try connection.consumer!.fetch(batch: configuration.batch, waitMilliseconds: 1000).map(\.payload)
                 }
                 guard !batch.isEmpty else { continue }
-                let lines = batch.map { Substring(String(decoding: $0, as: UTF8.self)) }
+                // A message holds one event or several, one JSON line each (JetStreamSink).
+                let lines = batch.flatMap { JetStreamSink.events(in: $0).map { Substring(String(decoding: $0, as: UTF8.self)) } }
                 let result: IngestResult
                 do {
                     result = try await store.ingest(lines: lines, allOrNothing: false)

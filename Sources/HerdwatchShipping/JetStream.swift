@@ -1,4 +1,5 @@
 import CNATS
+import HerdwatchEvents
 import Synchronization
 
 #if canImport(Glibc)
@@ -129,7 +130,17 @@ public final class JetStream {
     /// not acknowledged within `timeoutMilliseconds`; the caller sends the batch again.
     public func publish(_ messages: [(subject: String, id: String, payload: [UInt8])], timeoutMilliseconds: Int64) throws(NATSError) {
         guard !messages.isEmpty else { return }
-        acks.reset()
+        abandon()
+        let target = try publishWithoutWaiting(messages)
+        try waitForAcknowledgments(through: target, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Messages published since the last `abandon()`: what `waitForAcknowledgments(through:)` counts.
+    public private(set) var published = 0
+
+    /// Publishes every message without waiting for the stream; returns `published` after them,
+    /// the count to wait for. On an error nothing is waited for any more (`abandon()`).
+    public func publishWithoutWaiting(_ messages: [(subject: String, id: String, payload: [UInt8])]) throws(NATSError) -> Int {
         for message in messages {
             let status = message.subject.withCString { subject in
                 message.id.withCString { id in
@@ -142,22 +153,52 @@ public final class JetStream {
                 }
             }
             guard status == NATS_OK else {
-                abandonPending()
+                abandon()
                 throw NATSError("publish", status)
             }
+            published += 1
         }
-        var options = jsPubOptions()
-        jsPubOptions_Init(&options)
-        options.MaxWait = timeoutMilliseconds
-        let status = js_PublishAsyncComplete(context, &options)
-        if status != NATS_OK {
-            abandonPending()
-            throw NATSError("waiting for acknowledgments", status)
+        return published
+    }
+
+    /// Returns once the stream has acknowledged the first `target` messages published since the
+    /// last `abandon()` (the stream acknowledges in order). Throws, and abandons everything
+    /// pending, when one was refused or the acknowledgments do not come within `timeoutMilliseconds`.
+    public func waitForAcknowledgments(through target: Int, timeoutMilliseconds: Int64) throws(NATSError) {
+        if target >= published {
+            // Everything pending: the library's own wait.
+            var options = jsPubOptions()
+            jsPubOptions_Init(&options)
+            options.MaxWait = timeoutMilliseconds
+            let status = js_PublishAsyncComplete(context, &options)
+            if status != NATS_OK {
+                abandon()
+                throw NATSError("waiting for acknowledgments", status)
+            }
+        } else {
+            let deadline = SystemClock.monotonicMilliseconds() + timeoutMilliseconds
+            while acks.state.withLock({ $0.acknowledged + $0.failed }) < target {
+                guard SystemClock.monotonicMilliseconds() < deadline else {
+                    abandon()
+                    throw NATSError("waiting for acknowledgments", reason: "timed out after \(timeoutMilliseconds) ms")
+                }
+                usleep(100)
+            }
         }
         let (acknowledged, failed, _) = acks.state.withLock { $0 }
-        guard failed == 0, acknowledged == messages.count else {
-            throw NATSError("publish", reason: "\(failed) of \(messages.count) messages refused, \(acknowledged) acknowledged")
+        guard failed == 0, acknowledged >= target else {
+            abandon()
+            throw NATSError("publish", reason: "\(failed) of \(target) messages refused, \(acknowledged) acknowledged")
         }
+    }
+
+    /// Stops waiting for what is pending (it will be sent again) and starts counting afresh.
+    public func abandon() {
+        // Only with something pending: before the first publish the library has no pending list
+        // to hand back (asking crashes it).
+        if published > acks.state.withLock({ $0.acknowledged + $0.failed }) { abandonPending() }
+        acks.reset()
+        published = 0
     }
 
     /// Drops messages still waiting for an acknowledgment (they will be sent again).

@@ -1,6 +1,7 @@
 import HerdwatchEvents
 
 #if canImport(Glibc)
+import CCRC32C
 import Glibc
 #endif
 
@@ -405,20 +406,34 @@ public final class Spool {
         let end = min(limit, UInt64(info.st_size))
         var position = offset
         var count = 0
-        var header = [UInt8](repeating: 0, count: headerSize)
+        // Read in chunks of up to 1 MB (one read for many records), grown for a larger record.
+        var buffer = [UInt8](repeating: 0, count: Int(min(max(end > offset ? end - offset : 0, UInt64(headerSize)), 1 << 20)))
+        var bufferStart = position  // the file offset of buffer[0]
+        var bufferCount = 0
+        /// Makes [position, position + bytes) available in the buffer; false at a short read.
+        func ensure(_ bytes: Int) -> Bool {
+            if position + UInt64(bytes) <= bufferStart + UInt64(bufferCount) { return true }
+            let wanted = max(bytes, min(buffer.count, Int(end - position)))
+            if wanted > buffer.count { buffer = [UInt8](repeating: 0, count: wanted) }
+            let read = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, wanted, off_t(position)) }
+            bufferStart = position
+            bufferCount = max(read, 0)
+            return bufferCount >= bytes
+        }
         while position < end {
             guard count < maximumRecords else { return (position, true, nil) }
             guard position + UInt64(headerSize) <= end else { return (position, false, "torn record header") }
-            _ = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, headerSize, off_t(position)) }
-            let field = get(header, at: 0)
+            guard ensure(headerSize) else { return (position, false, "torn record header") }
+            let at = Int(position - bufferStart)
+            let field = get(buffer, at: at)
             let length = Int(field & ~mustKeepFlag)
             guard length > 0, length <= maximumRecord else { return (position, false, "invalid record length \(length)") }
             guard position + UInt64(headerSize + length) <= end else { return (position, false, "torn record") }
-            var payload = [UInt8](repeating: 0, count: length)
-            let read = payload.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(position) + off_t(headerSize)) }
-            guard read == length, CRC32C.checksum(payload) == get(header, at: 4) else {
-                return (position, false, "checksum mismatch")
-            }
+            guard ensure(headerSize + length) else { return (position, false, "torn record") }
+            let start = Int(position - bufferStart)
+            let stored = get(buffer, at: start + 4)
+            let payload = Array(buffer[(start + headerSize)..<(start + headerSize + length)])
+            guard CRC32C.checksum(payload) == stored else { return (position, false, "checksum mismatch") }
             position += UInt64(headerSize + length)
             count += 1
             body(payload, position, field & mustKeepFlag != 0)
@@ -482,7 +497,8 @@ public final class Spool {
     }
 }
 
-/// CRC-32C (Castagnoli), the checksum iSCSI, ext4 and Kafka use; slicing-by-8, eight bytes a step.
+/// CRC-32C (Castagnoli), the checksum iSCSI, ext4 and Kafka use: the processor's instruction when it
+/// has one, else tables (slicing-by-8).
 public enum CRC32C {
     /// tables[k][b]: the CRC of byte b followed by k zero bytes.
     static let tables: [UInt32] = {
@@ -501,7 +517,16 @@ public enum CRC32C {
         return tables
     }()
 
+    /// Whether the processor computes CRC-32C itself (SSE 4.2, or Arm's CRC extension).
+    static let hardware = herdwatch_crc32c_available() != 0
+
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        guard hardware else { return tableChecksum(bytes) }
+        return bytes.withUnsafeBufferPointer { herdwatch_crc32c_update(0xFFFF_FFFF, $0.baseAddress, $0.count) } ^ 0xFFFF_FFFF
+    }
+
+    /// The same checksum from tables, eight bytes at a time (slicing-by-8).
+    static func tableChecksum(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         tables.withUnsafeBufferPointer { t in
             bytes.withUnsafeBytes { data in

@@ -50,15 +50,17 @@ import Testing
             return pid
         }
 
-        /// Markers (`MARK-N`) of the exec events read from the stream so far, in stream order, and
-        /// their event ids.
+        /// Markers (`MARK-N`) of the exec events read from the stream so far (several events per
+        /// message, one JSON line each), in stream order, and their event ids.
         func collect(_ stream: JetStream, into seen: inout [(marker: Int, id: String?)]) throws {
             for message in try stream.drain(subject: "herdwatch.events.web1_example", durable: "check", waitMilliseconds: 300) {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any],
-                    let args = (object["process"] as? [String: Any])?["args"] as? [String],
-                    let last = args.last, last.hasPrefix("MARK-"), let marker = Int(last.dropFirst(5))
-                else { continue }
-                seen.append((marker, message.id))
+                for line in JetStreamSink.events(in: message.payload) {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                        let args = (object["process"] as? [String: Any])?["args"] as? [String],
+                        let last = args.last, last.hasPrefix("MARK-"), let marker = Int(last.dropFirst(5))
+                    else { continue }
+                    seen.append((marker, (object["event"] as? [String: Any])?["id"] as? String))
+                }
             }
         }
 
@@ -77,7 +79,7 @@ import Testing
         #expect(Set(seen.map(\.marker)) == Set(1...count), "missing: \(Set(1...count).subtracting(seen.map(\.marker)).sorted().prefix(10))")
         #expect(seen.count == count, "each event once in the stream (\(seen.count))")
         #expect(seen.map(\.marker) == seen.map(\.marker).sorted(), "in order")
-        #expect(Set(seen.compactMap(\.id)).count == count, "message ids are the event ids")
+        #expect(Set(seen.compactMap(\.id)).count == count, "an event id of its own for each event")
     }
 
     @Test(.enabled(if: available, "needs root, the kernel's audit subsystem, the built agent and nats-server"))

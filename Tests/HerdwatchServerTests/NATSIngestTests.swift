@@ -11,7 +11,8 @@ import Testing
 @Suite(.serialized) struct NATSIngestTests {
     static let available = NATSServer.binary != nil
 
-    /// What agents publish (some twice, one line not an event) is stored once each, and only then
+    /// What agents publish (some twice, one line not an event, one event or several per message) is
+    /// stored once each, and only then
     /// acknowledged: a second consumer with the same durable name gets nothing left over.
     @Test(.enabled(if: available, "needs nats-server (scripts/setup installs it)"))
     func publishedEventsAreStoredOnceAndAcknowledgedAfter() async throws {
@@ -31,18 +32,25 @@ import Testing
         try publisher.publish(messages, timeoutMilliseconds: 5000)
         // The same events again under other message ids (as after a lost acknowledgment upstream).
         try publisher.publish((0..<50).map { (subject: "herdwatch.events.web\($0 % 3)", id: "again-\($0)", payload: event($0, host: "web\($0 % 3)")) }, timeoutMilliseconds: 5000)
+        // Several events per message, as the agent's sink publishes them: 110 new ones, then the
+        // first ten again cut another way (as after an agent restart).
+        func message(_ range: Range<Int>) -> (subject: String, id: String, payload: [UInt8]) {
+            let lines = range.map { event($0, host: "web4") }
+            return ("herdwatch.events.web4", "web4-\(range.lowerBound)+\(range.count)", Array(lines.joined(separator: [UInt8(ascii: "\n")])))
+        }
+        try publisher.publish(stride(from: 290, to: 400, by: 10).map { message($0..<($0 + 10)) } + [message(295..<305)], timeoutMilliseconds: 5000)
 
         let ingest = NATSIngest(configuration: NATSIngest.Configuration(url: server.url), store: store, logger: Logger(label: "test"))
         let running = Task { try await ingest.consume() }
         var stored: [[QueryValue]] = []
         for _ in 0..<100 {
             stored = try store.query("SELECT count(*), count(DISTINCT host) FROM events").rows
-            if stored == [[.integer(300), .integer(3)]] { break }
+            if stored == [[.integer(410), .integer(4)]] { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         running.cancel()
         _ = await running.result
-        #expect(stored == [[.integer(300), .integer(3)]])
+        #expect(stored == [[.integer(410), .integer(4)]])
 
         // Everything was acknowledged: the durable has nothing more to give.
         let consumer = try JetStreamConsumer(stream: JetStream(url: server.url), subject: "herdwatch.events.>", durable: "herdwatch-server")

@@ -58,4 +58,74 @@ import HerdwatchTestSupport
         #expect(Set(read.compactMap(\.id)) == Set((0..<total).map { "host1-\($0)" }))
         #expect(read.count == total, "each message once (\(read.count))")
     }
+
+    /// Spool records as the agent writes them: ECS JSON with `event.id`.
+    func records(_ range: Range<Int>) -> [(payload: [UInt8], next: SpoolPosition)] {
+        range.map { (Array("{\"event\":{\"id\":\"h-\($0)\"},\"n\":\($0)}".utf8), SpoolPosition(segment: 1, offset: UInt64($0 + 1))) }
+    }
+
+    @Test func severalEventsGoInOneMessageUpToTheLimits() {
+        var configuration = JetStreamSink.Configuration(url: "nats://127.0.0.1:1")
+        let sink = JetStreamSink(configuration: configuration, hostName: "web 1")
+        let batch = records(0..<70)
+        let messages = sink.messages(batch[...])
+        #expect(messages.map(\.id) == ["h-0+32", "h-32+32", "h-64+6"])
+        #expect(messages.allSatisfy { $0.subject == "herdwatch.events.web_1" })
+        let lines = messages.flatMap { JetStreamSink.events(in: $0.payload).map(Array.init) }
+        #expect(lines == batch.map(\.payload), "every event once, in order, one line each")
+
+        // A message is closed before it passes the byte limit; a larger event goes alone.
+        configuration.maximumMessageBytes = 3 * batch[0].payload.count + 2
+        let small = JetStreamSink(configuration: configuration, hostName: "web1").messages(batch[0..<7])
+        #expect(small.map(\.id) == ["h-0+3", "h-3+3", "h-6+1"])
+        configuration.maximumMessageBytes = 10
+        #expect(JetStreamSink(configuration: configuration, hostName: "web1").messages(batch[0..<2]).map(\.id) == ["h-0+1", "h-1+1"])
+
+        // One event per message: the event id is the message id.
+        configuration.eventsPerMessage = 1
+        #expect(JetStreamSink(configuration: configuration, hostName: "web1").messages(batch[0..<3]).map(\.id) == ["h-0", "h-1", "h-2"])
+    }
+
+    /// Batches are pipelined (one in flight), and a batch that failed is sent again as the same
+    /// messages, even when more events were spooled meanwhile, so the stream drops what it had
+    /// stored: every event once, in order.
+    @Test(.enabled(if: available, "needs nats-server (scripts/setup installs it)"))
+    func aFailedBatchIsSentAgainAsTheSameMessages() throws {
+        let server = try NATSServer()
+        var configuration = JetStreamSink.Configuration(url: server.url)
+        configuration.ackTimeoutMilliseconds = 500
+        let sink = JetStreamSink(configuration: configuration, hostName: "web1")
+        let all = records(0..<120)
+        // One batch in flight: sending one confirms the one before; `confirmed` the last.
+        #expect(try sink.send(Array(all[0..<30])) == nil)
+        #expect(try sink.send(Array(all[30..<50])) == all[29].next)
+        #expect(try sink.confirmed() == all[49].next)
+        #expect(try sink.confirmed() == nil)
+
+        server.stop(signal: SIGTERM)
+        #expect(throws: (any Error).self) {
+            _ = try sink.send(Array(all[50..<100]))
+            _ = try sink.confirmed()
+        }
+        sink.reset()
+        try server.start()
+        var sent: SpoolPosition?
+        for _ in 0..<50 where sent == nil {
+            do {
+                #expect(try sink.send(Array(all[50..<120])) == nil)
+                sent = try sink.confirmed()
+            } catch {
+                sink.reset()
+                usleep(200_000)
+            }
+        }
+        #expect(sent == all[99].next, "the retry stops where the failed batch ended")
+        #expect(try sink.send(Array(all[100..<120])) == nil)
+        #expect(try sink.confirmed() == all[119].next)
+
+        let read = try JetStream(url: server.url).drain(subject: "herdwatch.events.>", durable: "check")
+        let events = read.flatMap { JetStreamSink.events(in: $0.payload).map { String(decoding: $0, as: UTF8.self) } }
+        #expect(events == all.map { String(decoding: $0.payload, as: UTF8.self) }, "each event once, in order (\(events.count))")
+        #expect(read.map(\.id).first == "h-0+30")
+    }
 }
