@@ -45,6 +45,15 @@ import Testing
         }
     }
 
+    /// A batch is cut at newline bytes as `split(omittingEmptySubsequences: false)` cuts it, and
+    /// also between CR and LF (one Character for `split`, so such lines used to stay joined).
+    @Test func batchLinesAreCutAtNewlines() {
+        for text in ["", "\n", "a", "a\n", "\na", "a\nb", "a\n\nb\n", "é\u{301}\n{\"x\":\"ü\"}\n\n"] {
+            #expect(IngestRoutes.lines(text) == text.split(separator: "\n", omittingEmptySubsequences: false).map { Substring($0) }, "\(text.debugDescription)")
+        }
+        #expect(IngestRoutes.lines("a\r\nb") == ["a\r", "b"], "the carriage return stays on its line (JSON white space)")
+    }
+
     @Test func aBatchIsStoredOnceAndAcknowledged() async throws {
         try await withServer { client, store in
             let (status, reply) = try await post(client, [event("a"), event("b")])
