@@ -37,6 +37,7 @@ public struct AgentConfiguration: Equatable, Sendable {
     public var natsStream = "HERDWATCH"
     public var natsSubjectPrefix = "herdwatch.events"
     public var natsCreatesStream = true
+    public var natsEventsPerMessage = 32
     /// HTTP sink to `herdwatch server`: off without a URL; the token is read from a file.
     public var httpURL: String?
     public var httpTokenFile: String?
@@ -122,6 +123,7 @@ public struct AgentConfiguration: Equatable, Sendable {
         #   stream: HERDWATCH       # created when missing (file storage, subjects SUBJECT_PREFIX.>)
         #   subject_prefix: herdwatch.events   # events go to SUBJECT_PREFIX.HOST
         #   create_stream: true
+        #   events_per_message: 32  # JSON lines per message (1: one event per message, its id the message id)
         # http:                     # send to `herdwatch server` (acknowledged once stored)
         #   url: http://127.0.0.1:8080       # or https://HOST:PORT (TLS 1.2+, the server's certificate verified)
         #   token_file: /etc/herdwatch/token   # this host's token (as in the server's --tokens file)
@@ -235,7 +237,7 @@ public struct AgentConfiguration: Equatable, Sendable {
             configuration.spoolMaximumBytes = maximum
         }
         if let nats = try map("nats") {
-            try unknown(nats, ["url", "stream", "subject_prefix", "create_stream"], prefix: "nats.")
+            try unknown(nats, ["url", "stream", "subject_prefix", "create_stream", "events_per_message"], prefix: "nats.")
             guard let url = try string(nats, "url", "nats.url") else { throw Problem(file: file, key: "nats.url", reason: "required") }
             guard url.hasPrefix("nats://") || url.hasPrefix("tls://") else {
                 throw Problem(file: file, key: "nats.url", reason: "expected nats://HOST:PORT or tls://HOST:PORT")
@@ -244,6 +246,12 @@ public struct AgentConfiguration: Equatable, Sendable {
             if let stream = try string(nats, "stream", "nats.stream") { configuration.natsStream = stream }
             if let prefix = try string(nats, "subject_prefix", "nats.subject_prefix") { configuration.natsSubjectPrefix = prefix }
             if let create = try bool(nats, "create_stream", "nats.create_stream") { configuration.natsCreatesStream = create }
+            if let perMessage = try number(nats, "events_per_message", "nats.events_per_message") {
+                guard perMessage >= 1, perMessage <= 1000, perMessage == perMessage.rounded() else {
+                    throw Problem(file: file, key: "nats.events_per_message", reason: "a whole number from 1 to 1000")
+                }
+                configuration.natsEventsPerMessage = Int(perMessage)
+            }
         }
         if let http = try map("http") {
             try unknown(http, ["url", "token_file", "ca_file", "cert_file", "key_file"], prefix: "http.")

@@ -82,6 +82,7 @@ public enum AgentRuntime {
             nats.stream = settings.natsStream
             nats.subjectPrefix = settings.natsSubjectPrefix
             nats.createsStream = settings.natsCreatesStream
+            nats.eventsPerMessage = settings.natsEventsPerMessage
             ship(JetStreamSink(configuration: nats, hostName: hostName))
             logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
         }
