@@ -51,15 +51,14 @@ func withKernelAudit(_ body: () throws -> Void) throws {
     }
 }
 
-/// Runs a program and returns its pid once it has exited.
+/// Runs a program and returns its pid once it has exited. posix_spawn and waitpid, not Foundation's
+/// Process: its waitUntilExit was seen to miss a child's exit and wait forever (the child a zombie).
 @discardableResult
 func runProgram(_ path: String, _ arguments: [String]) throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    try process.run()
-    process.waitUntilExit()
-    return process.processIdentifier
+    let pid = try ChildProcess.spawn([path] + arguments).pid
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return pid
 }
 
 func collector(_ rules: String, mode: AuditNetlink.Mode? = nil, configure: (inout AuditCollector.Configuration) -> Void = { _ in })

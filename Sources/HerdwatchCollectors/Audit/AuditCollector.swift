@@ -49,8 +49,8 @@ public final class AuditCollector {
         /// an agent restarted after a crash still puts back the original ones, not the crashed
         /// run's; removed on a clean stop.
         public var kernelStateFile: String?
-        public var coalesceBelow = 64
-        public var coalesceMicroseconds = 2000
+        public var coalesceBelow = 512
+        public var coalesceMicroseconds = 10_000
 
         public init() {}
     }

@@ -64,7 +64,9 @@ public final class AuditNetlink {
     private var sequence: UInt32 = 0
     /// Records that arrived while a request waited for its answer; `receive` hands them out first.
     private var backlog: [AuditNetlinkMessage] = []
-    private var buffer: [UInt8]
+    /// A record's datagram is at most 8,970 bytes (MAX_AUDIT_MESSAGE_LENGTH); netlink sizes dump
+    /// replies to the reader's buffer, up to 32 KB.
+    private let receiver = NetlinkSocket.Receiver(slots: 32, slotBytes: 32 << 10)
     /// Times `recv` reported ENOBUFS: the socket overflowed and the kernel dropped records.
     public private(set) var overflows = 0
 
@@ -75,7 +77,6 @@ public final class AuditNetlink {
             groups: mode == .multicast ? 1 << (UInt32(AUDIT_NLGRP_READLOG.rawValue) - 1) : 0,
             receiveBufferBytes: receiveBufferBytes, name: "NETLINK_AUDIT",
             bindFailure: mode == .multicast ? "joining the audit log group" : "bind(NETLINK_AUDIT)")
-        self.buffer = [UInt8](repeating: 0, count: 1 << 17)
     }
 
     deinit { close(descriptor) }
@@ -223,16 +224,17 @@ public final class AuditNetlink {
         guard ready > 0 else { return [] }
         var messages: [AuditNetlinkMessage] = []
         // Drain what is queued without blocking, so a burst is read in one go.
-        try NetlinkSocket.drain(descriptor, buffer: &buffer, overflows: &overflows, name: "NETLINK_AUDIT") { bytes, count in
-            Self.split(bytes, count: count, into: &messages)
+        try NetlinkSocket.drain(descriptor, receiver: receiver, overflows: &overflows, name: "NETLINK_AUDIT") { datagram in
+            Self.split(datagram, into: &messages)
         }
         return messages
     }
 
-    static func split(_ buffer: [UInt8], count: Int, into messages: inout [AuditNetlinkMessage]) {
+    static func split(_ bytes: UnsafeRawBufferPointer, into messages: inout [AuditNetlinkMessage]) {
         let headerSize = MemoryLayout<nlmsghdr>.size
+        let count = bytes.count
         var offset = 0
-        buffer.withUnsafeBytes { bytes in
+        do {
             while offset + headerSize <= count {
                 let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
                 let type = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)

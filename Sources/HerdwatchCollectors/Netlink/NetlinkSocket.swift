@@ -36,14 +36,16 @@ enum NetlinkSocket {
         return descriptor
     }
 
-    /// Hands `body` each datagram queued on `descriptor` (read into `buffer`, with its length),
-    /// until none is left. ENOBUFS (the socket overflowed, the kernel dropped datagrams) adds one
-    /// to `overflows` and reading goes on.
+    /// Hands `body` each datagram queued on `descriptor` (in `receiver`'s memory), until none is
+    /// left: up to `receiver.slots` datagrams per system call (recvmmsg), so a burst of records costs
+    /// a few calls rather than one each. ENOBUFS (the socket overflowed, the kernel dropped
+    /// datagrams) adds one to `overflows` and reading goes on.
     static func drain(
-        _ descriptor: Int32, buffer: inout [UInt8], overflows: inout Int, name: String, _ body: ([UInt8], Int) -> Void
+        _ descriptor: Int32, receiver: Receiver, overflows: inout Int, name: String, _ body: (UnsafeRawBufferPointer) -> Void
     ) throws(AuditNetlinkError) {
         while true {
-            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            receiver.prepare()
+            let count = recvmmsg(descriptor, receiver.headers, UInt32(receiver.slots), Int32(MSG_DONTWAIT), nil)
             if count < 0 {
                 switch errno {
                 case EAGAIN, EWOULDBLOCK: return
@@ -51,11 +53,55 @@ enum NetlinkSocket {
                 case ENOBUFS:
                     overflows += 1
                     continue
-                default: throw AuditNetlinkError("recv(\(name))", code: errno)
+                default: throw AuditNetlinkError("recvmmsg(\(name))", code: errno)
                 }
             }
             guard count > 0 else { return }
-            body(buffer, count)
+            for index in 0..<Int(count) {
+                let length = Int(receiver.headers[index].msg_len)
+                body(UnsafeRawBufferPointer(start: receiver.slot(index), count: min(length, receiver.slotBytes)))
+            }
+            // Fewer than asked for: the queue is empty (a datagram arriving now waits for the next poll).
+            if Int(count) < receiver.slots { return }
+        }
+    }
+
+    /// Memory for `recvmmsg`: `slots` buffers of `slotBytes`, with their iovecs and headers, made
+    /// once per socket. A datagram longer than a slot is cut (kauditd's are at most 8,970 bytes).
+    final class Receiver {
+        let slots: Int
+        let slotBytes: Int
+        private let memory: UnsafeMutableRawPointer
+        private let vectors: UnsafeMutablePointer<iovec>
+        let headers: UnsafeMutablePointer<herdwatch_mmsghdr>
+
+        init(slots: Int, slotBytes: Int) {
+            self.slots = slots
+            self.slotBytes = slotBytes
+            memory = .allocate(byteCount: slots * slotBytes, alignment: 16)
+            vectors = .allocate(capacity: slots)
+            headers = .allocate(capacity: slots)
+            for index in 0..<slots {
+                vectors[index] = iovec(iov_base: memory + index * slotBytes, iov_len: slotBytes)
+            }
+        }
+
+        deinit {
+            memory.deallocate()
+            vectors.deallocate()
+            headers.deallocate()
+        }
+
+        func slot(_ index: Int) -> UnsafeRawPointer { UnsafeRawPointer(memory + index * slotBytes) }
+
+        /// Headers set afresh before each call (the kernel writes lengths and flags into them).
+        func prepare() {
+            for index in 0..<slots {
+                var header = herdwatch_mmsghdr()
+                header.msg_hdr.msg_iov = vectors + index
+                header.msg_hdr.msg_iovlen = 1
+                headers[index] = header
+            }
         }
     }
 }

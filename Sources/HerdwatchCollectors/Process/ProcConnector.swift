@@ -17,7 +17,8 @@ public final class ProcConnector {
     }
 
     private let descriptor: Int32
-    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    /// Connector messages are under 100 bytes.
+    private let receiver = NetlinkSocket.Receiver(slots: 64, slotBytes: 512)
     /// Times the socket overflowed (ENOBUFS): events were lost.
     public private(set) var overflows = 0
 
@@ -59,16 +60,17 @@ public final class ProcConnector {
     /// Everything queued, without blocking.
     public func drain() throws(AuditNetlinkError) -> [Event] {
         var events: [Event] = []
-        try NetlinkSocket.drain(descriptor, buffer: &buffer, overflows: &overflows, name: "NETLINK_CONNECTOR") { bytes, count in
-            Self.decode(bytes, count: count, into: &events)
+        try NetlinkSocket.drain(descriptor, receiver: receiver, overflows: &overflows, name: "NETLINK_CONNECTOR") { datagram in
+            Self.decode(datagram, into: &events)
         }
         return events
     }
 
-    static func decode(_ buffer: [UInt8], count: Int, into events: inout [Event]) {
+    static func decode(_ bytes: UnsafeRawBufferPointer, into events: inout [Event]) {
         let headerSize = MemoryLayout<nlmsghdr>.size
         let connectorSize = MemoryLayout<cn_msg>.size
-        buffer.withUnsafeBytes { bytes in
+        let count = bytes.count
+        do {
             var offset = 0
             while offset + headerSize <= count {
                 let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
