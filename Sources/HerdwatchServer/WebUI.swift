@@ -61,18 +61,19 @@ public enum WebRoutes {
             let parameters = request.uri.queryParameters
             return await ui.api(
                 sql: parameters.get("sql") ?? "", hosts: parameters.get("hosts"), since: parameters.get("since"),
-                until: parameters.get("until"), limit: parameters.get("limit").flatMap { Int($0) }, format: parameters.get("format"))
+                until: parameters.get("until"), limit: parameters.get("limit").flatMap { Int($0) }, format: parameters.get("format"),
+                search: parameters.get("search"))
         }
         pages.post("/api/v1/query") { request, _ in
             var request = request
             let body = try await request.collectBody(upTo: 1 << 20)
             guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let sql = object["sql"] as? String
             else {
-                return Pages.json(.badRequest, ["error": "expected a JSON object with \"sql\" (and optional hosts, since, until, limit, format)"])
+                return Pages.json(.badRequest, ["error": "expected a JSON object with \"sql\" (and optional hosts, since, until, limit, format, search)"])
             }
             return await ui.api(
                 sql: sql, hosts: object["hosts"] as? String, since: object["since"] as? String, until: object["until"] as? String,
-                limit: object["limit"] as? Int, format: object["format"] as? String)
+                limit: object["limit"] as? Int, format: object["format"] as? String, search: object["search"] as? String)
         }
     }
 
@@ -244,6 +245,7 @@ struct Pages: Sendable {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: scope)
         options.limit = rows
+        options.search = value("words").isEmpty ? nil : value("words")
         let problems = options.setTimeBounds(since: since.isEmpty ? nil : since, until: nil)
         var conditions: [String] = []
         if !status.isEmpty { conditions.append("status = \(literal(status))") }
@@ -329,6 +331,7 @@ struct Pages: Sendable {
             <label>Executable <input name="executable" value="\(escape(value("executable")))" size="16"></label>
             <label>User <input name="user" value="\(escape(value("user")))" size="8"></label>
             <label>Command line contains <input name="text" value="\(escape(value("text")))" size="16"></label>
+            <label>Command line words <input name="words" value="\(escape(value("words")))" size="16" placeholder="full-text: curl sh"></label>
             <label class="sql">SQL (instead of the filters; views: \(QueryGuard.views.map(\.name).joined(separator: ", ")))
             <textarea name="sql" rows="3" cols="100">\(escape(sql))</textarea></label>
             <button type="submit">Search</button></form>
@@ -425,8 +428,9 @@ struct Pages: Sendable {
 
     // MARK: query API
 
-    func api(sql: String, hosts: String?, since: String?, until: String?, limit: Int?, format: String?) async -> Response {
+    func api(sql: String, hosts: String?, since: String?, until: String?, limit: Int?, format: String?, search: String?) async -> Response {
         var options = QueryOptions()
+        options.search = search
         options.hosts = HostScope(parsing: hosts ?? "all")
         options.limit = max(1, min(limit ?? 1000, 100_000))
         if let problem = options.setTimeBounds(since: since, until: until).first {

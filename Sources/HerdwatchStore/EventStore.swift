@@ -132,6 +132,15 @@ public final class EventStore: FleetStore {
                     CREATE INDEX response_command ON response_store(command_id);
                     """)
         }
+        migrator.registerMigration("v6-command-search") { db in
+            // Full-text search over command lines (QueryOptions.search): an FTS5 index over
+            // event_store's command_line, by rowid, kept by ingest and retention.
+            try db.execute(
+                sql: """
+                    CREATE VIRTUAL TABLE command_search USING fts5(command_line, content = 'event_store', content_rowid = 'rowid');
+                    INSERT INTO command_search (rowid, command_line) SELECT rowid, command_line FROM event_store WHERE command_line IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 
@@ -181,6 +190,7 @@ public final class EventStore: FleetStore {
                 UPDATE host_store SET \(HostHealth.columnNames.map { "\($0) = coalesce(?, \($0))" }.joined(separator: ", ")),
                     health_time = ? WHERE name = ? AND coalesce(health_time, 0) <= ?
                 """)
+        let search = try db.cachedStatement(sql: "INSERT INTO command_search (rowid, command_line) VALUES (?, ?)")
         var lines: [Int] = []
         // One registry update per host and batch: (first, last, count) of what was new.
         var seen: [String: (first: Int64, last: Int64, count: Int)] = [:]
@@ -192,6 +202,9 @@ public final class EventStore: FleetStore {
             insert.setUncheckedArguments(StatementArguments(values))
             try insert.execute()
             if db.changesCount == 1 {
+                if let commandLine = row.commandLine {
+                    try search.execute(arguments: [db.lastInsertedRowID, commandLine])
+                }
                 lines.append(row.line)
                 let before = seen[row.host] ?? (row.time, row.time, 0)
                 seen[row.host] = (min(before.first, row.time), max(before.last, row.time), before.count + 1)
@@ -451,6 +464,12 @@ extension EventStore {
         return try await pool.write { db in
             let days = try Int.fetchOne(
                 db, sql: "SELECT count(DISTINCT time / ?) FROM event_store WHERE time < ?", arguments: [day, boundary]) ?? 0
+            // The search index first: an external-content index is told what each row held.
+            try db.execute(
+                sql: """
+                    INSERT INTO command_search (command_search, rowid, command_line)
+                        SELECT 'delete', rowid, command_line FROM event_store WHERE time < ? AND command_line IS NOT NULL
+                    """, arguments: [boundary])
             try db.execute(sql: "DELETE FROM event_store WHERE time < ?", arguments: [boundary])
             try db.execute(sql: "DELETE FROM alert_store WHERE time < ?", arguments: [boundary])
             try db.execute(sql: "DELETE FROM response_store WHERE time < ?", arguments: [boundary])

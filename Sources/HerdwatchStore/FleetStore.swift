@@ -190,6 +190,15 @@ struct StoredEvent: Sendable {
     /// What a heartbeat says about its agent, for the hosts registry.
     var health: HostHealth?
 
+    /// `process.command_line`, when the event has one.
+    var commandLine: String? {
+        if case .text(let text) = values[Self.commandLineValue] { return text }
+        return nil
+    }
+
+    /// Where `command_line` is in `values` (which start after id, host and time).
+    static let commandLineValue = columns.firstIndex(of: "command_line")! - 3
+
     /// Every column of `event_store`, in insert order.
     static let columns = [
         "id", "host", "time", "kind", "action", "category", "outcome", "module", "pid", "executable", "command_line",

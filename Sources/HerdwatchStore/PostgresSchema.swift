@@ -197,5 +197,15 @@ extension SQLDialect {
         placeholder: { "$\($0)" },
         timestamp: { "to_char(TIMESTAMP 'epoch' + \($0) * INTERVAL '1 millisecond', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')" },
         never: "false",
-        inlinedView: " NOT MATERIALIZED")
+        inlinedView: " NOT MATERIALIZED",
+        commandLineSearch: { words, bind in
+            // Every word a case-insensitive substring of the command line (a trailing * adds
+            // nothing to a substring); LIKE's own wildcards in a word are taken literally.
+            words.map { word in
+                var text = word.hasSuffix("*") && word.count > 1 ? String(word.dropLast()) : word
+                text = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                    .replacingOccurrences(of: "_", with: "\\_")
+                return "command_line ILIKE \(bind(.text("%" + text + "%")))"
+            }.joined(separator: " AND ")
+        })
 }

@@ -9,7 +9,16 @@ public struct QueryOptions: Sendable {
     public var until: Int64?
     public var limit = 1000
     public var timeoutSeconds: Double = 10
+    /// Full-text search over command lines: words separated by spaces, every one of them in an
+    /// event's command line (case-insensitive; `word*` for a prefix). The `events` view and those
+    /// built on it then hold only such events.
+    public var search: String?
     public init() {}
+
+    /// The words of `search`, none when it is blank.
+    var searchWords: [String] {
+        (search ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+    }
 
     /// Sets `since` and `until` from text as people write it (`time(parsing:)`); nil leaves a bound
     /// open. Returns a message for each bound that is not a time.
@@ -121,8 +130,22 @@ struct SQLDialect: Sendable {
     /// conditions and the indexes) instead of computing it whole once.
     var inlinedView = ""
 
+    /// The condition on `event_store` rows that a command-line search for these words puts in
+    /// the `events` view, its arguments bound through `bind`.
+    var commandLineSearch: @Sendable (_ words: [String], _ bind: (ColumnValue) -> String) -> String
+
+    /// SQLite: the FTS5 index `command_search` (unicode61 tokens), each word a quoted phrase (a
+    /// word with punctuation, like `evil.sh`, is its tokens in a row), all of them required.
     static let sqlite = SQLDialect(
-        placeholder: { _ in "?" }, timestamp: { "strftime('%Y-%m-%dT%H:%M:%fZ', \($0) / 1000.0, 'unixepoch')" })
+        placeholder: { _ in "?" }, timestamp: { "strftime('%Y-%m-%dT%H:%M:%fZ', \($0) / 1000.0, 'unixepoch')" },
+        commandLineSearch: { words, bind in
+            let query = words.map { word in
+                let prefix = word.hasSuffix("*") && word.count > 1
+                let text = prefix ? String(word.dropLast()) : word
+                return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" + (prefix ? "*" : "")
+            }.joined(separator: " ")
+            return "rowid IN (SELECT rowid FROM command_search WHERE command_search MATCH \(bind(.text(query))))"
+        })
 }
 
 /// Queries read, one statement at a time, through the documented views only. Three locks: the text
@@ -136,7 +159,8 @@ public enum QueryGuard {
     /// Names a query may not use: the stored tables behind the views, and SQLite's catalog.
     static let storedNames: Set<String> = [
         "event_store", "host_store", "alert_store", "response_store", "hunt_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
-        "sqlite_temp_schema", "grdb_migrations",
+        "sqlite_temp_schema", "grdb_migrations", "command_search", "command_search_data", "command_search_idx",
+        "command_search_docsize", "command_search_config", "command_search_content",
     ]
 
     public static let views: [(name: String, meaning: String)] = [
@@ -193,7 +217,11 @@ public enum QueryGuard {
             if let until = options.until { conditions.append("time < \(bind(.integer(until)))") }
             return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         }
-        let eventWhere = scope()
+        var eventWhere = scope()
+        let words = options.searchWords
+        if !words.isEmpty {
+            eventWhere += (eventWhere.isEmpty ? " WHERE " : " AND ") + dialect.commandLineSearch(words, bind)
+        }
         var hostWhere = ""
         if let names = hosts {
             hostWhere = names.isEmpty ? " WHERE \(dialect.never)" : " WHERE name IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))"

