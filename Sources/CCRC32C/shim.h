@@ -9,8 +9,12 @@
 #include <stdint.h>
 #include <string.h>
 
+// Per architecture: whether the instruction is there, and one step over 8 bytes and over 1 byte.
 #if defined(__x86_64__)
 #include <cpuid.h>
+#define HERDWATCH_CRC32C_TARGET __attribute__((target("sse4.2")))
+#define HERDWATCH_CRC32C_STEP8(crc, word) ((uint32_t)__builtin_ia32_crc32di((crc), (word)))
+#define HERDWATCH_CRC32C_STEP1(crc, byte) __builtin_ia32_crc32qi((crc), (byte))
 
 static inline int herdwatch_crc32c_available(void) {
     unsigned int a, b, c, d;
@@ -18,52 +22,37 @@ static inline int herdwatch_crc32c_available(void) {
     return (c & bit_SSE4_2) != 0;
 }
 
-__attribute__((target("sse4.2")))
-static inline uint32_t herdwatch_crc32c_update(uint32_t crc, const uint8_t *bytes, size_t count) {
-    uint64_t value = crc;
-    while (count >= 8) {
-        uint64_t word;
-        memcpy(&word, bytes, 8);
-        value = __builtin_ia32_crc32di(value, word);
-        bytes += 8;
-        count -= 8;
-    }
-    uint32_t small = (uint32_t)value;
-    while (count > 0) {
-        small = __builtin_ia32_crc32qi(small, *bytes);
-        bytes++;
-        count--;
-    }
-    return small;
-}
-
 #elif defined(__aarch64__)
 #include <sys/auxv.h>
 #ifndef HWCAP_CRC32
 #define HWCAP_CRC32 (1 << 7)
 #endif
+#define HERDWATCH_CRC32C_TARGET __attribute__((target("crc")))
+#define HERDWATCH_CRC32C_STEP8(crc, word) __builtin_arm_crc32cd((crc), (word))
+#define HERDWATCH_CRC32C_STEP1(crc, byte) __builtin_arm_crc32cb((crc), (byte))
 
 static inline int herdwatch_crc32c_available(void) {
     return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
 }
+#endif
 
-__attribute__((target("crc")))
+#if defined(HERDWATCH_CRC32C_TARGET)
+HERDWATCH_CRC32C_TARGET
 static inline uint32_t herdwatch_crc32c_update(uint32_t crc, const uint8_t *bytes, size_t count) {
     while (count >= 8) {
         uint64_t word;
         memcpy(&word, bytes, 8);
-        crc = __builtin_arm_crc32cd(crc, word);
+        crc = HERDWATCH_CRC32C_STEP8(crc, word);
         bytes += 8;
         count -= 8;
     }
     while (count > 0) {
-        crc = __builtin_arm_crc32cb(crc, *bytes);
+        crc = HERDWATCH_CRC32C_STEP1(crc, *bytes);
         bytes++;
         count--;
     }
     return crc;
 }
-
 #else
 static inline int herdwatch_crc32c_available(void) { return 0; }
 static inline uint32_t herdwatch_crc32c_update(uint32_t crc, const uint8_t *bytes, size_t count) {

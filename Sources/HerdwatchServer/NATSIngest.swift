@@ -8,10 +8,11 @@ import Logging
 import Glibc
 #endif
 
-/// Stores what agents publish to NATS JetStream (`herdwatch.events.>`, one event or several JSON lines
-/// per message): a durable pull consumer fetches batches, stores them, and acknowledges them only then; several servers with the same
-/// durable name share the stream. Lines that are not events are logged and skipped (the bus has no
-/// per-host tokens: its own authorization decides who publishes).
+/// Stores what agents publish to NATS JetStream (`herdwatch.events.>`, one event or several JSON
+/// lines per message): a durable pull consumer fetches batches, stores them, and acknowledges them
+/// only then; several servers with the same durable name share the stream. Lines that are not
+/// events are logged and skipped (the bus has no per-host tokens: its own authorization decides who
+/// publishes).
 public final class NATSIngest: Service, Sendable {
     public struct Configuration: Sendable {
         public var url: String

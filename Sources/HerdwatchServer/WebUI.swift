@@ -309,7 +309,7 @@ struct Pages: Sendable {
         var options = QueryOptions()
         options.hosts = HostScope(parsing: scope)
         options.limit = rows
-        options.search = value("words").isEmpty ? nil : value("words")
+        options.search = value("words")  // blank: no search
         let problems = options.setTimeBounds(
             since: value("since").isEmpty ? nil : value("since"), until: value("until").isEmpty ? nil : value("until"))
         var conditions: [String] = []

@@ -202,8 +202,7 @@ extension SQLDialect {
             // Every word a case-insensitive substring of the command line (a trailing * adds
             // nothing to a substring); LIKE's own wildcards in a word are taken literally.
             words.map { word in
-                var text = word.hasSuffix("*") && word.count > 1 ? String(word.dropLast()) : word
-                text = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                let text = word.text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
                     .replacingOccurrences(of: "_", with: "\\_")
                 return "command_line ILIKE \(bind(.text("%" + text + "%")))"
             }.joined(separator: " AND ")

@@ -15,9 +15,18 @@ public struct QueryOptions: Sendable {
     public var search: String?
     public init() {}
 
+    /// A word of `search`: its text, and whether it was written `text*` (a prefix).
+    struct SearchWord {
+        var text: String
+        var prefix: Bool
+    }
+
     /// The words of `search`, none when it is blank.
-    var searchWords: [String] {
-        (search ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+    var searchWords: [SearchWord] {
+        (search ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map { word in
+            word.hasSuffix("*") && word.count > 1
+                ? SearchWord(text: String(word.dropLast()), prefix: true) : SearchWord(text: String(word), prefix: false)
+        }
     }
 
     /// Sets `since` and `until` from text as people write it (`time(parsing:)`); nil leaves a bound
@@ -132,7 +141,7 @@ struct SQLDialect: Sendable {
 
     /// The condition on `event_store` rows that a command-line search for these words puts in
     /// the `events` view, its arguments bound through `bind`.
-    var commandLineSearch: @Sendable (_ words: [String], _ bind: (ColumnValue) -> String) -> String
+    var commandLineSearch: @Sendable (_ words: [QueryOptions.SearchWord], _ bind: (ColumnValue) -> String) -> String
 
     /// SQLite: the FTS5 index `command_search` (unicode61 tokens), each word a quoted phrase (a
     /// word with punctuation, like `evil.sh`, is its tokens in a row), all of them required.
@@ -140,9 +149,7 @@ struct SQLDialect: Sendable {
         placeholder: { _ in "?" }, timestamp: { "strftime('%Y-%m-%dT%H:%M:%fZ', \($0) / 1000.0, 'unixepoch')" },
         commandLineSearch: { words, bind in
             let query = words.map { word in
-                let prefix = word.hasSuffix("*") && word.count > 1
-                let text = prefix ? String(word.dropLast()) : word
-                return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" + (prefix ? "*" : "")
+                "\"" + word.text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" + (word.prefix ? "*" : "")
             }.joined(separator: " ")
             return "rowid IN (SELECT rowid FROM command_search WHERE command_search MATCH \(bind(.text(query))))"
         })

@@ -234,26 +234,24 @@ public final class AuditNetlink {
         let headerSize = MemoryLayout<nlmsghdr>.size
         let count = bytes.count
         var offset = 0
-        do {
-            while offset + headerSize <= count {
-                let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                let type = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
-                let sequence = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-                if isRecord(type) {
-                    // kauditd sends each record in a datagram of its own and sets nlmsg_len to the
-                    // payload length alone (a historical quirk kept for compatibility); newer kernels
-                    // may count the header. Take the payload up to the length, within the datagram.
-                    let end = min(offset + headerSize + length, count)
-                    messages.append(
-                        AuditNetlinkMessage(type: type, sequence: sequence, payload: Array(bytes[(offset + headerSize)..<end])))
-                    return
-                }
-                guard length >= headerSize else { return }
-                let end = min(offset + length, count)
+        while offset + headerSize <= count {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let type = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
+            let sequence = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
+            if isRecord(type) {
+                // kauditd sends each record in a datagram of its own and sets nlmsg_len to the
+                // payload length alone (a historical quirk kept for compatibility); newer kernels
+                // may count the header. Take the payload up to the length, within the datagram.
+                let end = min(offset + headerSize + length, count)
                 messages.append(
                     AuditNetlinkMessage(type: type, sequence: sequence, payload: Array(bytes[(offset + headerSize)..<end])))
-                offset += align(length)
+                return
             }
+            guard length >= headerSize else { return }
+            let end = min(offset + length, count)
+            messages.append(
+                AuditNetlinkMessage(type: type, sequence: sequence, payload: Array(bytes[(offset + headerSize)..<end])))
+            offset += align(length)
         }
     }
 

@@ -70,43 +70,41 @@ public final class ProcConnector {
         let headerSize = MemoryLayout<nlmsghdr>.size
         let connectorSize = MemoryLayout<cn_msg>.size
         let count = bytes.count
-        do {
-            var offset = 0
-            while offset + headerSize <= count {
-                let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                guard length >= headerSize, offset + length <= count else { return }
-                let event = offset + headerSize + connectorSize
-                if event + 16 <= offset + length {
-                    let what = bytes.loadUnaligned(fromByteOffset: event, as: UInt32.self)
-                    let time = bytes.loadUnaligned(fromByteOffset: event + 8, as: UInt64.self)
-                    let data = event + 16
-                    func int(_ index: Int) -> Int32 {
-                        data + 4 * index + 4 <= offset + length
-                            ? bytes.loadUnaligned(fromByteOffset: data + 4 * index, as: Int32.self) : -1
-                    }
-                    switch what {
-                    case UInt32(PROC_EVENT_FORK.rawValue):
-                        // parent_pid, parent_tgid, child_pid, child_tgid: a new thread has pid != tgid.
-                        if int(2) == int(3) { events.append(.fork(parent: int(1), child: int(3), nanosecondsSinceBoot: time)) }
-                    case UInt32(PROC_EVENT_EXEC.rawValue):
-                        events.append(.exec(pid: int(1), nanosecondsSinceBoot: time))
-                    case UInt32(PROC_EVENT_EXIT.rawValue):
-                        if int(0) == int(1) {
-                            events.append(
-                                .exit(pid: int(1), code: UInt32(bitPattern: int(2)), signal: UInt32(bitPattern: int(3)), nanosecondsSinceBoot: time))
-                        }
-                    case UInt32(PROC_EVENT_UID.rawValue):
-                        if int(0) == int(1) {
-                            events.append(.uid(pid: int(1), real: UInt32(bitPattern: int(2)), effective: UInt32(bitPattern: int(3))))
-                        }
-                    case UInt32(PROC_EVENT_SID.rawValue):
-                        if int(0) == int(1) { events.append(.sid(pid: int(1))) }
-                    default:
-                        break
-                    }
+        var offset = 0
+        while offset + headerSize <= count {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            guard length >= headerSize, offset + length <= count else { return }
+            let event = offset + headerSize + connectorSize
+            if event + 16 <= offset + length {
+                let what = bytes.loadUnaligned(fromByteOffset: event, as: UInt32.self)
+                let time = bytes.loadUnaligned(fromByteOffset: event + 8, as: UInt64.self)
+                let data = event + 16
+                func int(_ index: Int) -> Int32 {
+                    data + 4 * index + 4 <= offset + length
+                        ? bytes.loadUnaligned(fromByteOffset: data + 4 * index, as: Int32.self) : -1
                 }
-                offset += (length + 3) & ~3
+                switch what {
+                case UInt32(PROC_EVENT_FORK.rawValue):
+                    // parent_pid, parent_tgid, child_pid, child_tgid: a new thread has pid != tgid.
+                    if int(2) == int(3) { events.append(.fork(parent: int(1), child: int(3), nanosecondsSinceBoot: time)) }
+                case UInt32(PROC_EVENT_EXEC.rawValue):
+                    events.append(.exec(pid: int(1), nanosecondsSinceBoot: time))
+                case UInt32(PROC_EVENT_EXIT.rawValue):
+                    if int(0) == int(1) {
+                        events.append(
+                            .exit(pid: int(1), code: UInt32(bitPattern: int(2)), signal: UInt32(bitPattern: int(3)), nanosecondsSinceBoot: time))
+                    }
+                case UInt32(PROC_EVENT_UID.rawValue):
+                    if int(0) == int(1) {
+                        events.append(.uid(pid: int(1), real: UInt32(bitPattern: int(2)), effective: UInt32(bitPattern: int(3))))
+                    }
+                case UInt32(PROC_EVENT_SID.rawValue):
+                    if int(0) == int(1) { events.append(.sid(pid: int(1))) }
+                default:
+                    break
+                }
             }
+            offset += (length + 3) & ~3
         }
     }
 }
