@@ -208,7 +208,7 @@ final class ScratchBytes {
 
 /// A raw record field name as a rule reads it, with what every lookup would otherwise work out
 /// again from the name. Plain bits (the name is held inline): passing one copies no reference.
-public struct RecordKey: Sendable {
+public struct RecordKey: Sendable, BitwiseCopyable {
     /// The name's bytes (up to 16), zero-padded.
     let low: UInt64
     let high: UInt64

@@ -144,8 +144,20 @@ final class EventValues {
     /// The fields looked up so far (a handful per event: a short list costs less to search, fill
     /// and free than a slot for every field of the program).
     private var known: [(field: Int32, value: FieldValue?)] = []
-    /// Rule candidates found through indexes, reused from bucket to bucket.
-    var hits: [Int] = []
+    /// Rule candidates found through indexes, reused from bucket to bucket (`takeHits`).
+    private var hits: [Int] = []
+
+    /// The (empty) candidates list, to fill and give back with `returnHits`; its storage is kept.
+    @inline(__always)
+    func takeHits() -> [Int] {
+        var taken: [Int] = []
+        swap(&taken, &hits)
+        taken.removeAll(keepingCapacity: true)
+        return taken
+    }
+
+    @inline(__always)
+    func returnHits(_ list: [Int]) { hits = list }
 
     @inline(__always)
     func value(_ field: Int32, _ compute: () -> FieldValue?) -> FieldValue? {

@@ -43,19 +43,21 @@ public final class Program: @unchecked Sendable {
         var count: Int32
     }
 
-    let nodes: [Node]
-    let children: [Int32]
-    let selections: [SelectionCode]
+    // The arrays a rule walk reads are plain buffers owned by the program: reading an array
+    // property of a class retains and releases its storage at every step.
+    let nodes: UnsafeBufferPointer<Node>
+    let children: UnsafeBufferPointer<Int32>
+    let selections: UnsafeBufferPointer<SelectionCode>
     /// Ranges of `fieldTests`, one per map.
-    let maps: [(start: Int32, count: Int32)]
-    let fieldTests: [FieldTestCode]
-    let tests: [TestCode]
+    let maps: UnsafeBufferPointer<(start: Int32, count: Int32)>
+    let fieldTests: UnsafeBufferPointer<FieldTestCode>
+    let tests: UnsafeBufferPointer<TestCode>
     let fields: [FieldRef]
     /// Per field: where its value comes from, and for record fields the key (copying a `FieldRef`
     /// to read it would retain its string at every test).
-    let levels: [FieldLevel]
+    let levels: UnsafeBufferPointer<FieldLevel>
     let recordKeys: [String]
-    let recordKeyInfo: [RecordKey]
+    let recordKeyInfo: UnsafeBufferPointer<RecordKey>
     /// Field indexes by reference, rules' fields and the indexes' alike.
     let fieldIndex: [FieldRef: Int32]
     /// The index of `.keywordText`.
@@ -63,7 +65,7 @@ public final class Program: @unchecked Sendable {
     let others: [ValueTest]
     let pool: UnsafeMutableBufferPointer<UInt8>
     /// Each rule's condition.
-    let roots: [Int32]
+    let roots: UnsafeBufferPointer<Int32>
 
     enum FieldLevel: UInt8 {
         /// One value per event: looked up once and kept for every rule and index that reads it.
@@ -80,30 +82,43 @@ public final class Program: @unchecked Sendable {
         builder.add(rules)
         for field in extraFields { _ = builder.field(field) }
         keywordField = builder.field(.keywordText)
-        nodes = builder.nodes
-        children = builder.children
-        selections = builder.selections
-        maps = builder.maps
-        fieldTests = builder.fieldTests
-        tests = builder.tests
+        nodes = ownedBuffer(builder.nodes)
+        children = ownedBuffer(builder.children)
+        selections = ownedBuffer(builder.selections)
+        maps = ownedBuffer(builder.maps)
+        fieldTests = ownedBuffer(builder.fieldTests)
+        tests = ownedBuffer(builder.tests)
         fields = builder.fields
         fieldIndex = builder.fieldIndex
-        levels = builder.fields.map { field in
-            switch field {
-            case .record: .record
-            case .keywordText: .keywords
-            case .ecs, .initiated, .imageName, .parentImageName: .event
-            }
-        }
+        levels = ownedBuffer(
+            builder.fields.map { field in
+                switch field {
+                case .record: .record
+                case .keywordText: .keywords
+                case .ecs, .initiated, .imageName, .parentImageName: .event
+                }
+            })
         recordKeys = builder.fields.map { if case .record(let key) = $0 { key } else { "" } }
-        recordKeyInfo = recordKeys.map(RecordKey.init)
+        recordKeyInfo = ownedBuffer(recordKeys.map(RecordKey.init))
         others = builder.others
-        roots = builder.roots
+        roots = ownedBuffer(builder.roots)
         pool = .allocate(capacity: max(builder.bytes.count, 1))
         _ = pool.initialize(from: builder.bytes)
     }
 
-    deinit { pool.deallocate() }
+    deinit {
+        pool.deallocate()
+        nodes.deallocate()
+        children.deallocate()
+        selections.deallocate()
+        maps.deallocate()
+        fieldTests.deallocate()
+        tests.deallocate()
+        levels.deallocate()
+        recordKeyInfo.deallocate()
+        roots.deallocate()
+    }
+
 
     private struct Builder {
         var nodes: [Node] = []
@@ -248,4 +263,12 @@ public final class Program: @unchecked Sendable {
         }
         return false
     }
+}
+
+/// A new buffer holding `elements` (plain values), for a class to read without retaining an
+/// array's storage at each access; the class frees it in its `deinit`.
+func ownedBuffer<Element: BitwiseCopyable>(_ elements: [Element]) -> UnsafeBufferPointer<Element> {
+    let buffer = UnsafeMutableBufferPointer<Element>.allocate(capacity: max(elements.count, 1))
+    _ = buffer.initialize(from: elements)
+    return UnsafeBufferPointer(rebasing: buffer[0..<elements.count])
 }

@@ -27,8 +27,26 @@ public struct RuleSet: Sendable {
     // each of its arrays.
     final class Bucket: Sendable {
         /// By the program's field index.
-        let exact: [(field: Int32, table: ExactTable)]
-        let substrings: [FieldLiterals]
+        let exact: [ExactEntry]
+        /// One literal index per field, for every anchor.
+        let substrings: [LiteralEntry]
+        /// The tables and indexes the entries point at, kept alive here.
+        private let owners: [any AnyObject & Sendable]
+
+        // Entries point at their table without owning it, and use it through a borrowed
+        // reference: walking a list of references would retain and release each one, for every
+        // record of every event.
+        struct ExactEntry {
+            let field: Int32
+            let isRecord: Bool
+            let table: Unmanaged<ExactTable>
+        }
+
+        struct LiteralEntry {
+            let field: Int32
+            let isRecord: Bool
+            let index: Unmanaged<LiteralIndex>
+        }
         let always: [Int]
         /// For record buckets: the signature bits (`KeySignature`) of the raw fields its indexes
         /// read, when every rule of it is indexed through raw fields; a record with none of them
@@ -45,50 +63,59 @@ public struct RuleSet: Sendable {
         func candidates<S: DetectionSubject>(_ evaluation: Evaluation<S>, _ body: (Int) -> Void) {
             for index in always { body(index) }
             guard !exact.isEmpty || !substrings.isEmpty else { return }
+            // The hits list is borrowed from the event's values for the whole call: appending to a
+            // local array costs no exclusivity check per element.
             let values = evaluation.values
-            values.hits.removeAll(keepingCapacity: true)
+            var hits = values.takeHits()
+            defer { values.returnHits(hits) }
             let program = evaluation.program
-            for (field, table) in exact {
-                if program.levels[Int(field)] == .record {
+            for entry in exact {
+                let field = entry.field
+                if entry.isRecord {
                     guard let record = evaluation.record else { continue }
                     if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program),
-                        let list = table.lookup(bytes)
+                        let list = entry.table._withUnsafeGuaranteedRef({ $0.lookup(bytes) })
                     {
-                        values.hits.append(contentsOf: list)
+                        hits.append(contentsOf: list)
                     }
                     continue
                 }
                 guard let value = evaluation.value(at: field) else { continue }
-                _ = value.forEach { text in
-                    if let list = table.lookup(text) { values.hits.append(contentsOf: list) }
-                    return false
+                entry.table._withUnsafeGuaranteedRef { table in
+                    _ = value.forEach { text in
+                        if let list = table.lookup(text) { hits.append(contentsOf: list) }
+                        return false
+                    }
                 }
             }
             for entry in substrings {
-                let field = entry.field, index = entry.index, rules = entry.rules
-                if program.levels[Int(field)] == .record {
+                if entry.isRecord {
                     guard let record = evaluation.record else { continue }
-                    if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program) {
-                        index.scan(entry.scanned(bytes)) { literal in values.hits.append(contentsOf: rules[literal]) }
+                    if let bytes = evaluation.subject.recordBytes(at: record, field: entry.field, program: program) {
+                        entry.index._withUnsafeGuaranteedRef { $0.scan(bytes, into: &hits) }
                     }
                     continue
                 }
-                guard let value = evaluation.value(at: field) else { continue }
-                _ = value.forEach { text in
-                    var text = text
-                    text.withUTF8 { bytes in
-                        index.scan(entry.scanned(bytes)) { literal in values.hits.append(contentsOf: rules[literal]) }
+                guard let value = evaluation.value(at: entry.field) else { continue }
+                entry.index._withUnsafeGuaranteedRef { index in
+                    _ = value.forEach { text in
+                        var text = text
+                        text.withUTF8 { index.scan($0, into: &hits) }
+                        return false
                     }
-                    return false
                 }
             }
-            let hits = values.hits
-            guard !hits.isEmpty else { return }
-            if hits.count == 1 { return body(hits[0]) }
-            var previous = -1
-            for rule in hits.sorted() where rule != previous {
-                body(rule)
-                previous = rule
+            switch hits.count {
+            case 0: return
+            case 1: return body(hits[0])
+            default:
+                // Each rule once, in rule order.
+                hits.sort()
+                var previous = -1
+                for rule in hits where rule != previous {
+                    body(rule)
+                    previous = rule
+                }
             }
         }
 
@@ -119,7 +146,15 @@ public struct RuleSet: Sendable {
                     }
                 }
             }
-            exact = exactFields.compactMap { field in tables[field].map { (program.fieldIndex[field]!, ExactTable($0)) } }
+            var owners: [any AnyObject & Sendable] = []
+            exact = exactFields.compactMap { field in
+                tables[field].map { entries in
+                    let table = ExactTable(entries)
+                    owners.append(table)
+                    let index = program.fieldIndex[field]!
+                    return ExactEntry(field: index, isRecord: program.levels[Int(index)] == .record, table: .passUnretained(table))
+                }
+            }
             self.always = always
             var mask: UInt64 = 0
             var masked = always.isEmpty
@@ -132,55 +167,31 @@ public struct RuleSet: Sendable {
                 if info.isDirect { mask |= info.bit } else { masked = false }
             }
             recordMask = masked ? mask : 0
-            var substrings: [FieldLiterals] = []
+            var substrings: [LiteralEntry] = []
             for field in substringFields {
+                guard let byAnchor = literals[field] else { continue }
+                var entries: [LiteralIndex.Literal] = []
                 for anchor in Anchor.allCases {
-                    guard let table = literals[field]?[anchor] else { continue }
-                    let entries = table.sorted { $0.key < $1.key }
-                    substrings.append(
-                        FieldLiterals(
-                            field: program.fieldIndex[field]!, index: LiteralIndex(literals: entries.map { Array($0.key.utf8) }),
-                            rules: entries.map(\.value), anchor: anchor, window: entries.map(\.key.utf8.count).max() ?? 0))
+                    for (text, rules) in (byAnchor[anchor] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        entries.append(LiteralIndex.Literal(bytes: Array(text.utf8), anchor: anchor, rules: rules))
+                    }
                 }
+                let index = LiteralIndex(literals: entries)
+                owners.append(index)
+                let fieldIndex = program.fieldIndex[field]!
+                substrings.append(
+                    LiteralEntry(field: fieldIndex, isRecord: program.levels[Int(fieldIndex)] == .record, index: .passUnretained(index)))
             }
             self.substrings = substrings
+            self.owners = owners
         }
 
         init() {
             exact = []
             substrings = []
+            owners = []
             always = []
             recordMask = 0
-        }
-    }
-
-    /// A field's literal index and the rules of each literal (one reference to read per field).
-    final class FieldLiterals: Sendable {
-        let field: Int32
-        let index: LiteralIndex
-        let rules: [[Int]]
-        /// For anchored literals, only the first or last `window` bytes (the longest literal) of a
-        /// value are scanned.
-        let anchor: Anchor
-        let window: Int
-
-        init(field: Int32, index: LiteralIndex, rules: [[Int]], anchor: Anchor, window: Int) {
-            self.field = field
-            self.index = index
-            self.rules = rules
-            self.anchor = anchor
-            self.window = window
-        }
-
-        /// The part of `bytes` the literals can be in.
-        @inline(__always)
-        func scanned(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
-            guard bytes.count > window else { return bytes }
-            switch anchor {
-            case .anywhere: return bytes
-            case .start: return UnsafeBufferPointer(rebasing: bytes[0..<window])
-            case .end: return UnsafeBufferPointer(rebasing: bytes[(bytes.count - window)...])
-            }
         }
     }
 
@@ -607,8 +618,8 @@ extension RuleSet {
     public var routing: [(String, indexed: Int, always: Int)] {
         var rows: [(String, indexed: Int, always: Int)] = []
         func count(_ bucket: Bucket) -> Int {
-            var rules = Set(bucket.exact.flatMap { $0.table.values.joined() })
-            for substring in bucket.substrings { rules.formUnion(substring.rules.joined()) }
+            var rules = Set(bucket.exact.flatMap { $0.table.takeUnretainedValue().values.joined() })
+            for substring in bucket.substrings { rules.formUnion(substring.index.takeUnretainedValue().rules) }
             return rules.count
         }
         for (route, bucket) in eventBuckets.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
