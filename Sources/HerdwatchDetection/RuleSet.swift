@@ -25,27 +25,27 @@ public struct RuleSet: Sendable {
     /// rule is then listed under each. Rules with a path that needs nothing indexable every event meets.
     // A class: an event reads its buckets from dictionaries, and copying a struct out would retain
     // each of its arrays.
-    final class Bucket: Sendable {
+    final class Bucket: @unchecked Sendable {
+        // @unchecked: the entry buffers are written in `init` only.
         /// By the program's field index.
-        let exact: [ExactEntry]
+        let exact: UnsafeBufferPointer<ExactEntry>
         /// One literal index per field, for every anchor.
-        let substrings: [LiteralEntry]
+        let substrings: UnsafeBufferPointer<LiteralEntry>
         /// The tables and indexes the entries point at, kept alive here.
         private let owners: [any AnyObject & Sendable]
 
-        // Entries point at their table without owning it, and use it through a borrowed
-        // reference: walking a list of references would retain and release each one, for every
-        // record of every event.
-        struct ExactEntry {
+        // Entries hold plain views of their tables (owned by `owners`): walking a list of
+        // references would retain and release each one, for every record of every event.
+        struct ExactEntry: BitwiseCopyable {
             let field: Int32
             let isRecord: Bool
-            let table: Unmanaged<ExactTable>
+            let table: ExactTable.Finder
         }
 
-        struct LiteralEntry {
+        struct LiteralEntry: BitwiseCopyable {
             let field: Int32
             let isRecord: Bool
-            let index: Unmanaged<LiteralIndex>
+            let index: LiteralIndex.Scanner
         }
         let always: [Int]
         /// For record buckets: the signature bits (`KeySignature`) of the raw fields its indexes
@@ -74,35 +74,33 @@ public struct RuleSet: Sendable {
                 if entry.isRecord {
                     guard let record = evaluation.record else { continue }
                     if let bytes = evaluation.subject.recordBytes(at: record, field: field, program: program),
-                        let list = entry.table._withUnsafeGuaranteedRef({ $0.lookup(bytes) })
+                        let list = entry.table.lookup(bytes)
                     {
                         hits.append(contentsOf: list)
                     }
                     continue
                 }
                 guard let value = evaluation.value(at: field) else { continue }
-                entry.table._withUnsafeGuaranteedRef { table in
-                    _ = value.forEach { text in
-                        if let list = table.lookup(text) { hits.append(contentsOf: list) }
-                        return false
-                    }
+                let table = entry.table
+                _ = value.forEach { text in
+                    if let list = table.lookup(text) { hits.append(contentsOf: list) }
+                    return false
                 }
             }
             for entry in substrings {
                 if entry.isRecord {
                     guard let record = evaluation.record else { continue }
                     if let bytes = evaluation.subject.recordBytes(at: record, field: entry.field, program: program) {
-                        entry.index._withUnsafeGuaranteedRef { $0.scan(bytes, into: &hits) }
+                        entry.index.scan(bytes, into: &hits)
                     }
                     continue
                 }
                 guard let value = evaluation.value(at: entry.field) else { continue }
-                entry.index._withUnsafeGuaranteedRef { index in
-                    _ = value.forEach { text in
-                        var text = text
-                        text.withUTF8 { index.scan($0, into: &hits) }
-                        return false
-                    }
+                let index = entry.index
+                _ = value.forEach { text in
+                    var text = text
+                    text.withUTF8 { index.scan($0, into: &hits) }
+                    return false
                 }
             }
             switch hits.count {
@@ -147,14 +145,14 @@ public struct RuleSet: Sendable {
                 }
             }
             var owners: [any AnyObject & Sendable] = []
-            exact = exactFields.compactMap { field in
+            exact = ownedBuffer(exactFields.compactMap { field in
                 tables[field].map { entries in
                     let table = ExactTable(entries)
                     owners.append(table)
                     let index = program.fieldIndex[field]!
-                    return ExactEntry(field: index, isRecord: program.levels[Int(index)] == .record, table: .passUnretained(table))
+                    return ExactEntry(field: index, isRecord: program.levels[Int(index)] == .record, table: table.finder)
                 }
-            }
+            })
             self.always = always
             var mask: UInt64 = 0
             var masked = always.isEmpty
@@ -180,18 +178,23 @@ public struct RuleSet: Sendable {
                 owners.append(index)
                 let fieldIndex = program.fieldIndex[field]!
                 substrings.append(
-                    LiteralEntry(field: fieldIndex, isRecord: program.levels[Int(fieldIndex)] == .record, index: .passUnretained(index)))
+                    LiteralEntry(field: fieldIndex, isRecord: program.levels[Int(fieldIndex)] == .record, index: index.scanner))
             }
-            self.substrings = substrings
+            self.substrings = ownedBuffer(substrings)
             self.owners = owners
         }
 
         init() {
-            exact = []
-            substrings = []
+            exact = ownedBuffer([])
+            substrings = ownedBuffer([])
             owners = []
             always = []
             recordMask = 0
+        }
+
+        deinit {
+            exact.deallocate()
+            substrings.deallocate()
         }
     }
 
@@ -618,8 +621,8 @@ extension RuleSet {
     public var routing: [(String, indexed: Int, always: Int)] {
         var rows: [(String, indexed: Int, always: Int)] = []
         func count(_ bucket: Bucket) -> Int {
-            var rules = Set(bucket.exact.flatMap { $0.table.takeUnretainedValue().values.joined() })
-            for substring in bucket.substrings { rules.formUnion(substring.index.takeUnretainedValue().rules) }
+            var rules = Set(bucket.exact.flatMap { Array($0.table.rulePool) })
+            for substring in bucket.substrings { rules.formUnion(substring.index.rulePool) }
             return rules.count
         }
         for (route, bucket) in eventBuckets.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {

@@ -8,7 +8,7 @@ import Testing
     private func hits(_ index: LiteralIndex, _ text: String) -> [Int] {
         var hits: [Int] = []
         var text = text
-        text.withUTF8 { index.scan($0, into: &hits) }
+        text.withUTF8 { index.scanner.scan($0, into: &hits) }
         return hits.sorted()
     }
 
@@ -36,8 +36,8 @@ import Testing
             .init(bytes: Array("yz".utf8), anchor: .end, rules: [2]),
             .init(bytes: Array("zz".utf8), anchor: .start, rules: [3]),
         ])
-        #expect(!index.hasUnanchored)
-        #expect(index.startWindow == 2 && index.endWindow == 2)
+        #expect(!index.scanner.hasUnanchored)
+        #expect(index.scanner.startWindow == 2 && index.scanner.endWindow == 2)
         let middle = String(repeating: "x", count: 100)
         #expect(hits(index, "ab" + middle + "yz") == [1, 2])
         #expect(hits(index, middle + "ab" + middle) == [])
@@ -49,7 +49,7 @@ import Testing
     @Test func exactTablesFoldAndCheckLengths() {
         let table = ExactTable(["bash": [1], "nc": [2, 3], "ncat": [4]])
         var text = "BASH"
-        #expect(text.withUTF8 { table.lookup($0) } == [1])
+        #expect(text.withUTF8 { table.finder.lookup($0).map(Array.init) } == [1])
         #expect(table.lookup("nc") == [2, 3])
         #expect(table.lookup("Ncat") == [4])
         #expect(table.lookup("nca") == nil)
