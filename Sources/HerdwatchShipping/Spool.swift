@@ -95,6 +95,8 @@ public final class Spool {
     private var pending: [UInt8] = []
     private var lastSync: Int64 = 0
     private var cursors: [String: SpoolPosition] = [:]
+    /// Open cursor files, by sink (see `CursorFile`).
+    private var cursorFiles: [String: CursorFile] = [:]
     /// Records appended by this process, kept in memory so sinks that keep up read them without
     /// touching the disk: (position before, payload, position after). Bounded by `cacheBytes`.
     private var recent: [(start: SpoolPosition, payload: [UInt8], next: SpoolPosition)] = []
@@ -128,6 +130,10 @@ public final class Spool {
     deinit {
         try? flush()
         if writeDescriptor >= 0 { close(writeDescriptor) }
+        for file in cursorFiles.values {
+            fdatasync(file.descriptor)
+            close(file.descriptor)
+        }
     }
 
     /// Where the next record will go.
@@ -306,18 +312,21 @@ public final class Spool {
     /// The sink's cursor: everything up to it has been delivered.
     public func cursor(for sink: String) -> SpoolPosition { cursors[sink] ?? start }
 
-    /// Moves the sink's cursor (after the sink acknowledged everything up to `position`), durably.
+    /// Moves the sink's cursor (after the sink acknowledged everything up to `position`).
+    ///
+    /// The cursor is written in place (`CursorFile`) and synced at most once a second: a cursor
+    /// that lags after a power loss only repeats events (delivery is at least once, and receivers
+    /// drop repeats by event id); it can never skip one.
     public func acknowledge(sink: String, through position: SpoolPosition) throws(SpoolError) {
         let path = "\(configuration.directory)/cursor-\(sink)"
-        let temporary = path + ".tmp"
-        let text = Array("\(position.segment) \(position.offset)\n".utf8)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw .system(temporary, "open") }
-        let written = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == text.count, synced == 0 else { throw .system(temporary, "write") }
-        guard rename(temporary, path) == 0 else { throw .system(path, "rename") }
+        var file: CursorFile
+        if let open = cursorFiles[sink] {
+            file = open
+        } else {
+            file = try CursorFile(path: path)
+        }
+        try file.write(position, path: path)
+        cursorFiles[sink] = file
         cursors[sink] = position
         try enforceLimit()
     }
@@ -478,12 +487,7 @@ public final class Spool {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        let parts = String(decoding: buffer[0..<count], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard parts.count == 2, let segment = UInt64(parts[0]), let offset = UInt64(parts[1]) else { return nil }
-        return SpoolPosition(segment: segment, offset: offset)
+        return CursorFile.read(descriptor)?.position
     }
 
     static func put(_ value: UInt32, into bytes: inout [UInt8], at offset: Int) {
@@ -548,5 +552,85 @@ public enum CRC32C {
             }
         }
         return crc ^ 0xFFFF_FFFF
+    }
+}
+
+/// A sink's cursor on disk: two 32-byte slots, written in turn in place, each
+/// `sequence · segment · offset` (UInt64 LE) · `crc32c` of those 24 bytes · "HWC1". The newest
+/// slot with a valid checksum is the cursor, so a write torn by a power loss leaves the one before.
+/// No open, rename or fsync per acknowledgment: the file stays open and is synced at most once a
+/// second, and when the spool closes. Cursors of earlier releases (`SEGMENT OFFSET` as text) are
+/// read, and replaced at the first write.
+struct CursorFile {
+    let descriptor: Int32
+    private var sequence: UInt64
+    private var lastSync: Int64 = 0
+    /// Holds the text of an earlier release: emptied before the first slot is written.
+    private var isText: Bool
+
+    static let slotSize = 32
+    static let magic: UInt32 = 0x3143_5748  // "HWC1", little-endian
+    static let syncMilliseconds: Int64 = 1000
+
+    init(path: String) throws(SpoolError) {
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .system(path, "open") }
+        let found = Self.read(descriptor)
+        sequence = found?.sequence ?? 0
+        isText = found?.isText ?? false
+    }
+
+    mutating func write(_ position: SpoolPosition, path: String) throws(SpoolError) {
+        if isText {
+            guard ftruncate(descriptor, 0) == 0 else { throw .system(path, "truncate") }
+            isText = false
+        }
+        sequence &+= 1
+        var slot = [UInt8](repeating: 0, count: Self.slotSize)
+        Self.put(sequence, into: &slot, at: 0)
+        Self.put(position.segment, into: &slot, at: 8)
+        Self.put(position.offset, into: &slot, at: 16)
+        Spool.put(CRC32C.checksum(Array(slot[0..<24])), into: &slot, at: 24)
+        Spool.put(Self.magic, into: &slot, at: 28)
+        let offset = off_t(Int(sequence % 2) * Self.slotSize)
+        let written = slot.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, offset) }
+        guard written == Self.slotSize else { throw .system(path, "write") }
+        let now = SystemClock.monotonicMilliseconds()
+        if now - lastSync >= Self.syncMilliseconds {
+            guard fdatasync(descriptor) == 0 else { throw .system(path, "fdatasync") }
+            lastSync = now
+        }
+    }
+
+    /// The cursor a file holds: its newest valid slot, or the text of an earlier release.
+    static func read(_ descriptor: Int32) -> (position: SpoolPosition, sequence: UInt64, isText: Bool)? {
+        var buffer = [UInt8](repeating: 0, count: 2 * slotSize)
+        let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { return nil }
+        var best: (position: SpoolPosition, sequence: UInt64, isText: Bool)?
+        var looksBinary = false
+        for start in stride(from: 0, to: count - slotSize + 1, by: slotSize) {
+            guard Spool.get(buffer, at: start + 28) == magic else { continue }
+            looksBinary = true
+            let checksum = CRC32C.checksum(Array(buffer[start..<start + 24]))
+            guard checksum == Spool.get(buffer, at: start + 24) else { continue }
+            let sequence = get64(buffer, at: start)
+            if let best, best.sequence >= sequence { continue }
+            best = (SpoolPosition(segment: get64(buffer, at: start + 8), offset: get64(buffer, at: start + 16)), sequence, false)
+        }
+        if best != nil || looksBinary { return best }
+        let parts = String(decoding: buffer[0..<count], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2, let segment = UInt64(parts[0]), let offset = UInt64(parts[1]) else { return nil }
+        return (SpoolPosition(segment: segment, offset: offset), 0, true)
+    }
+
+    private static func put(_ value: UInt64, into bytes: inout [UInt8], at offset: Int) {
+        for index in 0..<8 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
+    }
+
+    private static func get64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for index in 0..<8 { value |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
+        return value
     }
 }

@@ -70,6 +70,48 @@ import Testing
         #expect(all.count == 10, "a sink with no cursor starts at the beginning")
     }
 
+    /// The cursor is rewritten in place, in two slots taken in turn: a torn or corrupt newest slot
+    /// leaves the one before (events repeat, none is skipped); a text cursor of an earlier release
+    /// is read and replaced.
+    @Test func cursorSlotsSurviveATornWriteAndOldCursorsAreRead() throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
+        let path = directory + "/cursor-http"
+        var positions: [SpoolPosition] = []
+        do {
+            let spool = try Spool(configuration: Spool.Configuration(directory: directory))
+            for index in 0..<10 { try spool.append(record(index)) }
+            try spool.flush()
+            for record in try spool.read(after: spool.cursor(for: "http"), maximumRecords: 3) {
+                try spool.acknowledge(sink: "http", through: record.next)
+                positions.append(record.next)
+            }
+        }
+        #expect(Spool.readCursor(path) == positions[2])
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == 2 * CursorFile.slotSize)
+        // Three writes: sequences 1, 2, 3; the third went to slot 1 (odd). Damage it.
+        var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[CursorFile.slotSize + 9] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(Spool.readCursor(path) == positions[1])
+        let reopened = try Spool(configuration: Spool.Configuration(directory: directory))
+        #expect(reopened.cursor(for: "http") == positions[1])
+        // Both slots unreadable: no cursor (a sink then starts from the oldest record).
+        bytes[9] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(Spool.readCursor(path) == nil)
+
+        // An earlier release's text cursor.
+        try Data("\(positions[0].segment) \(positions[0].offset)\n".utf8).write(to: URL(fileURLWithPath: path))
+        do {
+            let spool = try Spool(configuration: Spool.Configuration(directory: directory))
+            #expect(spool.cursor(for: "http") == positions[0])
+            try spool.acknowledge(sink: "http", through: positions[2])
+        }
+        #expect(Spool.readCursor(path) == positions[2])
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == 2 * CursorFile.slotSize)
+    }
+
     @Test(arguments: ["torn-header", "torn-payload", "bad-checksum", "garbage"])
     func aDamagedTailIsCutAndNothingBeforeItIsLost(damage: String) throws {
         let directory = try folder()
