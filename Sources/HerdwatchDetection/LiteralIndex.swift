@@ -201,7 +201,6 @@ final class LiteralIndex: Sendable {
 /// tables and buckets keep its `finder`, a plain value.
 final class ExactTable: Sendable {
     let finder: Finder
-    private let lists: [[Int]]
 
     init(_ entries: [String: [Int]]) {
         let sorted = entries.sorted { $0.key < $1.key }
@@ -215,7 +214,6 @@ final class ExactTable: Sendable {
             ruleRanges.append((Int32(rulePool.count), Int32(rules.count)))
             rulePool += rules
         }
-        lists = sorted.map(\.value)
         var capacity = 8
         while capacity < ranges.count * 2 { capacity <<= 1 }
         var slots = [Int32](repeating: -1, count: capacity)
@@ -241,8 +239,6 @@ final class ExactTable: Sendable {
         finder.rulePool.deallocate()
         finder.ruleRanges.deallocate()
     }
-
-    var values: [[Int]] { lists }
 
     /// The rules listed under `text`, compared case-insensitively (keys are folded).
     func lookup(_ text: String) -> [Int]? {
