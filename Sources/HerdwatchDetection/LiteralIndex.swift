@@ -90,16 +90,11 @@ final class LiteralIndex: Sendable {
         for list in ends {
             for id in list {
                 let literal = literals[Int(id)]
-                let anchor: UInt8 =
-                    switch literal.anchor {
-                    case .anywhere: 0
-                    case .start: 1
-                    case .end: 2
-                    }
                 let rules = ruleRanges[Int(id)]
                 outputs.append(
                     Scanner.Output(
-                        anchor: anchor, length: Int32(literal.bytes.count), rulesStart: rules.lowerBound, rulesEnd: rules.upperBound))
+                        anchor: literal.anchor, length: Int32(literal.bytes.count), rulesStart: rules.lowerBound,
+                        rulesEnd: rules.upperBound))
             }
             starts.append(Int32(outputs.count))
         }
@@ -147,9 +142,9 @@ final class LiteralIndex: Sendable {
 
         /// One literal as a state reports it.
         struct Output: BitwiseCopyable {
-            /// 0 anywhere; otherwise the anchor's check: `start` (1) needs the literal to end
-            /// `length` bytes into the value, `end` (2) needs it to end with the value.
-            var anchor: UInt8
+            /// `start` needs the literal to end `length` bytes into the value, `end` needs it to end
+            /// with the value.
+            var anchor: RuleSet.Anchor
             var length: Int32
             var rulesStart: Int32
             var rulesEnd: Int32
@@ -186,8 +181,8 @@ final class LiteralIndex: Sendable {
             for position in Int(outputStarts[state])..<Int(outputStarts[state + 1]) {
                 let output = outputs[position]
                 switch output.anchor {
-                case 1 where end != Int(output.length): continue
-                case 2 where end != count: continue
+                case .start where end != Int(output.length): continue
+                case .end where end != count: continue
                 default: break
                 }
                 for rule in Int(output.rulesStart)..<Int(output.rulesEnd) { hits.append(rulePool[rule]) }

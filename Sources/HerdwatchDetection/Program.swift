@@ -119,7 +119,6 @@ public final class Program: @unchecked Sendable {
         roots.deallocate()
     }
 
-
     private struct Builder {
         var nodes: [Node] = []
         var children: [Int32] = []

@@ -209,7 +209,7 @@ public struct RuleSet: Sendable {
 
     /// Where in a value a literal must be: a `startswith` literal at its start, an `endswith` one
     /// at its end. Only that end of a value is scanned for such literals, however long the value.
-    enum Anchor: Hashable, CaseIterable {
+    enum Anchor: Hashable, CaseIterable, BitwiseCopyable {
         case anywhere, start, end
     }
 
@@ -269,12 +269,6 @@ public struct RuleSet: Sendable {
     var bucketsByNumber: [Bucket?] = []
     /// Routes by event action.
     var routesByAction: [String: [Route]] = [:]
-    /// What `matches` reads per event, looked up once here: the buckets of an action's routes
-    /// (and whether the auth route is one of them), and the routes every event may meet.
-    private var bucketsByAction: [String: (buckets: [Bucket], auth: Bool)] = [:]
-    private var authBucket: Bucket?
-    private var herdwatchBucket: Bucket?
-    private var anyLogBucket: Bucket?
 
     public init(rules: [SigmaRule], correlations: [CorrelationRule] = []) throws {
         var rules = rules
@@ -407,12 +401,6 @@ public struct RuleSet: Sendable {
         }
         let anyFields = recordFields(anyType)
         anyRecord = Bucket(anyType, rules: rules, program: program, exactFields: anyFields, substringFields: anyFields)
-        for (action, routes) in routesByAction {
-            bucketsByAction[action] = (routes.compactMap { eventBuckets[$0] }, routes.contains(.auth))
-        }
-        authBucket = eventBuckets[.auth]
-        herdwatchBucket = eventBuckets[.herdwatch]
-        anyLogBucket = eventBuckets[.anyLog]
     }
 
     /// What a condition needs of one field: nothing known, one of these values (or literals), or
@@ -597,13 +585,13 @@ public struct RuleSet: Sendable {
                 if whole.holds(rule: index) { result.append((index, nil)) }
             }
         }
-        let routes = bucketsByAction[action]
-        for bucket in routes?.buckets ?? [] { run(bucket) }
+        let routes = routesByAction[action] ?? []
+        for route in routes { if let bucket = eventBuckets[route] { run(bucket) } }
         let fromAuthLog = subject.module == "auth-log"
         // Every auth-log line is an auth event, whatever it says (keyword rules read its message).
-        if fromAuthLog, routes?.auth != true, let authBucket { run(authBucket) }
-        if let herdwatchBucket { run(herdwatchBucket) }
-        if let anyLogBucket, fromAuthLog || subject.value(of: .message) != nil { run(anyLogBucket) }
+        if fromAuthLog, !routes.contains(.auth), let bucket = eventBuckets[.auth] { run(bucket) }
+        if let bucket = eventBuckets[.herdwatch] { run(bucket) }
+        if let bucket = eventBuckets[.anyLog], fromAuthLog || subject.value(of: .message) != nil { run(bucket) }
         let records = subject.recordCount
         guard records > 0, !(recordBuckets.isEmpty && anyRecord.isEmpty) else { return }
         for record in 0..<records {
