@@ -434,13 +434,13 @@ public final class Spool {
             guard position + UInt64(headerSize) <= end else { return (position, false, "torn record header") }
             guard ensure(headerSize) else { return (position, false, "torn record header") }
             let at = Int(position - bufferStart)
-            let field = get(buffer, at: at)
+            let field = get(buffer, at: at, as: UInt32.self)
             let length = Int(field & ~mustKeepFlag)
             guard length > 0, length <= maximumRecord else { return (position, false, "invalid record length \(length)") }
             guard position + UInt64(headerSize + length) <= end else { return (position, false, "torn record") }
             guard ensure(headerSize + length) else { return (position, false, "torn record") }
             let start = Int(position - bufferStart)
-            let stored = get(buffer, at: start + 4)
+            let stored = get(buffer, at: start + 4, as: UInt32.self)
             let payload = Array(buffer[(start + headerSize)..<(start + headerSize + length)])
             guard CRC32C.checksum(payload) == stored else { return (position, false, "checksum mismatch") }
             position += UInt64(headerSize + length)
@@ -490,13 +490,14 @@ public final class Spool {
         return CursorFile.read(descriptor)?.position
     }
 
-    static func put(_ value: UInt32, into bytes: inout [UInt8], at offset: Int) {
-        for index in 0..<4 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(index))) }
+    /// `value` little-endian at `offset` (record headers, cursor slots).
+    static func put<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value, into bytes: inout [UInt8], at offset: Int) {
+        for index in 0..<Value.bitWidth / 8 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
     }
 
-    static func get(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-        var value: UInt32 = 0
-        for index in 0..<4 { value |= UInt32(bytes[offset + index]) << (8 * UInt32(index)) }
+    static func get<Value: FixedWidthInteger & UnsignedInteger>(_ bytes: [UInt8], at offset: Int, as _: Value.Type) -> Value {
+        var value: Value = 0
+        for index in 0..<Value.bitWidth / 8 { value |= Value(bytes[offset + index]) << (8 * index) }
         return value
     }
 }
@@ -587,9 +588,9 @@ struct CursorFile {
         }
         sequence &+= 1
         var slot = [UInt8](repeating: 0, count: Self.slotSize)
-        Self.put(sequence, into: &slot, at: 0)
-        Self.put(position.segment, into: &slot, at: 8)
-        Self.put(position.offset, into: &slot, at: 16)
+        Spool.put(sequence, into: &slot, at: 0)
+        Spool.put(position.segment, into: &slot, at: 8)
+        Spool.put(position.offset, into: &slot, at: 16)
         Spool.put(CRC32C.checksum(Array(slot[0..<24])), into: &slot, at: 24)
         Spool.put(Self.magic, into: &slot, at: 28)
         let offset = off_t(Int(sequence % 2) * Self.slotSize)
@@ -610,27 +611,19 @@ struct CursorFile {
         var best: (position: SpoolPosition, sequence: UInt64, isText: Bool)?
         var looksBinary = false
         for start in stride(from: 0, to: count - slotSize + 1, by: slotSize) {
-            guard Spool.get(buffer, at: start + 28) == magic else { continue }
+            guard Spool.get(buffer, at: start + 28, as: UInt32.self) == magic else { continue }
             looksBinary = true
             let checksum = CRC32C.checksum(Array(buffer[start..<start + 24]))
-            guard checksum == Spool.get(buffer, at: start + 24) else { continue }
-            let sequence = get64(buffer, at: start)
+            guard checksum == Spool.get(buffer, at: start + 24, as: UInt32.self) else { continue }
+            let sequence = Spool.get(buffer, at: start, as: UInt64.self)
             if let best, best.sequence >= sequence { continue }
-            best = (SpoolPosition(segment: get64(buffer, at: start + 8), offset: get64(buffer, at: start + 16)), sequence, false)
+            let position = SpoolPosition(
+                segment: Spool.get(buffer, at: start + 8, as: UInt64.self), offset: Spool.get(buffer, at: start + 16, as: UInt64.self))
+            best = (position, sequence, false)
         }
         if best != nil || looksBinary { return best }
         let parts = String(decoding: buffer[0..<count], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard parts.count == 2, let segment = UInt64(parts[0]), let offset = UInt64(parts[1]) else { return nil }
         return (SpoolPosition(segment: segment, offset: offset), 0, true)
-    }
-
-    private static func put(_ value: UInt64, into bytes: inout [UInt8], at offset: Int) {
-        for index in 0..<8 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
-    }
-
-    private static func get64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for index in 0..<8 { value |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
-        return value
     }
 }
