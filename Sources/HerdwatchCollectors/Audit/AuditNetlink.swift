@@ -156,7 +156,7 @@ public final class AuditNetlink {
         sequence &+= 1
         let sent = sequence
         let headerSize = MemoryLayout<nlmsghdr>.size
-        var message = [UInt8](repeating: 0, count: headerSize + Self.align(payload.count))
+        var message = [UInt8](repeating: 0, count: headerSize + NetlinkSocket.align(payload.count))
         var header = nlmsghdr()
         header.nlmsg_len = UInt32(headerSize + payload.count)
         header.nlmsg_type = type
@@ -251,7 +251,7 @@ public final class AuditNetlink {
             let end = min(offset + length, count)
             messages.append(
                 AuditNetlinkMessage(type: type, sequence: sequence, payload: Array(bytes[(offset + headerSize)..<end])))
-            offset += align(length)
+            offset += NetlinkSocket.align(length)
         }
     }
 
@@ -276,8 +276,6 @@ public final class AuditNetlink {
         status.backlogWaitTime = words[9]
         return status
     }
-
-    static func align(_ length: Int) -> Int { (length + 3) & ~3 }
 
     /// Whether a message type is an audit record (LOGIN, and the 1100–2999 event range) rather than
     /// a control message.

@@ -7,6 +7,9 @@ import Glibc
 /// What the audit and proc-connector sockets share: opening and binding, and reading every queued
 /// datagram without blocking.
 enum NetlinkSocket {
+    /// NLMSG_ALIGN: messages in a datagram start on 4-byte boundaries.
+    static func align(_ length: Int) -> Int { (length + 3) & ~3 }
+
     /// A netlink socket of `family` (NETLINK_AUDIT, NETLINK_CONNECTOR), bound to `groups`, with a
     /// large receive buffer: root may exceed rmem_max, and records arrive in bursts the kernel drops
     /// when they do not fit.

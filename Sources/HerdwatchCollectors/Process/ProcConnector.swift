@@ -104,7 +104,7 @@ public final class ProcConnector {
                     break
                 }
             }
-            offset += (length + 3) & ~3
+            offset += NetlinkSocket.align(length)
         }
     }
 }
