@@ -83,7 +83,9 @@ let package = Package(
         .target(
             name: "HerdwatchStore",
             dependencies: [
-                "HerdwatchEvents", .product(name: "GRDB", package: "GRDB.swift"),
+                "HerdwatchEvents", "CZlib", .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API for the ingest's row binding (GRDB's own SQLite module).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,9 +1,11 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import HerdwatchEvents
 
 /// Every event of the fleet in one SQLite database (WAL), de-duplicated by `event.id`, with the
-/// fields people filter on in columns of their own and the whole ECS document beside them.
+/// fields people filter on in columns of their own and the whole ECS document in an `EventBlock`
+/// (deflated with the 63 events around it).
 ///
 /// Writes go through `ingest`, one transaction per batch: when it returns, the batch is on disk
 /// (what an HTTP or NATS ingest acknowledges). Reads go through `query` (see `QueryGuard`).
@@ -11,6 +13,8 @@ public final class EventStore: FleetStore {
     public let path: String
     public var location: String { "sqlite:\(path)" }
     private let pool: DatabasePool
+    /// Blocks inflated for the `json` column of the views, shared by this store's connections.
+    private let blocks = EventBlockCache()
 
     public init(path: String) throws {
         self.path = path
@@ -19,11 +23,27 @@ public final class EventStore: FleetStore {
         // A page cache big enough for the indexes' hot pages (SQLite's default is 2 MB), and
         // temporary b-trees in memory. Commits stay fsynced (WAL, synchronous FULL): an ingest is
         // acknowledged only once it is on disk.
+        let blocks = blocks
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384")
+            db.add(function: Self.eventJSON(blocks))
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
+    }
+
+    /// `herdwatch_event_json(block, slot, size, data)`: line `slot` of an `event_block` row, the
+    /// `json` column of the views.
+    static func eventJSON(_ cache: EventBlockCache) -> DatabaseFunction {
+        DatabaseFunction("herdwatch_event_json", argumentCount: 4, pure: true) { values in
+            guard let block = Int64.fromDatabaseValue(values[0]), let slot = Int.fromDatabaseValue(values[1]),
+                let size = Int.fromDatabaseValue(values[2])
+            else { return nil }
+            return cache.line(block: block, slot: slot, size: size) {
+                guard case .blob(let data) = values[3].storage else { return nil }
+                return [UInt8](data)
+            }
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -141,20 +161,81 @@ public final class EventStore: FleetStore {
                     INSERT INTO command_search (rowid, command_line) SELECT rowid, command_line FROM event_store WHERE command_line IS NOT NULL;
                     """)
         }
+        migrator.registerMigration("v7-blocks") { db in
+            // Documents move out of the rows into deflated blocks; indexes that only fleet-wide
+            // aggregates used give way to the rollups; the process tree's lookups get their own.
+            try db.execute(
+                sql: """
+                    DROP TABLE command_search;
+                    ALTER TABLE event_store RENAME TO event_store_v6;
+                    DROP INDEX event_host_time; DROP INDEX event_time; DROP INDEX event_action_time; DROP INDEX event_executable;
+                    DROP INDEX event_user; DROP INDEX event_destination; DROP INDEX event_entity; DROP INDEX event_parent_child;
+                    DROP INDEX event_action_executable;
+                    CREATE TABLE event_block (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        size INTEGER NOT NULL,
+                        events INTEGER NOT NULL,
+                        data BLOB NOT NULL
+                    );
+                    CREATE TABLE event_store (
+                        id TEXT NOT NULL,
+                        host TEXT NOT NULL,
+                        time INTEGER NOT NULL,
+                        kind TEXT, action TEXT, category TEXT, outcome TEXT, module TEXT,
+                        pid INTEGER, executable TEXT, command_line TEXT, entity_id TEXT, parent_entity_id TEXT, parent_executable TEXT,
+                        user_name TEXT, source_ip TEXT, destination_ip TEXT, destination_port INTEGER, file_path TEXT,
+                        tags TEXT, block INTEGER NOT NULL, slot INTEGER NOT NULL
+                    );
+                    CREATE UNIQUE INDEX event_id ON event_store(id);
+                    CREATE INDEX event_host_time ON event_store(host, time);
+                    CREATE INDEX event_time ON event_store(time);
+                    CREATE INDEX event_action_time ON event_store(action, time);
+                    CREATE INDEX event_entity ON event_store(entity_id) WHERE entity_id IS NOT NULL;
+                    CREATE INDEX event_parent_entity ON event_store(parent_entity_id) WHERE parent_entity_id IS NOT NULL;
+                    CREATE VIRTUAL TABLE command_search USING fts5(command_line, content = 'event_store', content_rowid = 'rowid');
+                    CREATE TABLE process_rollup (
+                        day INTEGER NOT NULL, host TEXT NOT NULL, parent_executable TEXT NOT NULL, executable TEXT NOT NULL,
+                        runs INTEGER NOT NULL, first_time INTEGER NOT NULL, last_time INTEGER NOT NULL,
+                        PRIMARY KEY (day, host, parent_executable, executable)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX process_rollup_executable ON process_rollup(executable);
+                    CREATE TABLE connection_rollup (
+                        day INTEGER NOT NULL, host TEXT NOT NULL, destination_ip TEXT NOT NULL, destination_port INTEGER NOT NULL,
+                        connections INTEGER NOT NULL, first_time INTEGER NOT NULL, last_time INTEGER NOT NULL,
+                        PRIMARY KEY (day, host, destination_ip, destination_port)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX connection_rollup_destination ON connection_rollup(destination_ip);
+                    """)
+            // The events stored so far, read again from their documents in the order they came.
+            let documents = try String.fetchCursor(db, sql: "SELECT json FROM event_store_v6 ORDER BY rowid")
+            var lines: [Substring] = []
+            func flush() throws {
+                let batch = PreparedBatch(StoredEvent.parse(lines).rows)
+                _ = try Self.insert(batch, into: db)
+                lines.removeAll(keepingCapacity: true)
+            }
+            while let document = try documents.next() {
+                lines.append(Substring(document))
+                if lines.count == 5000 { try flush() }
+            }
+            try flush()
+            try db.execute(sql: "DROP TABLE event_store_v6")
+            for hunt in Hunt.defaults {
+                try db.execute(sql: "UPDATE hunt_store SET sql = ? WHERE name = ? AND saved_at = 0", arguments: [hunt.sql, hunt.name])
+            }
+        }
         return migrator
     }
 
     public typealias Rejection = IngestResult.Rejection
 
     /// Parses a batch of ECS JSON lines; when `allOrNothing`, a batch with a bad line stores nothing.
-    public func ingest(lines: [Substring], allOrNothing: Bool = false) throws -> IngestResult {
+    public func ingest(lines: [Substring], allOrNothing: Bool = false) async throws -> IngestResult {
         var result = IngestResult()
-        let batch: [StoredEvent]
-        (batch, result.rejected) = StoredEvent.parse(lines)
+        let rows: [StoredEvent]
+        (rows, result.rejected) = StoredEvent.parse(lines)
         if allOrNothing && !result.rejected.isEmpty { return result }
-        result.insertedLines = try pool.write { db in try Self.insert(batch, into: db) }
-        result.inserted = result.insertedLines.count
-        result.duplicates = batch.count - result.inserted
+        try await store(PreparedBatch(rows), into: &result)
         return result
     }
 
@@ -162,23 +243,31 @@ public final class EventStore: FleetStore {
     /// host its token authenticates). Returns once the batch is on disk.
     public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
         var result = IngestResult()
-        let batch: [StoredEvent]
-        (batch, result.rejected) = StoredEvent.parse(lines, host: host)
+        let rows: [StoredEvent]
+        (rows, result.rejected) = StoredEvent.parse(lines, host: host)
         guard result.rejected.isEmpty else { return result }
-        result.insertedLines = try await pool.write { db in try Self.insert(batch, into: db) }
-        result.inserted = result.insertedLines.count
-        result.duplicates = batch.count - result.inserted
+        try await store(PreparedBatch(rows), into: &result)
         return result
     }
 
-    /// Inserts rows not stored yet and counts hosts; returns the batch lines of the rows inserted
-    /// (the others were stored before).
-    private static func insert(_ rows: [StoredEvent], into db: Database) throws -> [Int] {
-        let insert = try db.cachedStatement(
-            sql: """
-                INSERT OR IGNORE INTO event_store (\(StoredEvent.columns.joined(separator: ", ")))
-                VALUES (\(StoredEvent.columns.map { _ in "?" }.joined(separator: ", ")))
-                """)
+    /// Writes a batch parsed and deflated before (on the caller's task, so that one batch's
+    /// preparing overlaps another's writing) in one transaction.
+    private func store(_ batch: PreparedBatch, into result: inout IngestResult) async throws {
+        result.insertedLines = try await pool.write { db in try Self.insert(batch, into: db) }
+        result.inserted = result.insertedLines.count
+        result.duplicates = batch.rows.count - result.inserted
+    }
+
+    /// Inserts the blocks and the rows not stored yet, counts hosts and rollups; returns the batch
+    /// lines of the rows inserted (the others were stored before).
+    fileprivate static func insert(_ batch: PreparedBatch, into db: Database) throws -> [Int] {
+        let columns = StoredEvent.columns + ["block", "slot"]
+        var insertRow = try RawStatement(
+            db,
+            try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO event_store (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"))
+        var insertBlock = try RawStatement(db, try db.cachedStatement(sql: "INSERT INTO event_block (size, events, data) VALUES (?, ?, ?)"))
+        var search = try RawStatement(db, try db.cachedStatement(sql: "INSERT INTO command_search (rowid, command_line) VALUES (?, ?)"))
         let host = try db.cachedStatement(
             sql: """
                 INSERT INTO host_store (name, first_seen, last_seen, events) VALUES (?, ?, ?, ?)
@@ -190,25 +279,51 @@ public final class EventStore: FleetStore {
                 UPDATE host_store SET \(HostHealth.columnNames.map { "\($0) = coalesce(?, \($0))" }.joined(separator: ", ")),
                     health_time = ? WHERE name = ? AND coalesce(health_time, 0) <= ?
                 """)
-        let search = try db.cachedStatement(sql: "INSERT INTO command_search (rowid, command_line) VALUES (?, ?)")
         var lines: [Int] = []
+        lines.reserveCapacity(batch.rows.count)
         // One registry update per host and batch: (first, last, count) of what was new.
         var seen: [String: (first: Int64, last: Int64, count: Int)] = [:]
         var heartbeats: [StoredEvent] = []
-        for row in rows {
-            var values = [row.id.databaseValue, row.host.databaseValue, row.time.databaseValue]
-            values.reserveCapacity(3 + row.values.count)
-            for value in row.values { values.append(value.databaseValue) }
-            insert.setUncheckedArguments(StatementArguments(values))
-            try insert.execute()
-            if db.changesCount == 1 {
+        var rollups = Rollups()
+        let connection = db.sqliteConnection
+        for (blockIndex, block) in batch.blocks.enumerated() {
+            insertBlock.bind(Int64(block.size))
+            insertBlock.bind(Int64(block.count))
+            insertBlock.bind(bytes: block.data)
+            try insertBlock.step()
+            let blockID = sqlite3_last_insert_rowid(connection)
+            var duplicates: Int64 = 0
+            let first = blockIndex * EventBlock.capacity
+            for slot in 0..<block.count {
+                let row = batch.rows[first + slot]
+                insertRow.bind(row.id)
+                insertRow.bind(row.host)
+                insertRow.bind(row.time)
+                for value in row.values { insertRow.bind(value) }
+                insertRow.bind(blockID)
+                insertRow.bind(Int64(slot))
+                try insertRow.step()
+                guard sqlite3_changes(connection) == 1 else {
+                    duplicates += 1
+                    continue
+                }
                 if let commandLine = row.commandLine {
-                    try search.execute(arguments: [db.lastInsertedRowID, commandLine])
+                    search.bind(sqlite3_last_insert_rowid(connection))
+                    search.bind(commandLine)
+                    try search.step()
                 }
                 lines.append(row.line)
                 let before = seen[row.host] ?? (row.time, row.time, 0)
                 seen[row.host] = (min(before.first, row.time), max(before.last, row.time), before.count + 1)
                 if row.health != nil { heartbeats.append(row) }
+                rollups.add(row)
+            }
+            if duplicates > 0 {
+                // Events stored before: the block keeps their lines (nothing points at them) until
+                // no event of it is left.
+                try db.execute(
+                    sql: duplicates == Int64(block.count) ? "DELETE FROM event_block WHERE id = ?" : "UPDATE event_block SET events = events - \(duplicates) WHERE id = ?",
+                    arguments: [blockID])
             }
         }
         for (name, figures) in seen {
@@ -218,7 +333,42 @@ public final class EventStore: FleetStore {
             guard let figures = row.health else { continue }
             try health.execute(arguments: StatementArguments(figures.values.map(\.databaseValue) + [row.time, row.host, row.time]))
         }
+        try store(rollups, into: db)
         return lines
+    }
+
+    /// Adds a batch's rollup counts to the stored ones.
+    private static func store(_ rollups: Rollups, into db: Database) throws {
+        func upsert(_ table: String, columns: String, count: String) -> String {
+            """
+            INSERT INTO \(table) (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO UPDATE SET \(count) = \(count) + excluded.\(count), first_time = min(first_time, excluded.first_time),
+                last_time = max(last_time, excluded.last_time)
+            """
+        }
+        var processes = try RawStatement(db, try db.cachedStatement(sql: upsert("process_rollup", columns: Rollups.processColumns, count: "runs")))
+        for (key, count) in rollups.processes {
+            processes.bind(key.day)
+            processes.bind(key.host)
+            processes.bind(key.parentExecutable)
+            processes.bind(key.executable)
+            processes.bind(count.events)
+            processes.bind(count.first)
+            processes.bind(count.last)
+            try processes.step()
+        }
+        var connections = try RawStatement(
+            db, try db.cachedStatement(sql: upsert("connection_rollup", columns: Rollups.connectionColumns, count: "connections")))
+        for (key, count) in rollups.connections {
+            connections.bind(key.day)
+            connections.bind(key.host)
+            connections.bind(key.destinationIP)
+            connections.bind(key.destinationPort)
+            connections.bind(count.events)
+            connections.bind(count.first)
+            connections.bind(count.last)
+            try connections.step()
+        }
     }
 
     /// Stores alerts (each once, by id); returns how many were new.
@@ -331,6 +481,8 @@ public final class EventStore: FleetStore {
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(10)
+        let blocks = blocks
+        configuration.prepareDatabase { db in db.add(function: Self.eventJSON(blocks)) }
         let reader = try DatabaseQueue(path: path, configuration: configuration)
         let timer = DispatchWorkItem { reader.interrupt() }
         DispatchQueue.global().asyncAfter(deadline: .now() + options.timeoutSeconds, execute: timer)
@@ -426,15 +578,15 @@ public struct Hunt: Sendable, Equatable {
             description: "what happened on a host, newest first (run with --hosts and --since)"),
         Hunt(
             name: "programs-across-fleet",
-            sql: "SELECT executable, count(DISTINCT host) AS hosts, count(*) AS runs FROM processes WHERE action = 'process-started' GROUP BY executable ORDER BY hosts DESC, runs DESC",
+            sql: "SELECT executable, count(DISTINCT host) AS hosts, sum(runs) AS runs FROM process_pairs GROUP BY executable ORDER BY hosts DESC, runs DESC",
             description: "every program started, on how many hosts and how often"),
         Hunt(
             name: "rare-parent-child",
-            sql: "SELECT parent_executable AS parent, executable AS child, count(*) AS runs, count(DISTINCT host) AS hosts FROM processes WHERE action = 'process-started' GROUP BY parent, child HAVING runs <= 2 ORDER BY runs, hosts",
+            sql: "SELECT parent_executable AS parent, executable AS child, sum(runs) AS runs, count(DISTINCT host) AS hosts FROM process_pairs GROUP BY parent_executable, executable HAVING sum(runs) <= 2 ORDER BY runs, hosts",
             description: "parent → child program pairs seen at most twice: the unusual ones"),
         Hunt(
             name: "outbound-destinations",
-            sql: "SELECT host, destination_ip, destination_port, count(*) AS connections FROM network WHERE action = 'network-connected' GROUP BY host, destination_ip, destination_port ORDER BY connections DESC",
+            sql: "SELECT host, destination_ip, destination_port, sum(connections) AS connections FROM connections GROUP BY host, destination_ip, destination_port ORDER BY connections DESC",
             description: "where hosts connect to, by host (run with --hosts for a group)"),
         Hunt(
             name: "logins-by-user",
@@ -470,7 +622,15 @@ extension EventStore {
                     INSERT INTO command_search (command_search, rowid, command_line)
                         SELECT 'delete', rowid, command_line FROM event_store WHERE time < ? AND command_line IS NOT NULL
                     """, arguments: [boundary])
+            // Blocks lose the documents of the events dropped; a block with none left goes.
+            let perBlock = try Row.fetchAll(
+                db, sql: "SELECT block, count(*) FROM event_store WHERE time < ? GROUP BY block", arguments: [boundary])
+            let release = try db.cachedStatement(sql: "UPDATE event_block SET events = events - ? WHERE id = ?")
+            for row in perBlock { try release.execute(arguments: [row[1] as Int64, row[0] as Int64]) }
+            try db.execute(sql: "DELETE FROM event_block WHERE events <= 0")
             try db.execute(sql: "DELETE FROM event_store WHERE time < ?", arguments: [boundary])
+            try db.execute(sql: "DELETE FROM process_rollup WHERE day < ?", arguments: [boundary / day])
+            try db.execute(sql: "DELETE FROM connection_rollup WHERE day < ?", arguments: [boundary / day])
             try db.execute(sql: "DELETE FROM alert_store WHERE time < ?", arguments: [boundary])
             try db.execute(sql: "DELETE FROM response_store WHERE time < ?", arguments: [boundary])
             return days

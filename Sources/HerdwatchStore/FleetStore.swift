@@ -187,6 +187,8 @@ struct StoredEvent: Sendable {
     var time: Int64
     /// The `event_store` columns after id, host and time, in `StoredEvent.columns` order.
     var values: [ColumnValue]
+    /// The whole ECS document: the line as it came.
+    var json: Substring
     /// What a heartbeat says about its agent, for the hosts registry.
     var health: HostHealth?
 
@@ -199,12 +201,20 @@ struct StoredEvent: Sendable {
     /// Where `command_line` is in `values` (which start after id, host and time).
     static let commandLineValue = columns.firstIndex(of: "command_line")! - 3
 
-    /// Every column of `event_store`, in insert order.
+    /// The columns of `event_store` read from the document, in insert order (the document itself
+    /// is `json` in PostgreSQL, a line of an `event_block` in SQLite).
     static let columns = [
         "id", "host", "time", "kind", "action", "category", "outcome", "module", "pid", "executable", "command_line",
         "entity_id", "parent_entity_id", "parent_executable", "user_name", "source_ip", "destination_ip", "destination_port",
-        "file_path", "tags", "json",
+        "file_path", "tags",
     ]
+
+    /// Where `action` and the other columns the rollups read are in `values`.
+    static let actionValue = columns.firstIndex(of: "action")! - 3
+    static let executableValue = columns.firstIndex(of: "executable")! - 3
+    static let parentExecutableValue = columns.firstIndex(of: "parent_executable")! - 3
+    static let destinationIPValue = columns.firstIndex(of: "destination_ip")! - 3
+    static let destinationPortValue = columns.firstIndex(of: "destination_port")! - 3
 
     struct Invalid: Error, CustomStringConvertible {
         var description: String
@@ -238,8 +248,9 @@ struct StoredEvent: Sendable {
         values = [
             text(.kind), text(.action), text(.category), text(.outcome), text(.module), number(.pid), text(.executable),
             text(.commandLine), text(.entityID), text(.parentEntityID), text(.parentExecutable), text(.userName), text(.sourceIP),
-            text(.destinationIP), number(.destinationPort), text(.filePath), text(.tags), .text(String(line)),
+            text(.destinationIP), number(.destinationPort), text(.filePath), text(.tags),
         ]
+        json = line
         // Heartbeats are a few a minute per host: their figures are read with Foundation.
         if scanned.hasAgentFigures, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             let agent = (object["herdwatch"] as? [String: Any])?["agent"] as? [String: Any]

@@ -117,6 +117,23 @@ enum PostgresSchema {
             saved_at BIGINT NOT NULL
         )
         """,
+        // Rollups kept at ingest (see `Rollups`): counts per day and host.
+        """
+        CREATE TABLE IF NOT EXISTS process_rollup (
+            day BIGINT NOT NULL, host TEXT NOT NULL, parent_executable TEXT NOT NULL, executable TEXT NOT NULL,
+            runs BIGINT NOT NULL, first_time BIGINT NOT NULL, last_time BIGINT NOT NULL,
+            PRIMARY KEY (day, host, parent_executable, executable)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS process_rollup_executable ON process_rollup (executable)",
+        """
+        CREATE TABLE IF NOT EXISTS connection_rollup (
+            day BIGINT NOT NULL, host TEXT NOT NULL, destination_ip TEXT NOT NULL, destination_port BIGINT NOT NULL,
+            connections BIGINT NOT NULL, first_time BIGINT NOT NULL, last_time BIGINT NOT NULL,
+            PRIMARY KEY (day, host, destination_ip, destination_port)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS connection_rollup_destination ON connection_rollup (destination_ip)",
         // SQLite's json_extract(json, '$.a.b') for the hunts written for it (objects only, as text).
         """
         CREATE OR REPLACE FUNCTION json_extract(document json, path text) RETURNS text
@@ -127,7 +144,7 @@ enum PostgresSchema {
 
     /// Every column goes in as one array parameter; the new events' ids come back.
     static var insertEvents: String {
-        let columns = StoredEvent.columns
+        let columns = StoredEvent.columns + ["json"]
         let arrays = columns.enumerated().map { "$\($0.offset + 1)::\(integerColumns.contains($0.element) ? "int8" : "text")[]" }
         let values = columns.map { $0 == "json" ? "json::json" : $0 }
         return """
@@ -136,6 +153,22 @@ enum PostgresSchema {
             ON CONFLICT (id, time) DO NOTHING RETURNING id
             """
     }
+
+    /// A batch's rollup counts added to the stored ones (keys sorted, so concurrent batches lock
+    /// rows in one order).
+    static let upsertProcessRollup = """
+        INSERT INTO process_rollup (\(Rollups.processColumns))
+        SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[])
+        ON CONFLICT (day, host, parent_executable, executable) DO UPDATE SET runs = process_rollup.runs + excluded.runs,
+            first_time = least(process_rollup.first_time, excluded.first_time), last_time = greatest(process_rollup.last_time, excluded.last_time)
+        """
+
+    static let upsertConnectionRollup = """
+        INSERT INTO connection_rollup (\(Rollups.connectionColumns))
+        SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+        ON CONFLICT (day, host, destination_ip, destination_port) DO UPDATE SET connections = connection_rollup.connections + excluded.connections,
+            first_time = least(connection_rollup.first_time, excluded.first_time), last_time = greatest(connection_rollup.last_time, excluded.last_time)
+        """
 
     static let upsertHosts = """
         INSERT INTO host_store (name, first_seen, last_seen, events)
@@ -198,6 +231,7 @@ extension SQLDialect {
         timestamp: { "to_char(TIMESTAMP 'epoch' + \($0) * INTERVAL '1 millisecond', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')" },
         never: "false",
         inlinedView: " NOT MATERIALIZED",
+        date: { "to_char(DATE '1970-01-01' + (\($0))::int, 'YYYY-MM-DD')" },
         commandLineSearch: { words, bind in
             // Every word a case-insensitive substring of the command line (a trailing * adds
             // nothing to a substring); LIKE's own wildcards in a word are taken literally.

@@ -89,6 +89,11 @@ public final class PostgresStore: FleetStore {
             for statement in PostgresSchema.statements {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
             }
+            // Defaults nobody changed follow the release (saved hunts have their time).
+            for hunt in PostgresSchema.defaultHunts {
+                try await connection.query(
+                    "UPDATE hunt_store SET sql = \(hunt.sql) WHERE name = \(hunt.name) AND saved_at = 0", logger: self.logger)
+            }
             if newHunts {
                 for hunt in PostgresSchema.defaultHunts {
                     try await connection.query(
@@ -141,6 +146,9 @@ public final class PostgresStore: FleetStore {
             for name in old.sorted() {
                 try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(name)"), logger: self.logger)
             }
+            let day = boundary / PostgresSchema.dayMilliseconds
+            try await connection.query("DELETE FROM process_rollup WHERE day < \(day)", logger: self.logger)
+            try await connection.query("DELETE FROM connection_rollup WHERE day < \(day)", logger: self.logger)
             return responses
         }
         guard !old.isEmpty else { return 0 }
@@ -209,7 +217,7 @@ public final class PostgresStore: FleetStore {
     /// One transaction: the new events (one statement for the batch), then their hosts.
     private func insertTransaction(_ rows: [StoredEvent]) async throws -> Set<String> {
         try await transaction("store \(rows.count) events") { connection in
-            var binds = PostgresBindings(capacity: StoredEvent.columns.count)
+            var binds = PostgresBindings(capacity: StoredEvent.columns.count + 1)
             binds.append(ColumnArray(kind: .text, values: rows.map { .text($0.id) }))
             binds.append(ColumnArray(kind: .text, values: rows.map { .text($0.host) }))
             binds.append(ColumnArray(kind: .integer, values: rows.map { .integer($0.time) }))
@@ -217,6 +225,7 @@ public final class PostgresStore: FleetStore {
                 binds.append(
                     ColumnArray(kind: PostgresSchema.integerColumns.contains(column) ? .integer : .text, values: rows.map { $0.values[index] }))
             }
+            binds.append(ColumnArray(kind: .text, values: rows.map { .text(String($0.json)) }))
             var inserted = Set<String>()
             let stream = try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.insertEvents, binds: binds), logger: self.logger)
             for try await id in stream.decode(String.self) { inserted.insert(id) }
@@ -230,6 +239,32 @@ public final class PostgresStore: FleetStore {
                 hostBinds.append(ColumnArray(kind: .integer, values: hosts.events.map { .integer($0) }))
                 try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.upsertHosts, binds: hostBinds), logger: self.logger)
             }
+            var rollups = Rollups()
+            for row in new { rollups.add(row) }
+            if !rollups.processes.isEmpty {
+                let counts = rollups.processes.sorted {
+                    ($0.key.day, $0.key.host, $0.key.parentExecutable, $0.key.executable) < ($1.key.day, $1.key.host, $1.key.parentExecutable, $1.key.executable)
+                }
+                var binds = PostgresBindings(capacity: 7)
+                binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.key.day) }))
+                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.host) }))
+                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.parentExecutable) }))
+                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.executable) }))
+                Self.append(counts.map(\.value), to: &binds)
+                try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.upsertProcessRollup, binds: binds), logger: self.logger)
+            }
+            if !rollups.connections.isEmpty {
+                let counts = rollups.connections.sorted {
+                    ($0.key.day, $0.key.host, $0.key.destinationIP, $0.key.destinationPort) < ($1.key.day, $1.key.host, $1.key.destinationIP, $1.key.destinationPort)
+                }
+                var binds = PostgresBindings(capacity: 7)
+                binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.key.day) }))
+                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.host) }))
+                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.destinationIP) }))
+                binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.key.destinationPort) }))
+                Self.append(counts.map(\.value), to: &binds)
+                try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.upsertConnectionRollup, binds: binds), logger: self.logger)
+            }
             // Heartbeats: few per batch, each its own update (an older one arriving late changes nothing).
             for row in new {
                 guard let health = row.health else { continue }
@@ -241,6 +276,13 @@ public final class PostgresStore: FleetStore {
             }
             return inserted
         }
+    }
+
+    /// Rollup counts' events, first and last times, as three array parameters.
+    private static func append(_ counts: [Rollups.Count], to binds: inout PostgresBindings) {
+        binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.events) }))
+        binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.first) }))
+        binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.last) }))
     }
 
     /// Stores alerts (each once, by id and time); returns how many were new.

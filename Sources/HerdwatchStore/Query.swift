@@ -139,6 +139,11 @@ struct SQLDialect: Sendable {
     /// conditions and the indexes) instead of computing it whole once.
     var inlinedView = ""
 
+    /// The `json` column of the `events` view: where the engine keeps an event's document.
+    var eventJSON = "json"
+    /// A column of days since the epoch as ISO 8601 text (`2026-11-23`).
+    var date: @Sendable (String) -> String
+
     /// The condition on `event_store` rows that a command-line search for these words puts in
     /// the `events` view, its arguments bound through `bind`.
     var commandLineSearch: @Sendable (_ words: [QueryOptions.SearchWord], _ bind: (ColumnValue) -> String) -> String
@@ -147,6 +152,11 @@ struct SQLDialect: Sendable {
     /// word with punctuation, like `evil.sh`, is its tokens in a row), all of them required.
     static let sqlite = SQLDialect(
         placeholder: { _ in "?" }, timestamp: { "strftime('%Y-%m-%dT%H:%M:%fZ', \($0) / 1000.0, 'unixepoch')" },
+        eventJSON: """
+            (SELECT herdwatch_event_json(event_block.id, event_store.slot, event_block.size, event_block.data) \
+            FROM event_block WHERE event_block.id = event_store.block)
+            """,
+        date: { "date(\($0) * 86400, 'unixepoch')" },
         commandLineSearch: { words, bind in
             let query = words.map { word in
                 "\"" + word.text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" + (word.prefix ? "*" : "")
@@ -166,7 +176,7 @@ public enum QueryGuard {
     /// Names a query may not use: the stored tables behind the views, and SQLite's catalog.
     static let storedNames: Set<String> = [
         "event_store", "host_store", "alert_store", "response_store", "hunt_store", "sqlite_master", "sqlite_schema", "sqlite_temp_master",
-        "sqlite_temp_schema", "grdb_migrations", "command_search", "command_search_data", "command_search_idx",
+        "sqlite_temp_schema", "grdb_migrations", "event_block", "process_rollup", "connection_rollup", "command_search", "command_search_data", "command_search_idx",
         "command_search_docsize", "command_search_config", "command_search_content",
     ]
 
@@ -179,6 +189,8 @@ public enum QueryGuard {
         ("hosts", "the hosts registry: name, tags, level, first/last seen, events, agent figures from heartbeats"),
         ("alerts", "alerts raised by detection rules: rule, level, host, process, matching event ids"),
         ("responses", "response decisions and their outcomes: alert, rule, policy, action, target, dry run, status, command"),
+        ("process_pairs", "process starts counted per day, host, parent executable and executable (kept at ingest)"),
+        ("connections", "outbound connections counted per day, host, destination address and port (kept at ingest)"),
     ]
 
     /// Refuses what is not one reading statement over the views, naming the statement kind.
@@ -235,12 +247,24 @@ public enum QueryGuard {
         }
         let alertWhere = scope()
         let responseWhere = scope()
+        // Rollups count whole days: a day is in when its first or last counted event is in the bounds.
+        func rollupScope() -> String {
+            var conditions: [String] = []
+            if let names = hosts {
+                conditions.append(names.isEmpty ? dialect.never : "host IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))")
+            }
+            if let since = options.since { conditions.append("last_time >= \(bind(.integer(since)))") }
+            if let until = options.until { conditions.append("first_time < \(bind(.integer(until)))") }
+            return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        }
+        let processWhere = rollupScope()
+        let connectionWhere = rollupScope()
         let time = dialect.timestamp
         let view = dialect.inlinedView
         let columns = """
             id, host, \(time("time")) AS timestamp, time, kind, action, category, \
             outcome, module, pid, executable, command_line, entity_id, parent_entity_id, parent_executable, user_name, source_ip, \
-            destination_ip, destination_port, file_path, tags, json
+            destination_ip, destination_port, file_path, tags, \(dialect.eventJSON) AS json
             """
         let views = """
             events AS\(view) (SELECT \(columns) FROM event_store\(eventWhere)), \
@@ -255,7 +279,13 @@ public enum QueryGuard {
             rule_title, level, severity, correlation, entity_id, pid, executable, command_line, user_name, event_ids, tags, \
             \(time("stored_at")) AS stored_at, json FROM alert_store\(alertWhere)), \
             responses AS\(view) (SELECT id, \(time("time")) AS timestamp, time, host, alert_id, rule_id, rule_title, policy, \
-            action, target, dry_run, status, detail, command_id, updated FROM response_store\(responseWhere))
+            action, target, dry_run, status, detail, command_id, updated FROM response_store\(responseWhere)), \
+            process_pairs AS\(view) (SELECT \(dialect.date("day")) AS day, host, nullif(parent_executable, '') AS parent_executable, \
+            nullif(executable, '') AS executable, runs, \(time("first_time")) AS first_seen, \(time("last_time")) AS last_seen, \
+            first_time, last_time FROM process_rollup\(processWhere)), \
+            connections AS\(view) (SELECT \(dialect.date("day")) AS day, host, nullif(destination_ip, '') AS destination_ip, \
+            nullif(destination_port, 0) AS destination_port, connections, \(time("first_time")) AS first_seen, \
+            \(time("last_time")) AS last_seen, first_time, last_time FROM connection_rollup\(connectionWhere))
             """
         let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: ";"))
         let tokens = tokenize(trimmed)

@@ -290,4 +290,69 @@ import Testing
             #expect(try await store.hunt(named: "shells") == nil)
         }
     }
+
+    /// The rollups kept at ingest: process starts per day, host, parent and program; connections per
+    /// day, host and destination; each event counted once, scoped like events, dropped with their day.
+    @Test(arguments: Engine.allCases)
+    func rollupsCountProcessPairsAndConnections(engine: Engine) async throws {
+        try await engine.withStore { store in
+            func start(_ id: String, host: String, second: Int, parent: String?, day: String = "2026-11-23") -> Substring {
+                let parentField = parent.map { #","parent":{"executable":"\#($0)"}"# } ?? ""
+                return Substring(#"{"@timestamp":"\#(day)T10:00:\#(String(format: "%02d", second)).000Z","event":{"category":["process"],"action":"process-started","id":"\#(id)"},"host":{"name":"\#(host)"},"process":{"executable":"/usr/bin/curl"\#(parentField)}}"#)
+            }
+            func connect(_ id: String, host: String, second: Int, port: Int) -> Substring {
+                Substring(#"{"@timestamp":"2026-11-23T10:00:\#(String(format: "%02d", second)).000Z","event":{"category":["network"],"action":"network-connected","id":"\#(id)"},"host":{"name":"\#(host)"},"destination":{"ip":"10.0.0.9","port":\#(port)}}"#)
+            }
+            _ = try await store.ingest([
+                start("a", host: "web1", second: 1, parent: "/bin/bash"), start("b", host: "web1", second: 5, parent: "/bin/bash"),
+                start("c", host: "web2", second: 2, parent: "/usr/sbin/cron"), start("d", host: "web2", second: 3, parent: nil),
+                start("e", host: "web1", second: 4, parent: "/bin/bash", day: "2026-11-20"),
+                connect("n1", host: "web1", second: 6, port: 443), connect("n2", host: "web1", second: 7, port: 443),
+                connect("n3", host: "db1", second: 8, port: 5432),
+            ])
+            // A batch sent again counts nothing twice.
+            _ = try await store.ingest([start("a", host: "web1", second: 1, parent: "/bin/bash"), connect("n3", host: "db1", second: 8, port: 5432)])
+            #expect(try await store.read("SELECT day, host, parent_executable, executable, runs, first_seen, last_seen FROM process_pairs ORDER BY day, host, coalesce(parent_executable, '')").rows == [
+                [.text("2026-11-20"), .text("web1"), .text("/bin/bash"), .text("/usr/bin/curl"), .integer(1), .text("2026-11-20T10:00:04.000Z"), .text("2026-11-20T10:00:04.000Z")],
+                [.text("2026-11-23"), .text("web1"), .text("/bin/bash"), .text("/usr/bin/curl"), .integer(2), .text("2026-11-23T10:00:01.000Z"), .text("2026-11-23T10:00:05.000Z")],
+                [.text("2026-11-23"), .text("web2"), .null, .text("/usr/bin/curl"), .integer(1), .text("2026-11-23T10:00:03.000Z"), .text("2026-11-23T10:00:03.000Z")],
+                [.text("2026-11-23"), .text("web2"), .text("/usr/sbin/cron"), .text("/usr/bin/curl"), .integer(1), .text("2026-11-23T10:00:02.000Z"), .text("2026-11-23T10:00:02.000Z")],
+            ])
+            #expect(try await store.read("SELECT host, destination_ip, destination_port, connections FROM connections ORDER BY host").rows == [
+                [.text("db1"), .text("10.0.0.9"), .integer(5432), .integer(1)],
+                [.text("web1"), .text("10.0.0.9"), .integer(443), .integer(2)],
+            ])
+            var web1 = QueryOptions()
+            web1.hosts = .names(["web1"])
+            web1.since = CivilTime.milliseconds(iso8601: "2026-11-22T00:00:00Z")
+            #expect(try await store.query("SELECT sum(runs) FROM process_pairs", options: web1).rows == [[.integer(2)]])
+            await #expect(throws: QueryError.self) { try await store.read("SELECT * FROM process_rollup") }
+            try await store.dropDays(before: CivilTime.milliseconds(iso8601: "2026-11-21T00:00:00Z")!)
+            #expect(try await store.read("SELECT count(*), sum(runs) FROM process_pairs").rows == [[.integer(3), .integer(4)]])
+        }
+    }
+
+    /// Documents read back whole through `json`, batches of more events than a block holds, with
+    /// events stored before among them.
+    @Test(arguments: Engine.allCases)
+    func documentsReadBackAcrossBlocks(engine: Engine) async throws {
+        try await engine.withStore { store in
+            let lines = (0..<150).map { event("id\($0)", host: "web\($0 % 3)", second: $0 % 60) }
+            _ = try await store.ingest(Array(lines[..<70]))
+            let result = try await store.ingest(lines)
+            #expect(result.inserted == 80 && result.duplicates == 70)
+            let stored = try await store.query("SELECT id, json FROM events", options: { var o = QueryOptions(); o.limit = 500; return o }())
+            #expect(stored.rows.count == 150)
+            for row in stored.rows {
+                guard case .text(let id) = row[0], case .text(let json) = row[1], let number = Int(id.dropFirst(2)) else {
+                    Issue.record("row \(row)")
+                    continue
+                }
+                #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? NSDictionary
+                    == JSONSerialization.jsonObject(with: Data(lines[number].utf8)) as? NSDictionary)
+            }
+            try await store.dropDays(before: CivilTime.milliseconds(iso8601: "2026-11-24T00:00:00Z")!)
+            #expect(try await store.read("SELECT count(*) FROM events").rows == [[.integer(0)]])
+        }
+    }
 }
