@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "HerdwatchEvents"),
         .target(name: "HerdwatchAudit", dependencies: ["HerdwatchEvents"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The store's event blocks (see EventBlock).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "HerdwatchPipeline",
             dependencies: [
@@ -83,7 +85,7 @@ let package = Package(
         .target(
             name: "HerdwatchStore",
             dependencies: [
-                "HerdwatchEvents", "CZlib", .product(name: "GRDB", package: "GRDB.swift"),
+                "HerdwatchEvents", "CZstd", .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C API for the ingest's row binding (GRDB's own SQLite module).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),

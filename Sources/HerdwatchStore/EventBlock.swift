@@ -1,26 +1,27 @@
-import CZlib
+import CZstd
 import Synchronization
 
-/// The JSON documents of stored events, deflated together in blocks of up to `capacity` lines.
+/// The JSON documents of stored events, compressed together in blocks of up to `capacity` lines.
 ///
 /// An event's columns are a row of their own; its whole ECS document is line `slot` of block
-/// `block`. A block of 64 events deflates to about a thirteenth of its size (zlib level 1, which
-/// runs at some 270 MB/s here), so the database writes, caches and scans a tenth of what it would
-/// with every document in its row. Reading one document inflates its block (about 75 KB) once;
-/// `EventBlockCache` keeps the last few for the rows that follow.
+/// `block`. A block of 64 events compresses (zstd level 1) to about a twelfth of its size, so the
+/// database writes, caches and scans a fraction of what it would with every document in its row.
+/// Reading one document decompresses its block (about 75 KB) once; `EventBlockCache` keeps the
+/// last few for the rows that follow.
 struct EventBlock: Sendable {
-    /// Lines per block: big enough to deflate well, small enough to inflate for one line.
+    /// Lines per block: big enough to compress well, small enough to decompress for one line.
     static let capacity = 64
+    static let level: Int32 = 1
 
-    /// Each line followed by a newline, deflated.
+    /// Each line followed by a newline, compressed (one zstd frame).
     var data: [UInt8]
-    /// Bytes before deflating.
+    /// Bytes before compressing.
     var size: Int
     /// How many lines.
     var count: Int
 
-    /// Deflates `lines` (each without its newline).
-    init<Lines: Collection>(lines: Lines) where Lines.Element == Substring {
+    /// Compresses `lines` (each without its newline) with `compressor`.
+    init<Lines: Collection>(lines: Lines, compressor: Compressor) where Lines.Element == Substring {
         var text: [UInt8] = []
         text.reserveCapacity(lines.reduce(0) { $0 + $1.utf8.count + 1 })
         for line in lines {
@@ -29,33 +30,50 @@ struct EventBlock: Sendable {
         }
         size = text.count
         count = lines.count
-        var bound = compressBound(uLong(text.count))
-        data = [UInt8](repeating: 0, count: Int(bound))
-        let status = data.withUnsafeMutableBufferPointer { output in
-            text.withUnsafeBufferPointer { input in
-                compress2(output.baseAddress, &bound, input.baseAddress, uLong(input.count), 1)
-            }
-        }
-        // compress2 fails only without memory or with a buffer smaller than compressBound.
-        precondition(status == Z_OK, "zlib compress2 failed: \(status)")
-        data.removeSubrange(Int(bound)...)
+        data = compressor.compress(text)
     }
 
-    /// The lines of a stored block, or nil when `data` does not inflate to `size` bytes.
-    static func lines(data: UnsafeRawBufferPointer, size: Int) -> InflatedBlock? {
-        guard size >= 0 else { return nil }
-        var text = [UInt8](repeating: 0, count: size)
-        var length = uLong(size)
-        let status = text.withUnsafeMutableBufferPointer { output in
-            uncompress(output.baseAddress, &length, data.baseAddress?.assumingMemoryBound(to: Bytef.self), uLong(data.count))
+    /// A zstd compression context, reused for the blocks of a batch (one task at a time).
+    final class Compressor {
+        private let context: OpaquePointer
+
+        init() {
+            // Allocation failure is the only way to get nil here.
+            context = ZSTD_createCCtx()!
         }
-        guard status == Z_OK, length == uLong(size) else { return nil }
-        return InflatedBlock(text: text)
+
+        deinit { ZSTD_freeCCtx(context) }
+
+        func compress(_ text: [UInt8]) -> [UInt8] {
+            let bound = ZSTD_compressBound(text.count)
+            var output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+                let written = text.withUnsafeBytes { input in
+                    ZSTD_compressCCtx(context, buffer.baseAddress, bound, input.baseAddress, input.count, EventBlock.level)
+                }
+                // With a buffer of compressBound, zstd fails only without memory.
+                precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+                count = written
+            }
+            output.reserveCapacity(0)
+            return output
+        }
+    }
+
+    /// The lines of a stored block, or nil when `data` does not decompress to `size` bytes.
+    static func lines(data: UnsafeRawBufferPointer, size: Int) -> DecompressedBlock? {
+        guard size >= 0, let source = data.baseAddress else { return nil }
+        var failed = false
+        let text = [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, count in
+            let written = ZSTD_decompress(buffer.baseAddress, size, source, data.count)
+            failed = ZSTD_isError(written) != 0 || written != size
+            count = failed ? 0 : written
+        }
+        return failed ? nil : DecompressedBlock(text: text)
     }
 }
 
 /// A block's text and where each line starts.
-struct InflatedBlock: Sendable {
+struct DecompressedBlock: Sendable {
     var text: [UInt8]
     var starts: [Int]
 
@@ -75,13 +93,13 @@ struct InflatedBlock: Sendable {
     }
 }
 
-/// The last few blocks inflated by one store's queries, by block id (ids are never reused, see
+/// The last few blocks decompressed for one store's queries, by block id (ids are never reused, see
 /// `event_block`'s AUTOINCREMENT), shared by its connections.
 final class EventBlockCache: Sendable {
-    private let blocks = Mutex<[(id: Int64, block: InflatedBlock)]>([])
+    private let blocks = Mutex<[(id: Int64, block: DecompressedBlock)]>([])
     private static let kept = 8
 
-    /// Line `slot` of block `id`, inflating `data` when the block is not cached.
+    /// Line `slot` of block `id`, decompressing `data` when the block is not cached.
     func line(block id: Int64, slot: Int, size: Int, data: () -> [UInt8]?) -> String? {
         if let cached = blocks.withLock({ $0.first { $0.id == id }?.block }) { return cached.line(slot) }
         guard let bytes = data(), let block = bytes.withUnsafeBytes({ EventBlock.lines(data: $0, size: size) }) else { return nil }

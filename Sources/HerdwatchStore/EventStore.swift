@@ -5,7 +5,7 @@ import HerdwatchEvents
 
 /// Every event of the fleet in one SQLite database (WAL), de-duplicated by `event.id`, with the
 /// fields people filter on in columns of their own and the whole ECS document in an `EventBlock`
-/// (deflated with the 63 events around it).
+/// (compressed with the 63 events around it).
 ///
 /// Writes go through `ingest`, one transaction per batch: when it returns, the batch is on disk
 /// (what an HTTP or NATS ingest acknowledges). Reads go through `query` (see `QueryGuard`).
@@ -13,7 +13,7 @@ public final class EventStore: FleetStore {
     public let path: String
     public var location: String { "sqlite:\(path)" }
     private let pool: DatabasePool
-    /// Blocks inflated for the `json` column of the views, shared by this store's connections.
+    /// Blocks decompressed for the `json` column of the views, shared by this store's connections.
     private let blocks = EventBlockCache()
 
     public init(path: String) throws {
@@ -162,7 +162,7 @@ public final class EventStore: FleetStore {
                     """)
         }
         migrator.registerMigration("v7-blocks") { db in
-            // Documents move out of the rows into deflated blocks; indexes that only fleet-wide
+            // Documents move out of the rows into compressed blocks; indexes that only fleet-wide
             // aggregates used give way to the rollups; the process tree's lookups get their own.
             try db.execute(
                 sql: """
@@ -250,7 +250,7 @@ public final class EventStore: FleetStore {
         return result
     }
 
-    /// Writes a batch parsed and deflated before (on the caller's task, so that one batch's
+    /// Writes a batch parsed and compressed before (on the caller's task, so that one batch's
     /// preparing overlaps another's writing) in one transaction.
     private func store(_ batch: PreparedBatch, into result: inout IngestResult) async throws {
         result.insertedLines = try await pool.write { db in try Self.insert(batch, into: db) }
@@ -334,6 +334,7 @@ public final class EventStore: FleetStore {
             try health.execute(arguments: StatementArguments(figures.values.map(\.databaseValue) + [row.time, row.host, row.time]))
         }
         try store(rollups, into: db)
+        lines.sort()
         return lines
     }
 

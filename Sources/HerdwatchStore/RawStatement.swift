@@ -1,7 +1,7 @@
 import GRDB
 import GRDBSQLite
 
-/// A batch parsed and its documents deflated, ready for one write transaction. Made on the
+/// A batch parsed and its documents compressed, ready for one write transaction. Made on the
 /// caller's task, so that preparing a batch overlaps writing another.
 struct PreparedBatch: Sendable {
     var rows: [StoredEvent]
@@ -9,9 +9,13 @@ struct PreparedBatch: Sendable {
     var blocks: [EventBlock]
 
     init(_ rows: [StoredEvent]) {
-        self.rows = rows
+        // In host and time order, so that consecutive rows go to the same pages of the (host, time)
+        // index (a batch from a bus holds events of many hosts); the first of a repeated id stays first.
+        self.rows = rows.sorted { ($0.host, $0.time, $0.line) < ($1.host, $1.time, $1.line) }
+        let rows = self.rows
+        let compressor = EventBlock.Compressor()
         blocks = stride(from: 0, to: rows.count, by: EventBlock.capacity).map { start in
-            EventBlock(lines: rows[start..<min(start + EventBlock.capacity, rows.count)].lazy.map(\.json))
+            EventBlock(lines: rows[start..<min(start + EventBlock.capacity, rows.count)].lazy.map(\.json), compressor: compressor)
         }
     }
 }
