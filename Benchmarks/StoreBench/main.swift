@@ -16,32 +16,46 @@ let source = try String(contentsOfFile: arguments[2], encoding: .utf8).split(sep
 guard !source.isEmpty else { fatalError("no events in \(arguments[2])") }
 
 /// Each source line cut where the host name and the event object start, so a copy for host h with
-/// id i is three appends.
-struct Template {
-    var beforeHost: Substring
-    var afterHost: Substring
-    var eventOpen: String.Index
+/// id i is a few appends. Made on the cooperative pool (not the main actor) by the ingesting tasks.
+struct LineMaker: Sendable {
+    struct Template: Sendable {
+        var beforeEvent: [UInt8]
+        var eventToHost: [UInt8]
+        var afterHost: [UInt8]
+    }
+    var templates: [Template]
+    var hostNames: [[UInt8]]
+
+    init(source: [Substring], hostNames: [String]) {
+        templates = source.compactMap { line in
+            guard let host = line.range(of: #""host":{"name":""#), let end = line[host.upperBound...].firstIndex(of: "\""),
+                let event = line.range(of: #""event":{"#), event.upperBound < host.lowerBound
+            else { return nil }
+            return Template(
+                beforeEvent: Array(line[..<event.upperBound].utf8), eventToHost: Array(line[event.upperBound..<host.upperBound].utf8),
+                afterHost: Array(line[end...].utf8))
+        }
+        self.hostNames = hostNames.map { Array($0.utf8) }
+    }
+
+    /// Event `index`: template `index` (cycled) on host `index` (cycled), with id `b<index>`.
+    func line(_ index: Int) -> String {
+        let template = templates[index % templates.count]
+        var bytes = template.beforeEvent
+        bytes.reserveCapacity(template.beforeEvent.count + template.eventToHost.count + template.afterHost.count + 40)
+        bytes.append(contentsOf: #""id":"b"#.utf8)
+        bytes.append(contentsOf: String(index).utf8)
+        bytes.append(contentsOf: #"","#.utf8)
+        bytes.append(contentsOf: template.eventToHost)
+        bytes.append(contentsOf: hostNames[index % hostNames.count])
+        bytes.append(contentsOf: template.afterHost)
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
-let templates: [Template] = source.compactMap { line in
-    guard let host = line.range(of: #""host":{"name":""#), let end = line[host.upperBound...].firstIndex(of: "\""),
-        let event = line.range(of: #""event":{"#), event.upperBound < host.lowerBound
-    else { return nil }
-    return Template(beforeHost: line[..<host.upperBound], afterHost: line[end...], eventOpen: event.upperBound)
-}
-guard !templates.isEmpty else { fatalError("no line of \(arguments[2]) has event before host.name") }
 let hostNames = (0..<hostCount).map { String(format: "host-%04d", $0) }
 let roles = ["web", "db", "app", "cache"]
-
-@Sendable func line(_ index: Int) -> String {
-    let template = templates[index % templates.count]
-    let host = hostNames[index % hostCount]
-    var text = String(template.beforeHost[..<template.eventOpen])
-    text += "\"id\":\"b\(index)\","
-    text += template.beforeHost[template.eventOpen...]
-    text += host
-    text += template.afterHost
-    return text
-}
+let maker = LineMaker(source: source, hostNames: hostNames)
+guard !maker.templates.isEmpty else { fatalError("no line of \(arguments[2]) has event before host.name") }
 
 let location = arguments[1]
 let store: any FleetStore = try await StoreURL.open(location)
@@ -56,14 +70,14 @@ let clock = ContinuousClock()
 var stored = 0
 let ingestStart = clock.now
 var lastReport = clock.now
-@Sendable func makeBatch(_ start: Int) -> [Substring] { (start..<min(start + batch, count)).map { Substring(line($0)) } }
 try await withThrowingTaskGroup(of: Int.self) { group in
     var next = 0
     var inFlight = 0
     while next < count || inFlight > 0 {
         while inFlight < 2 && next < count {
             let start = next
-            group.addTask { try await store.ingest(lines: makeBatch(start), allOrNothing: false).inserted }
+            let end = min(start + batch, count)
+            group.addTask { try await store.ingest(lines: (start..<end).map { Substring(maker.line($0)) }, allOrNothing: false).inserted }
             next += batch
             inFlight += 1
         }
