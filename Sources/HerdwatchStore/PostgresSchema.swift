@@ -59,12 +59,14 @@ enum PostgresSchema {
         "CREATE INDEX IF NOT EXISTS event_host_time ON event_store (host, time)",
         "CREATE INDEX IF NOT EXISTS event_time ON event_store (time)",
         "CREATE INDEX IF NOT EXISTS event_action_time ON event_store (action, time)",
-        "CREATE INDEX IF NOT EXISTS event_executable ON event_store (executable)",
-        "CREATE INDEX IF NOT EXISTS event_user ON event_store (user_name)",
-        "CREATE INDEX IF NOT EXISTS event_destination ON event_store (destination_ip)",
         "CREATE INDEX IF NOT EXISTS event_entity ON event_store (entity_id)",
-        "CREATE INDEX IF NOT EXISTS event_parent_child ON event_store (parent_executable, executable)",
-        "CREATE INDEX IF NOT EXISTS event_action_executable ON event_store (action, executable)",
+        "CREATE INDEX IF NOT EXISTS event_parent_entity ON event_store (parent_entity_id) WHERE parent_entity_id IS NOT NULL",
+        // Earlier releases' indexes for fleet-wide aggregates, which the rollups answer now.
+        "DROP INDEX IF EXISTS event_executable",
+        "DROP INDEX IF EXISTS event_user",
+        "DROP INDEX IF EXISTS event_destination",
+        "DROP INDEX IF EXISTS event_parent_child",
+        "DROP INDEX IF EXISTS event_action_executable",
         // Full text over command lines: WHERE to_tsvector('simple', command_line) @@ to_tsquery('simple', 'curl & wget').
         "CREATE INDEX IF NOT EXISTS event_command_line ON event_store USING GIN (to_tsvector('simple', command_line))",
         // The hosts registry: hosts known from the tokens file before they send anything (first and
@@ -213,14 +215,6 @@ enum PostgresSchema {
     }
 
     static let updateResponse = "UPDATE response_store SET status = $1, detail = $2, updated = $3 WHERE command_id = $4 RETURNING id"
-
-    /// The hunts a new database starts with: SQLite's, in PostgreSQL's SQL where it differs
-    /// (HAVING cannot name an output column there).
-    static let defaultHunts: [Hunt] = Hunt.defaults.map { hunt in
-        var hunt = hunt
-        hunt.sql = hunt.sql.replacingOccurrences(of: "HAVING runs <= 2", with: "HAVING count(*) <= 2")
-        return hunt
-    }
 }
 
 extension SQLDialect {

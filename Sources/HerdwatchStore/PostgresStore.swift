@@ -90,12 +90,12 @@ public final class PostgresStore: FleetStore {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
             }
             // Defaults nobody changed follow the release (saved hunts have their time).
-            for hunt in PostgresSchema.defaultHunts {
+            for hunt in Hunt.defaults {
                 try await connection.query(
                     "UPDATE hunt_store SET sql = \(hunt.sql) WHERE name = \(hunt.name) AND saved_at = 0", logger: self.logger)
             }
             if newHunts {
-                for hunt in PostgresSchema.defaultHunts {
+                for hunt in Hunt.defaults {
                     try await connection.query(
                         "INSERT INTO hunt_store (name, sql, description, hosts, saved_at) VALUES (\(hunt.name), \(hunt.sql), \(hunt.description), \(hunt.hosts), 0) ON CONFLICT (name) DO NOTHING",
                         logger: self.logger)
