@@ -1,4 +1,5 @@
 import CZstd
+import Foundation
 import Synchronization
 
 /// The JSON documents of stored events, compressed together in blocks of up to `capacity` lines.
@@ -72,6 +73,25 @@ struct EventBlock: Sendable {
     }
 }
 
+/// A batch parsed and its documents compressed, ready for one write transaction. Made on the
+/// caller's task, so that preparing a batch overlaps writing another.
+struct PreparedBatch: Sendable {
+    var rows: [StoredEvent]
+    /// `rows`' documents, `EventBlock.capacity` consecutive rows to a block.
+    var blocks: [EventBlock]
+
+    init(_ rows: [StoredEvent]) {
+        // In host and time order, so that consecutive rows go to the same pages of the (host, time)
+        // index (a batch from a bus holds events of many hosts); the first of a repeated id stays first.
+        self.rows = rows.sorted { ($0.host, $0.time, $0.line) < ($1.host, $1.time, $1.line) }
+        let rows = self.rows
+        let compressor = EventBlock.Compressor()
+        blocks = stride(from: 0, to: rows.count, by: EventBlock.capacity).map { start in
+            EventBlock(lines: rows[start..<min(start + EventBlock.capacity, rows.count)].lazy.map(\.json), compressor: compressor)
+        }
+    }
+}
+
 /// A block's text and where each line starts.
 struct DecompressedBlock: Sendable {
     var text: [UInt8]
@@ -100,7 +120,7 @@ final class EventBlockCache: Sendable {
     private static let kept = 8
 
     /// Line `slot` of block `id`, decompressing `data` when the block is not cached.
-    func line(block id: Int64, slot: Int, size: Int, data: () -> [UInt8]?) -> String? {
+    func line(block id: Int64, slot: Int, size: Int, data: () -> Data?) -> String? {
         if let cached = blocks.withLock({ $0.first { $0.id == id }?.block }) { return cached.line(slot) }
         guard let bytes = data(), let block = bytes.withUnsafeBytes({ EventBlock.lines(data: $0, size: size) }) else { return nil }
         blocks.withLock {

@@ -41,7 +41,7 @@ public final class EventStore: FleetStore {
             else { return nil }
             return cache.line(block: block, slot: slot, size: size) {
                 guard case .blob(let data) = values[3].storage else { return nil }
-                return [UInt8](data)
+                return data
             }
         }
     }
@@ -321,9 +321,11 @@ public final class EventStore: FleetStore {
             if duplicates > 0 {
                 // Events stored before: the block keeps their lines (nothing points at them) until
                 // no event of it is left.
-                try db.execute(
-                    sql: duplicates == Int64(block.count) ? "DELETE FROM event_block WHERE id = ?" : "UPDATE event_block SET events = events - \(duplicates) WHERE id = ?",
-                    arguments: [blockID])
+                if duplicates == Int64(block.count) {
+                    try db.execute(sql: "DELETE FROM event_block WHERE id = ?", arguments: [blockID])
+                } else {
+                    try db.execute(sql: "UPDATE event_block SET events = events - ? WHERE id = ?", arguments: [duplicates, blockID])
+                }
             }
         }
         for (name, figures) in seen {
@@ -340,35 +342,20 @@ public final class EventStore: FleetStore {
 
     /// Adds a batch's rollup counts to the stored ones.
     private static func store(_ rollups: Rollups, into db: Database) throws {
-        func upsert(_ table: String, columns: String, count: String) -> String {
-            """
-            INSERT INTO \(table) (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT DO UPDATE SET \(count) = \(count) + excluded.\(count), first_time = min(first_time, excluded.first_time),
-                last_time = max(last_time, excluded.last_time)
-            """
-        }
-        var processes = try RawStatement(db, try db.cachedStatement(sql: upsert("process_rollup", columns: Rollups.processColumns, count: "runs")))
-        for (key, count) in rollups.processes {
-            processes.bind(key.day)
-            processes.bind(key.host)
-            processes.bind(key.parentExecutable)
-            processes.bind(key.executable)
-            processes.bind(count.events)
-            processes.bind(count.first)
-            processes.bind(count.last)
-            try processes.step()
-        }
-        var connections = try RawStatement(
-            db, try db.cachedStatement(sql: upsert("connection_rollup", columns: Rollups.connectionColumns, count: "connections")))
-        for (key, count) in rollups.connections {
-            connections.bind(key.day)
-            connections.bind(key.host)
-            connections.bind(key.destinationIP)
-            connections.bind(key.destinationPort)
-            connections.bind(count.events)
-            connections.bind(count.first)
-            connections.bind(count.last)
-            try connections.step()
+        for table in rollups.tables {
+            let count = table.countColumn
+            var upsert = try RawStatement(
+                db,
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) VALUES (\(table.columns.map { _ in "?" }.joined(separator: ", ")))
+                        ON CONFLICT DO UPDATE SET \(count) = \(count) + excluded.\(count), first_time = min(first_time, excluded.first_time),
+                            last_time = max(last_time, excluded.last_time)
+                        """))
+            for row in table.rows {
+                for value in row { upsert.bind(value) }
+                try upsert.step()
+            }
         }
     }
 

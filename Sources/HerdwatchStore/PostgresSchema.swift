@@ -156,21 +156,20 @@ enum PostgresSchema {
             """
     }
 
-    /// A batch's rollup counts added to the stored ones (keys sorted, so concurrent batches lock
-    /// rows in one order).
-    static let upsertProcessRollup = """
-        INSERT INTO process_rollup (\(Rollups.processColumns))
-        SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[])
-        ON CONFLICT (day, host, parent_executable, executable) DO UPDATE SET runs = process_rollup.runs + excluded.runs,
-            first_time = least(process_rollup.first_time, excluded.first_time), last_time = greatest(process_rollup.last_time, excluded.last_time)
-        """
+    /// A batch's rollup counts added to the stored ones: every column one array parameter (the
+    /// count and times integers, like `day` and `destination_port`).
+    static func upsertRollup(_ table: Rollups.Table) -> String {
+        let count = table.countColumn
+        let arrays = table.columns.enumerated().map { "$\($0.offset + 1)::\(rollupIntegerColumns.contains($0.element) ? "int8" : "text")[]" }
+        return """
+            INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) SELECT * FROM unnest(\(arrays.joined(separator: ", ")))
+            ON CONFLICT (\(table.keyColumns.joined(separator: ", "))) DO UPDATE SET \(count) = \(table.name).\(count) + excluded.\(count),
+                first_time = least(\(table.name).first_time, excluded.first_time), last_time = greatest(\(table.name).last_time, excluded.last_time)
+            """
+    }
 
-    static let upsertConnectionRollup = """
-        INSERT INTO connection_rollup (\(Rollups.connectionColumns))
-        SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
-        ON CONFLICT (day, host, destination_ip, destination_port) DO UPDATE SET connections = connection_rollup.connections + excluded.connections,
-            first_time = least(connection_rollup.first_time, excluded.first_time), last_time = greatest(connection_rollup.last_time, excluded.last_time)
-        """
+    /// Rollup columns that hold integers (the others text).
+    static let rollupIntegerColumns: Set<String> = ["day", "destination_port", "runs", "connections", "first_time", "last_time"]
 
     static let upsertHosts = """
         INSERT INTO host_store (name, first_seen, last_seen, events)

@@ -241,29 +241,13 @@ public final class PostgresStore: FleetStore {
             }
             var rollups = Rollups()
             for row in new { rollups.add(row) }
-            if !rollups.processes.isEmpty {
-                let counts = rollups.processes.sorted {
-                    ($0.key.day, $0.key.host, $0.key.parentExecutable, $0.key.executable) < ($1.key.day, $1.key.host, $1.key.parentExecutable, $1.key.executable)
+            for table in rollups.tables {
+                var binds = PostgresBindings(capacity: table.columns.count)
+                for (index, column) in table.columns.enumerated() {
+                    binds.append(
+                        ColumnArray(kind: PostgresSchema.rollupIntegerColumns.contains(column) ? .integer : .text, values: table.rows.map { $0[index] }))
                 }
-                var binds = PostgresBindings(capacity: 7)
-                binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.key.day) }))
-                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.host) }))
-                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.parentExecutable) }))
-                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.executable) }))
-                Self.append(counts.map(\.value), to: &binds)
-                try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.upsertProcessRollup, binds: binds), logger: self.logger)
-            }
-            if !rollups.connections.isEmpty {
-                let counts = rollups.connections.sorted {
-                    ($0.key.day, $0.key.host, $0.key.destinationIP, $0.key.destinationPort) < ($1.key.day, $1.key.host, $1.key.destinationIP, $1.key.destinationPort)
-                }
-                var binds = PostgresBindings(capacity: 7)
-                binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.key.day) }))
-                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.host) }))
-                binds.append(ColumnArray(kind: .text, values: counts.map { .text($0.key.destinationIP) }))
-                binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.key.destinationPort) }))
-                Self.append(counts.map(\.value), to: &binds)
-                try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.upsertConnectionRollup, binds: binds), logger: self.logger)
+                try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.upsertRollup(table), binds: binds), logger: self.logger)
             }
             // Heartbeats: few per batch, each its own update (an older one arriving late changes nothing).
             for row in new {
@@ -276,13 +260,6 @@ public final class PostgresStore: FleetStore {
             }
             return inserted
         }
-    }
-
-    /// Rollup counts' events, first and last times, as three array parameters.
-    private static func append(_ counts: [Rollups.Count], to binds: inout PostgresBindings) {
-        binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.events) }))
-        binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.first) }))
-        binds.append(ColumnArray(kind: .integer, values: counts.map { .integer($0.last) }))
     }
 
     /// Stores alerts (each once, by id and time); returns how many were new.

@@ -226,14 +226,16 @@ public enum QueryGuard {
             arguments.append(value)
             return dialect.placeholder(arguments.count)
         }
-        // Placeholders in view order: events' scope, hosts', then alerts' and responses' (the same as events').
-        func scope() -> String {
+        // Placeholders in view order: events' scope, hosts', then alerts', responses' (the same as
+        // events') and the rollups'. Rollups count whole days: a day is in when its first or last
+        // counted event is within the bounds (`sinceColumn` last_time, `untilColumn` first_time).
+        func scope(sinceColumn: String = "time", untilColumn: String = "time") -> String {
             var conditions: [String] = []
             if let names = hosts {
                 conditions.append(names.isEmpty ? dialect.never : "host IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))")
             }
-            if let since = options.since { conditions.append("time >= \(bind(.integer(since)))") }
-            if let until = options.until { conditions.append("time < \(bind(.integer(until)))") }
+            if let since = options.since { conditions.append("\(sinceColumn) >= \(bind(.integer(since)))") }
+            if let until = options.until { conditions.append("\(untilColumn) < \(bind(.integer(until)))") }
             return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         }
         var eventWhere = scope()
@@ -247,18 +249,8 @@ public enum QueryGuard {
         }
         let alertWhere = scope()
         let responseWhere = scope()
-        // Rollups count whole days: a day is in when its first or last counted event is in the bounds.
-        func rollupScope() -> String {
-            var conditions: [String] = []
-            if let names = hosts {
-                conditions.append(names.isEmpty ? dialect.never : "host IN (\(names.map { bind(.text($0)) }.joined(separator: ", ")))")
-            }
-            if let since = options.since { conditions.append("last_time >= \(bind(.integer(since)))") }
-            if let until = options.until { conditions.append("first_time < \(bind(.integer(until)))") }
-            return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        }
-        let processWhere = rollupScope()
-        let connectionWhere = rollupScope()
+        let processWhere = scope(sinceColumn: "last_time", untilColumn: "first_time")
+        let connectionWhere = scope(sinceColumn: "last_time", untilColumn: "first_time")
         let time = dialect.timestamp
         let view = dialect.inlinedView
         let columns = """

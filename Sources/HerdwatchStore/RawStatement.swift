@@ -1,25 +1,6 @@
 import GRDB
 import GRDBSQLite
 
-/// A batch parsed and its documents compressed, ready for one write transaction. Made on the
-/// caller's task, so that preparing a batch overlaps writing another.
-struct PreparedBatch: Sendable {
-    var rows: [StoredEvent]
-    /// `rows`' documents, `EventBlock.capacity` consecutive rows to a block.
-    var blocks: [EventBlock]
-
-    init(_ rows: [StoredEvent]) {
-        // In host and time order, so that consecutive rows go to the same pages of the (host, time)
-        // index (a batch from a bus holds events of many hosts); the first of a repeated id stays first.
-        self.rows = rows.sorted { ($0.host, $0.time, $0.line) < ($1.host, $1.time, $1.line) }
-        let rows = self.rows
-        let compressor = EventBlock.Compressor()
-        blocks = stride(from: 0, to: rows.count, by: EventBlock.capacity).map { start in
-            EventBlock(lines: rows[start..<min(start + EventBlock.capacity, rows.count)].lazy.map(\.json), compressor: compressor)
-        }
-    }
-}
-
 /// Binds values in order to one of GRDB's prepared statements through SQLite's C API, then runs
 /// it. Ingest binds some twenty values per event; `StatementArguments` would box each of them.
 struct RawStatement {
