@@ -206,12 +206,13 @@ public final class EventStore: FleetStore {
                     ) WITHOUT ROWID;
                     CREATE INDEX connection_rollup_destination ON connection_rollup(destination_ip);
                     """)
-            // The events stored so far, read again from their documents in the order they came.
+            // The events stored so far, read again from their documents in the order they came
+            // (the hosts registry counted them when they arrived).
             let documents = try String.fetchCursor(db, sql: "SELECT json FROM event_store_v6 ORDER BY rowid")
             var lines: [Substring] = []
             func flush() throws {
                 let batch = PreparedBatch(StoredEvent.parse(lines).rows)
-                _ = try Self.insert(batch, into: db)
+                _ = try Self.insert(batch, into: db, registry: false)
                 lines.removeAll(keepingCapacity: true)
             }
             while let document = try documents.next() {
@@ -258,9 +259,10 @@ public final class EventStore: FleetStore {
         result.duplicates = batch.rows.count - result.inserted
     }
 
-    /// Inserts the blocks and the rows not stored yet, counts hosts and rollups; returns the batch
-    /// lines of the rows inserted (the others were stored before).
-    fileprivate static func insert(_ batch: PreparedBatch, into db: Database) throws -> [Int] {
+    /// Inserts the blocks and the rows not stored yet, counts rollups and (unless `registry` is
+    /// false: the hosts registry already counts the events, as when an upgrade moves them) hosts;
+    /// returns the batch lines of the rows inserted (the others were stored before).
+    fileprivate static func insert(_ batch: PreparedBatch, into db: Database, registry: Bool = true) throws -> [Int] {
         let columns = StoredEvent.columns + ["block", "slot"]
         var insertRow = try RawStatement(
             db,
@@ -328,10 +330,10 @@ public final class EventStore: FleetStore {
                 }
             }
         }
-        for (name, figures) in seen {
+        for (name, figures) in seen where registry {
             try host.execute(arguments: [name, figures.first, figures.last, figures.count])
         }
-        for row in heartbeats {
+        for row in heartbeats where registry {
             guard let figures = row.health else { continue }
             try health.execute(arguments: StatementArguments(figures.values.map(\.databaseValue) + [row.time, row.host, row.time]))
         }

@@ -26,6 +26,8 @@ import HerdwatchEvents
                         arguments: [row.id, row.host, row.time, "process-started", "/usr/bin/true", row.commandLine, String(line)])
                     try db.execute(sql: "INSERT INTO command_search (rowid, command_line) VALUES (?, ?)", arguments: [db.lastInsertedRowID, row.commandLine])
                 }
+                // The registry as release 6 kept it: the events counted when they arrived.
+                try db.execute(sql: "INSERT INTO host_store (name, first_seen, last_seen, events) VALUES ('web0', 0, 1, 50), ('web1', 0, 1, 50)")
                 // Release 6's default, and a hunt someone changed.
                 try db.execute(sql: "UPDATE hunt_store SET sql = 'SELECT executable FROM processes' WHERE name = 'programs-across-fleet'")
                 try db.execute(sql: "UPDATE hunt_store SET sql = 'SELECT 1', saved_at = 1 WHERE name = 'rare-parent-child'")
@@ -35,6 +37,9 @@ import HerdwatchEvents
         #expect(try await store.read("SELECT count(*), count(DISTINCT json) FROM events").rows == [[.integer(100), .integer(100)]])
         #expect(try await store.read("SELECT json FROM events WHERE id = 'old42'").rows == [[.text(String(lines[42]))]])
         #expect(try await store.read("SELECT sum(runs) FROM process_pairs").rows == [[.integer(100)]])
+        #expect(try await store.read("SELECT name, events FROM hosts ORDER BY name").rows == [
+            [.text("web0"), .integer(50)], [.text("web1"), .integer(50)],
+        ], "moving events does not count them again")
         var search = QueryOptions()
         search.search = "evil.sh"
         #expect(try await store.query("SELECT id FROM events", options: search).rows == [[.text("old7")]])
