@@ -64,8 +64,10 @@ try await store.register(hosts: Dictionary(uniqueKeysWithValues: hostNames.enume
 }))
 
 // Ingest in batches of 5000, as agents' HTTP batches arrive, two at a time (as from two agents at
-// once: one batch is parsed and deflated while the other is written).
-let batch = 5000
+// once: one batch is parsed and compressed while the other is written). BATCH and IN_FLIGHT in the
+// environment change both: many agents' small batches are, say, BATCH=50 IN_FLIGHT=64.
+let batch = ProcessInfo.processInfo.environment["BATCH"].flatMap(Int.init) ?? 5000
+let parallel = ProcessInfo.processInfo.environment["IN_FLIGHT"].flatMap(Int.init) ?? 2
 let clock = ContinuousClock()
 var stored = 0
 let ingestStart = clock.now
@@ -74,7 +76,7 @@ try await withThrowingTaskGroup(of: Int.self) { group in
     var next = 0
     var inFlight = 0
     while next < count || inFlight > 0 {
-        while inFlight < 2 && next < count {
+        while inFlight < parallel && next < count {
             let start = next
             let end = min(start + batch, count)
             group.addTask { try await store.ingest(lines: (start..<end).map { Substring(maker.line($0)) }, allOrNothing: false).inserted }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import HerdwatchEvents
+import Synchronization
 
 /// Every event of the fleet in one SQLite database (WAL), de-duplicated by `event.id`, with the
 /// fields people filter on in columns of their own and the whole ECS document in an `EventBlock`
@@ -15,6 +16,8 @@ public final class EventStore: FleetStore {
     private let pool: DatabasePool
     /// Blocks decompressed for the `json` column of the views, shared by this store's connections.
     private let blocks = EventBlockCache()
+    /// Batches waiting for the writer (group commit, see `store(_:into:)`).
+    private let writes = Mutex(WriteQueue())
 
     public init(path: String) throws {
         self.path = path
@@ -252,11 +255,75 @@ public final class EventStore: FleetStore {
     }
 
     /// Writes a batch parsed and compressed before (on the caller's task, so that one batch's
-    /// preparing overlaps another's writing) in one transaction.
+    /// preparing overlaps another's writing). Group commit: the batch joins a queue, and the next
+    /// write takes every batch queued by then into one transaction. Batches that arrive while
+    /// another commits share the next commit: fewer syncs, and an index page that several batches
+    /// touch is written once. Returns when the transaction holding the batch is on disk.
     private func store(_ batch: PreparedBatch, into result: inout IngestResult) async throws {
-        result.insertedLines = try await pool.write { db in try Self.insert(batch, into: db) }
+        let ticket = writes.withLock { $0.queue(batch) }
+        let outcome: Result<[Int], any Error>
+        do {
+            try await pool.writeWithoutTransaction { db in self.writeQueued(db) }
+            // Written by this write or by one before it (which took the batch with its group).
+            outcome = try writes.withLock { queue in
+                guard let outcome = queue.outcomes.removeValue(forKey: ticket) else {
+                    throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "batch \(ticket) left the write queue unwritten")
+                }
+                return outcome
+            }
+        } catch {
+            // The write did not run (cancelled, or the database could not be reached): the batch
+            // may still be written by a later write; its caller retries and duplicates are dropped.
+            writes.withLock { $0.forget(ticket) }
+            throw error
+        }
+        result.insertedLines = try outcome.get()
         result.inserted = result.insertedLines.count
         result.duplicates = batch.rows.count - result.inserted
+    }
+
+    /// On the writer: every queued batch in one transaction, and each batch's outcome recorded.
+    private func writeQueued(_ db: Database) {
+        let group = writes.withLock { $0.takeQueued() }
+        guard !group.isEmpty else { return }
+        do {
+            var written: [(ticket: Int, lines: [Int])] = []
+            try db.inTransaction(.immediate) {
+                written = try group.map { ($0.ticket, try Self.insert($0.batch, into: db)) }
+                return .commit
+            }
+            writes.withLock { queue in
+                for item in written { queue.outcomes[item.ticket] = .success(item.lines) }
+            }
+        } catch {
+            writes.withLock { queue in
+                for item in group { queue.outcomes[item.ticket] = .failure(error) }
+            }
+        }
+    }
+
+    /// Batches waiting for a write, and the outcomes of batches written, by ticket.
+    struct WriteQueue: ~Copyable {
+        private var lastTicket = 0
+        private var queued: [(ticket: Int, batch: PreparedBatch)] = []
+        var outcomes: [Int: Result<[Int], any Error>] = [:]
+
+        mutating func queue(_ batch: PreparedBatch) -> Int {
+            lastTicket += 1
+            queued.append((lastTicket, batch))
+            return lastTicket
+        }
+
+        mutating func takeQueued() -> [(ticket: Int, batch: PreparedBatch)] {
+            defer { queued.removeAll() }
+            return queued
+        }
+
+        /// A batch whose caller stopped waiting: out of the queue, its outcome not kept.
+        mutating func forget(_ ticket: Int) {
+            queued.removeAll { $0.ticket == ticket }
+            outcomes[ticket] = nil
+        }
     }
 
     /// Inserts the blocks and the rows not stored yet, counts rollups and (unless `registry` is

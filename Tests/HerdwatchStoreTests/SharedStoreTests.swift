@@ -33,6 +33,35 @@ import Testing
         }
     }
 
+    /// Many agents' batches at once (on SQLite they share commits): each caller learns what its own
+    /// batch stored, an event sent twice is stored once, and the hosts registry counts each once.
+    @Test(arguments: Engine.allCases)
+    func concurrentBatchesEachLearnTheirOwnOutcome(engine: Engine) async throws {
+        try await engine.withStore { store in
+            // Batch k holds k + 1 events of host-k; batches 10...19 repeat the events of 0...9.
+            let results = try await withThrowingTaskGroup(of: (Int, IngestResult).self) { group in
+                for k in 0..<20 {
+                    let owner = k % 10
+                    let lines = (0...owner).map { event("\(owner)-\($0)", host: "host-\(owner)", second: $0) }
+                    group.addTask { (k, try await store.ingest(lines: lines, host: "host-\(owner)")) }
+                }
+                var results: [Int: IngestResult] = [:]
+                for try await (k, result) in group { results[k] = result }
+                return results
+            }
+            for owner in 0..<10 {
+                let (first, second) = (results[owner]!, results[owner + 10]!)
+                // Whichever batch of the pair came first stored every event; the other, none.
+                #expect(first.inserted + second.inserted == owner + 1)
+                #expect(first.duplicates + second.duplicates == owner + 1)
+                #expect(Set([first.insertedLines, second.insertedLines]) == Set([Array(0...owner), []]))
+            }
+            #expect(try await store.read("SELECT count(*) FROM events").rows == [[.integer(55)]])
+            let hosts = try await store.read("SELECT sum(events), count(*) FROM hosts")
+            #expect(hosts.rows == [[.integer(55), .integer(10)]])
+        }
+    }
+
     /// An agent's batch (the HTTP and NATS ingest): all or nothing, every event from its host.
     @Test(arguments: Engine.allCases)
     func anAgentBatchIsStoredWholeOrNotAtAll(engine: Engine) async throws {
