@@ -260,7 +260,8 @@ import Testing
             issuer.send(issuer.prepare(host: "db1", action: "level", arguments: [:], requestedBy: "test", now: Self.now))
             issuer.send(issuer.prepare(host: "web1", action: "level", arguments: ["level": "pet"], requestedBy: "test", now: Int64(Date().timeIntervalSince1970 * 1000)))
             let object = try await reply
-            #expect(ContinuousClock.now - started < .seconds(5))
+            // Answered when the command came, not when the 10 s wait ran out (with room for a loaded machine).
+            #expect(ContinuousClock.now - started < .seconds(8))
             let commands = try #require(object["commands"] as? [[String: Any]])
             #expect(commands.count == 1)
             let epoch = try #require(object["epoch"] as? String)
