@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "HerdwatchEvents"),
         .target(name: "HerdwatchAudit", dependencies: ["HerdwatchEvents"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // The store's event blocks (see EventBlock).
+        // The store's event blocks (see EventBlock) and the HTTP sink's compressed batches.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "HerdwatchPipeline",
@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "HerdwatchShipping",
             dependencies: [
-                "HerdwatchEvents", "CNATS", "COpenSSL", "CCRC32C", .product(name: "Logging", package: "swift-log"),
+                "HerdwatchEvents", "CNATS", "COpenSSL", "CCRC32C", "CZstd", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -16,7 +16,7 @@ func usage() -> Never {
         Data(
             """
             usage: herdwatch-bench-ship nats NATS_URL EVENTS.jsonl N [EVENTS_PER_MESSAGE]
-                   herdwatch-bench-ship http URL TOKEN EVENTS.jsonl N
+                   herdwatch-bench-ship http URL TOKEN EVENTS.jsonl N [zstd|none]
                    herdwatch-bench-ship file PATH EVENTS.jsonl N
 
             """.utf8))
@@ -69,8 +69,13 @@ case "nats":
     sink = JetStreamSink(configuration: configuration, hostName: "bench")
     (file, countText) = (arguments[3], arguments[4])
 case "http":
-    guard arguments.count == 6 else { usage() }
-    sink = HTTPSink(configuration: try HTTPSink.Configuration(url: arguments[2], token: arguments[3]))
+    guard arguments.count == 6 || arguments.count == 7 else { usage() }
+    var configuration = try HTTPSink.Configuration(url: arguments[2], token: arguments[3])
+    if arguments.count == 7 {
+        guard let compression = HTTPSink.Configuration.Compression(rawValue: arguments[6]) else { usage() }
+        configuration.compression = compression
+    }
+    sink = HTTPSink(configuration: configuration)
     (file, countText) = (arguments[4], arguments[5])
 case "file":
     guard arguments.count == 5 else { usage() }

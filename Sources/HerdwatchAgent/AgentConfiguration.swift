@@ -44,6 +44,8 @@ public struct AgentConfiguration: Equatable, Sendable {
     /// TLS for an `https://` URL: the CA to trust (default: the system's), and a client
     /// certificate and key for servers that require one.
     public var httpTLS = TLSContext.Configuration()
+    /// How batches travel to the server: zstd-compressed (the default) or as they are.
+    public var httpCompression = HTTPSink.Configuration.Compression.zstd
     /// Syslog sink (RFC 5424 over TCP): off without an address.
     public var syslogAddress: HostAndPort?
     public var syslogFacility = 16
@@ -130,6 +132,7 @@ public struct AgentConfiguration: Equatable, Sendable {
         #   ca_file: /etc/herdwatch/ca.pem     # https: the CA that signed the server's certificate; default: the system's
         #   cert_file: /etc/herdwatch/agent.pem   # https: a client certificate (mutual TLS), with key_file
         #   key_file: /etc/herdwatch/agent.key
+        #   compression: zstd       # zstd | none: batches compressed (about a tenth of the bytes), or as they are
         # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
         #   address: 127.0.0.1:514
         #   facility: 16            # 16 = local0; 10 = authpriv
@@ -254,7 +257,12 @@ public struct AgentConfiguration: Equatable, Sendable {
             }
         }
         if let http = try map("http") {
-            try unknown(http, ["url", "token_file", "ca_file", "cert_file", "key_file"], prefix: "http.")
+            try unknown(http, ["url", "token_file", "ca_file", "cert_file", "key_file", "compression"], prefix: "http.")
+            if let compression = try string(
+                http, "compression", "http.compression", allowed: Set(HTTPSink.Configuration.Compression.allCases.map(\.rawValue)))
+            {
+                configuration.httpCompression = HTTPSink.Configuration.Compression(rawValue: compression) ?? .zstd
+            }
             guard let url = try string(http, "url", "http.url") else { throw Problem(file: file, key: "http.url", reason: "required") }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 throw Problem(file: file, key: "http.url", reason: "expected http://HOST:PORT or https://HOST:PORT")

@@ -91,7 +91,8 @@ public enum AgentRuntime {
             guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
                 !token.isEmpty
             else { throw AgentSetupError(description: "cannot read a token from \(tokenFile)") }
-            let http = try HTTPSink.Configuration(url: url, token: token, tls: settings.httpTLS)
+            var http = try HTTPSink.Configuration(url: url, token: token, tls: settings.httpTLS)
+            http.compression = settings.httpCompression
             ship(HTTPSink(configuration: http))
             logger.info("sending to herdwatch server", metadata: ["url": "\(url)"])
             if let key = settings.commandServerKey {

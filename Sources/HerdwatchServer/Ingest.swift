@@ -1,4 +1,5 @@
 import Foundation
+import HerdwatchShipping
 import HerdwatchStore
 import Hummingbird
 import Logging
@@ -8,18 +9,21 @@ import Logging
 ///     POST /api/v1/events
 ///     Authorization: Bearer HOST-TOKEN
 ///     Content-Type: application/x-ndjson
+///     Content-Encoding: zstd            (optional: the agent's default)
 ///     one ECS event per line
 ///
 /// A batch is stored whole or not at all, and the reply comes after it is on disk: 200 with
 /// `{"stored": N, "duplicates": D}` (events already stored are counted, not stored again); 400 with
 /// the bad lines (`{"error": ..., "rejected": [{"line": N, "reason": ...}]}`) when a line is not an
-/// event or names another host than the token's; 401 for a missing or unknown token; 413 past the
-/// size limit. One bad batch never affects another.
+/// event or names another host than the token's or the body does not decompress; 401 for a
+/// missing or unknown token; 413 past the size limit (`maximumBodyBytes`, as sent and
+/// decompressed); 415 for an encoding other than zstd. One bad batch never affects another.
 public struct IngestConfiguration: Sendable {
     /// Token → the host it authenticates.
     public var tokens: [String: String]
     /// Host → its tags (`role=web`), from the tokens file.
     public var hostTags: [String: HostTags] = [:]
+    /// A batch's limit, as sent and (when compressed) decompressed.
     public var maximumBodyBytes = 16 << 20
 
     public init(tokens: [String: String], hostTags: [String: HostTags] = [:]) {
@@ -79,7 +83,25 @@ public enum IngestRoutes {
             } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
                 return reply(.contentTooLarge, ["error": "batch larger than \(configuration.maximumBodyBytes) bytes; send smaller batches"])
             }
-            let lines = Self.lines(String(buffer: body))
+            let text: String
+            switch request.headers[.contentEncoding]?.lowercased() {
+            case nil, "identity":
+                text = String(buffer: body)
+            case "zstd":
+                do {
+                    let limit = configuration.maximumBodyBytes
+                    let bytes = try body.withUnsafeReadableBytes { bytes throws(Zstd.DecompressionError) in try Zstd.decompress(bytes, limit: limit) }
+                    text = String(decoding: bytes, as: UTF8.self)
+                } catch Zstd.DecompressionError.tooLarge {
+                    return reply(.contentTooLarge, ["error": "batch larger than \(configuration.maximumBodyBytes) bytes decompressed; send smaller batches"])
+                } catch {
+                    logger.warning("batch refused", metadata: ["host": "\(host)", "error": "\(error)"])
+                    return reply(.badRequest, ["error": "batch refused: \(error); nothing of it was stored"])
+                }
+            case let encoding?:
+                return reply(.unsupportedMediaType, ["error": "Content-Encoding '\(encoding)' is not supported; send zstd or no encoding"])
+            }
+            let lines = Self.lines(text)
             let result = try await store.ingest(lines: lines, host: host)
             guard result.rejected.isEmpty else {
                 logger.warning("batch refused", metadata: ["host": "\(host)", "first": "\(result.rejected[0])"])

@@ -1,5 +1,6 @@
 import Foundation
 import HerdwatchDetection
+import HerdwatchShipping
 import HerdwatchStore
 import Hummingbird
 import HummingbirdTesting
@@ -35,11 +36,16 @@ import Testing
     }
 
     func post(_ client: any TestClientProtocol, _ lines: [String], token: String? = token) async throws -> (HTTPResponse.Status, [String: Any]) {
+        try await post(client, body: Array(lines.joined(separator: "\n").utf8), token: token)
+    }
+
+    func post(
+        _ client: any TestClientProtocol, body: [UInt8], encoding: String? = nil, token: String? = token
+    ) async throws -> (HTTPResponse.Status, [String: Any]) {
         var headers: HTTPFields = [.contentType: "application/x-ndjson"]
         if let token { headers[.authorization] = "Bearer \(token)" }
-        return try await client.execute(
-            uri: "/api/v1/events", method: .post, headers: headers, body: ByteBuffer(string: lines.joined(separator: "\n"))
-        ) { response in
+        if let encoding { headers[.contentEncoding] = encoding }
+        return try await client.execute(uri: "/api/v1/events", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { response in
             let object = (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any] ?? [:]
             return (response.status, object)
         }
@@ -82,6 +88,28 @@ import Testing
             #expect(try await post(client, [event("a")]).0 == .ok)
             let alerts = try store.query("SELECT rule_id, host, event_ids, level FROM alerts ORDER BY event_ids")
             #expect(alerts.rows == [[.text("true-run"), .text("web1"), .text("a"), .text("high")], [.text("true-run"), .text("web1"), .text("b"), .text("high")]])
+        }
+    }
+
+    /// The agent's default: zstd bodies. A damaged one, one that would decompress past the limit
+    /// and an unknown encoding are refused with the reason, and store nothing.
+    @Test func compressedBatchesAreStoredAndBadOnesRefused() async throws {
+        try await withServer { client, store in
+            let text = Array([event("z1"), event("z2")].joined(separator: "\n").utf8)
+            let compressed = Zstd.Compressor().compress(text)
+            let (status, reply) = try await post(client, body: compressed, encoding: "zstd")
+            #expect(status == .ok && reply["stored"] as? Int == 2)
+            let (corrupt, corruptReply) = try await post(client, body: Array(compressed.dropLast(4)) + [1, 2, 3, 4], encoding: "zstd")
+            #expect(corrupt == .badRequest)
+            #expect((corruptReply["error"] as? String)?.contains("zstd") == true, "\(corruptReply)")
+            #expect(try await post(client, body: Array(compressed.prefix(compressed.count / 2)), encoding: "zstd").0 == .badRequest)
+            // 100 MB of one byte: a few KB on the wire, far past the (64 KiB) limit once decompressed.
+            let bomb = Zstd.Compressor().compress([UInt8](repeating: UInt8(ascii: " "), count: 100 << 20))
+            #expect(bomb.count < 64 * 1024)
+            #expect(try await post(client, body: bomb, encoding: "zstd").0 == .contentTooLarge)
+            let (unknown, unknownReply) = try await post(client, body: text, encoding: "br")
+            #expect(unknown == .unsupportedMediaType && (unknownReply["error"] as? String)?.contains("'br'") == true)
+            #expect(try store.query("SELECT id FROM events ORDER BY id").rows == [[.text("z1")], [.text("z2")]])
         }
     }
 

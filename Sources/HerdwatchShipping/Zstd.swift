@@ -1,0 +1,76 @@
+import CZstd
+
+/// zstd for HTTP bodies (`Content-Encoding: zstd`): the agent compresses each batch, the server
+/// decompresses it without letting a small body expand past its limit.
+public enum Zstd {
+    /// A compression context, reused from batch to batch by one thread.
+    public final class Compressor {
+        private let context: OpaquePointer
+        public let level: Int32
+
+        /// Level 1 compresses JSON events about tenfold at several hundred MB/s.
+        public init(level: Int32 = 1) {
+            // Only an allocation failure gives nil.
+            context = ZSTD_createCCtx()!
+            self.level = level
+        }
+
+        deinit { ZSTD_freeCCtx(context) }
+
+        /// One zstd frame holding `bytes` (its size recorded in the frame header).
+        public func compress(_ bytes: [UInt8]) -> [UInt8] {
+            let bound = ZSTD_compressBound(bytes.count)
+            return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+                let written = bytes.withUnsafeBytes { input in
+                    ZSTD_compressCCtx(context, buffer.baseAddress, bound, input.baseAddress, input.count, level)
+                }
+                // With a buffer of compressBound, zstd fails only without memory.
+                precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+                count = written
+            }
+        }
+    }
+
+    public enum DecompressionError: Error, Equatable, CustomStringConvertible {
+        /// Not zstd, or damaged: zstd's reason.
+        case corrupt(String)
+        /// It would grow past `limit` bytes.
+        case tooLarge(limit: Int)
+        /// The body ends inside a frame.
+        case truncated
+
+        public var description: String {
+            switch self {
+            case .corrupt(let reason): "not a valid zstd body: \(reason)"
+            case .tooLarge(let limit): "the body decompresses to more than \(limit) bytes"
+            case .truncated: "the zstd body ends in the middle of a frame"
+            }
+        }
+    }
+
+    /// Every frame of `compressed`, decompressed in one stream, stopping as soon as the output
+    /// passes `limit` bytes (whatever size the frame header claims).
+    public static func decompress(_ compressed: UnsafeRawBufferPointer, limit: Int) throws(DecompressionError) -> [UInt8] {
+        guard let stream = ZSTD_createDStream() else { throw .corrupt("out of memory") }
+        defer { ZSTD_freeDStream(stream) }
+        var output: [UInt8] = []
+        let chunk = ZSTD_DStreamOutSize()
+        var chunkBuffer = [UInt8](repeating: 0, count: chunk)
+        var input = ZSTD_inBuffer(src: compressed.baseAddress, size: compressed.count, pos: 0)
+        var frameOpen = false
+        while input.pos < input.size || frameOpen {
+            let (left, produced) = chunkBuffer.withUnsafeMutableBytes { buffer in
+                var out = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
+                let left = ZSTD_decompressStream(stream, &out, &input)
+                return (left, out.pos)
+            }
+            if ZSTD_isError(left) != 0 { throw .corrupt(String(cString: ZSTD_getErrorName(left))) }
+            guard output.count + produced <= limit else { throw .tooLarge(limit: limit) }
+            output.append(contentsOf: chunkBuffer[..<produced])
+            frameOpen = left != 0
+            // Input used up inside a frame, and the output buffer not full: nothing more can come.
+            if frameOpen && input.pos == input.size && produced < chunk { throw .truncated }
+        }
+        return output
+    }
+}
