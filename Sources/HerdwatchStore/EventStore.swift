@@ -228,6 +228,18 @@ public final class EventStore: FleetStore {
                 try db.execute(sql: "UPDATE hunt_store SET sql = ? WHERE name = ? AND saved_at = 0", arguments: [hunt.sql, hunt.name])
             }
         }
+        migrator.registerMigration("v8-filter-indexes") { db in
+            // One program's, user's or destination's events anywhere in the fleet (the rollups
+            // answer the fleet-wide counts; these find the events themselves: at 3 million events a
+            // scan takes 0.4-0.5 s, the index a few ms). Few distinct values each, so new rows land
+            // at the end of a few runs of the index; they cost about 15% of the ingest rate.
+            try db.execute(
+                sql: """
+                    CREATE INDEX event_executable ON event_store(executable) WHERE executable IS NOT NULL;
+                    CREATE INDEX event_user ON event_store(user_name) WHERE user_name IS NOT NULL;
+                    CREATE INDEX event_destination ON event_store(destination_ip) WHERE destination_ip IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 

@@ -61,10 +61,12 @@ enum PostgresSchema {
         "CREATE INDEX IF NOT EXISTS event_action_time ON event_store (action, time)",
         "CREATE INDEX IF NOT EXISTS event_entity ON event_store (entity_id)",
         "CREATE INDEX IF NOT EXISTS event_parent_entity ON event_store (parent_entity_id) WHERE parent_entity_id IS NOT NULL",
+        // One program's, user's or destination's events anywhere in the fleet (the rollups answer
+        // the fleet-wide counts; these find the events themselves).
+        "CREATE INDEX IF NOT EXISTS event_executable ON event_store (executable) WHERE executable IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS event_user ON event_store (user_name) WHERE user_name IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS event_destination ON event_store (destination_ip) WHERE destination_ip IS NOT NULL",
         // Earlier releases' indexes for fleet-wide aggregates, which the rollups answer now.
-        "DROP INDEX IF EXISTS event_executable",
-        "DROP INDEX IF EXISTS event_user",
-        "DROP INDEX IF EXISTS event_destination",
         "DROP INDEX IF EXISTS event_parent_child",
         "DROP INDEX IF EXISTS event_action_executable",
         // Full text over command lines: WHERE to_tsvector('simple', command_line) @@ to_tsquery('simple', 'curl & wget').
