@@ -212,6 +212,7 @@ final class CollectionService: Service, Sendable {
 
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
+        var lastControlCheck: Int64 = 0
         var spoolDrops = (count: spool.withLock { $0.droppedRecords }, since: SystemClock.wallMilliseconds())
         /// The spool was full: what it dropped since the last report is reported like any other
         /// loss. True when there was something to report.
@@ -253,17 +254,22 @@ final class CollectionService: Service, Sendable {
                 for event in policy.tick(now: now) { try emit(event, produced: true) }
                 applyLevel()
                 var failure: (any Error)?
-                control?.serve { request in
-                    let (reply, events) = controlCommands.handle(request, now: SystemClock.wallMilliseconds())
-                    do {
-                        for event in events { try emit(event, produced: true) }
-                        applyLevel()
-                        // A level change is on its way out before the command returns.
-                        if !events.isEmpty { try delivery.deliver() }
-                    } catch {
-                        failure = error
+                // `herdwatch-agent stats` and `level` are answered within 100 ms, without an accept
+                // call after every batch.
+                if now - lastControlCheck >= 100 {
+                    lastControlCheck = now
+                    control?.serve { request in
+                        let (reply, events) = controlCommands.handle(request, now: SystemClock.wallMilliseconds())
+                        do {
+                            for event in events { try emit(event, produced: true) }
+                            applyLevel()
+                            // A level change is on its way out before the command returns.
+                            if !events.isEmpty { try delivery.deliver() }
+                        } catch {
+                            failure = error
+                        }
+                        return reply
                     }
-                    return reply
                 }
                 if let failure { throw failure }
                 // Commands from the server: carried out, and their outcome on its way before the next batch.
