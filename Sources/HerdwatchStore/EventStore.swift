@@ -305,11 +305,11 @@ public final class EventStore: FleetStore {
                 return .commit
             }
             writes.withLock { queue in
-                for item in written { queue.outcomes[item.ticket] = .success(item.lines) }
+                for item in written { queue.record(.success(item.lines), for: item.ticket) }
             }
         } catch {
             writes.withLock { queue in
-                for item in group { queue.outcomes[item.ticket] = .failure(error) }
+                for item in group { queue.record(.failure(error), for: item.ticket) }
             }
         }
     }
@@ -319,6 +319,8 @@ public final class EventStore: FleetStore {
         private var lastTicket = 0
         private var queued: [(ticket: Int, batch: PreparedBatch)] = []
         var outcomes: [Int: Result<[Int], any Error>] = [:]
+        /// Batches a write took whose callers stopped waiting: their outcomes are not kept.
+        private var abandoned: Set<Int> = []
 
         mutating func queue(_ batch: PreparedBatch) -> Int {
             lastTicket += 1
@@ -331,10 +333,16 @@ public final class EventStore: FleetStore {
             return queued
         }
 
-        /// A batch whose caller stopped waiting: out of the queue, its outcome not kept.
+        mutating func record(_ outcome: Result<[Int], any Error>, for ticket: Int) {
+            if abandoned.remove(ticket) == nil { outcomes[ticket] = outcome }
+        }
+
+        /// A batch whose caller stopped waiting: out of the queue, its outcome not kept (also when
+        /// a write already took it).
         mutating func forget(_ ticket: Int) {
+            let waiting = queued.count
             queued.removeAll { $0.ticket == ticket }
-            outcomes[ticket] = nil
+            if queued.count == waiting && outcomes.removeValue(forKey: ticket) == nil { abandoned.insert(ticket) }
         }
     }
 
