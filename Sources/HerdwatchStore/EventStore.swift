@@ -295,6 +295,7 @@ public final class EventStore: FleetStore {
     }
 
     /// On the writer: every queued batch in one transaction, and each batch's outcome recorded.
+    /// Should that transaction fail, each batch is tried again alone.
     private func writeQueued(_ db: Database) {
         let group = writes.withLock { $0.takeQueued() }
         guard !group.isEmpty else { return }
@@ -308,8 +309,18 @@ public final class EventStore: FleetStore {
                 for item in written { queue.record(.success(item.lines), for: item.ticket) }
             }
         } catch {
-            writes.withLock { queue in
-                for item in group { queue.record(.failure(error), for: item.ticket) }
+            // Nothing of the group was stored. One transaction each, so that a batch the database
+            // refuses fails alone.
+            for item in group {
+                let outcome = Result<[Int], any Error> {
+                    var lines: [Int] = []
+                    try db.inTransaction(.immediate) {
+                        lines = try Self.insert(item.batch, into: db)
+                        return .commit
+                    }
+                    return lines
+                }
+                writes.withLock { $0.record(outcome, for: item.ticket) }
             }
         }
     }
