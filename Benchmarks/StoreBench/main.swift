@@ -38,9 +38,16 @@ struct LineMaker: Sendable {
         self.hostNames = hostNames.map { Array($0.utf8) }
     }
 
-    /// Event `index`: template `index` (cycled) on host `index` (cycled), with id `b<index>`.
+    /// Event `index`: template `index` (cycled) on host `index` (cycled), with id `b<index>`. The
+    /// live log has no logins and repeats its programs, so one event in 200 becomes an sshd
+    /// authentication (as the agent reports PAM's USER_AUTH: 300 users, one attempt in ten failed),
+    /// and one in 100,000 a program only that host ever ran, started by a web server (a pair the
+    /// rare parent → child hunt should find), both at the time of the event they replace.
     func line(_ index: Int) -> String {
         let template = templates[index % templates.count]
+        if index % 200 == 199 || index % 100_000 == 77_777 {
+            return synthetic(index, timestamp: template.beforeEvent.prefix(while: { $0 != UInt8(ascii: ",") }))
+        }
         var bytes = template.beforeEvent
         bytes.reserveCapacity(template.beforeEvent.count + template.eventToHost.count + template.afterHost.count + 40)
         bytes.append(contentsOf: #""id":"b"#.utf8)
@@ -50,6 +57,21 @@ struct LineMaker: Sendable {
         bytes.append(contentsOf: hostNames[index % hostNames.count])
         bytes.append(contentsOf: template.afterHost)
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `timestamp`: the `{"@timestamp":"…"` the line starts with.
+    private func synthetic(_ index: Int, timestamp: ArraySlice<UInt8>) -> String {
+        let host = String(decoding: hostNames[index % hostNames.count], as: UTF8.self)
+        let head = String(decoding: timestamp, as: UTF8.self)
+        if index % 100_000 == 77_777 {
+            return head
+                + #","event":{"id":"b\#(index)","kind":"event","module":"auditd","category":["process"],"type":["start"],"action":"process-started","outcome":"success"},"host":{"name":"\#(host)"},"process":{"pid":\#(index % 30_000 + 1000),"name":"kworkerd","executable":"/tmp/.cache/kworkerd-\#(index)","command_line":"/tmp/.cache/kworkerd-\#(index) -d","parent":{"pid":812,"executable":"/usr/sbin/nginx"}},"user":{"name":"www-data","id":"33"}}"#
+        }
+        let user = index % 7 == 0 ? "root" : "user-\(index / 200 % 300)"
+        let failed = index / 200 % 10 == 3
+        let source = "10.\(index / 200 % 250).\(index / 50_000 % 250).\(index % 250)"
+        return head
+            + #","event":{"id":"b\#(index)","kind":"event","module":"auditd","category":["authentication"],"type":["info"],"action":"user-authenticated","outcome":"\#(failed ? "failure" : "success")"},"host":{"name":"\#(host)"},"process":{"pid":\#(index % 30_000 + 1000),"name":"sshd","executable":"/usr/sbin/sshd"},"user":{"name":"\#(user)"},"source":{"ip":"\#(source)","address":"\#(source)"},"auditd":{"record_type":"USER_AUTH","result":"\#(failed ? "failed" : "success")"}}"#
     }
 }
 let hostNames = (0..<hostCount).map { String(format: "host-%04d", $0) }
