@@ -178,7 +178,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         // Servers the tests start (nats-server), shared by the test targets.
-        .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors"], path: "Tests/HerdwatchTestSupport"),
+        .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors", "HerdwatchShipping"], path: "Tests/HerdwatchTestSupport"),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         // The agent's host actions (kill, block, isolate) against the real kernel and nftables.

@@ -1,4 +1,5 @@
 import Foundation
+import HerdwatchShipping
 import Synchronization
 
 #if canImport(Glibc)
@@ -86,7 +87,12 @@ public final class StubHerdwatchServer: Sendable {
                 if count < 0 { if errno == EAGAIN || errno == EINTR { continue } else { return } }
                 buffer += chunk[0..<count]
             }
-            let body = Array(buffer[(headEnd + 4)..<(headEnd + 4 + length)])
+            var body = Array(buffer[(headEnd + 4)..<(headEnd + 4 + length)])
+            // The agent's HTTP sink compresses its batches (as the real server, refuse what does not decompress).
+            if head.lowercased().contains("\r\ncontent-encoding: zstd") {
+                guard let text = try? body.withUnsafeBytes({ try Zstd.decompress($0, limit: 64 << 20) }) else { return }
+                body = text
+            }
             buffer.removeFirst(headEnd + 4 + length)
             let reply: String
             if head.hasPrefix("POST /api/v1/events") {
