@@ -72,6 +72,7 @@ final class CollectionService: Service, Sendable {
     }
 
     private func collect() throws {
+        let started = SystemClock.wallMilliseconds()
         let settings = self.settings
         let logger = self.logger
         // `none`: no output sink (the spool feeds only the network sinks, as under `herdwatch run`).
@@ -213,7 +214,9 @@ final class CollectionService: Service, Sendable {
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
         var lastControlCheck: Int64 = 0
-        var spoolDrops = (count: spool.withLock { $0.droppedRecords }, since: SystemClock.wallMilliseconds())
+        // Every drop since the spool opened: delivering what an earlier run left, and the first
+        // events of this one, may already have made room in a full spool.
+        var spoolDrops = (count: 0, since: started)
         /// The spool was full: what it dropped since the last report is reported like any other
         /// loss. True when there was something to report.
         @discardableResult
