@@ -299,28 +299,26 @@ public final class EventStore: FleetStore {
     private func writeQueued(_ db: Database) {
         let group = writes.withLock { $0.takeQueued() }
         guard !group.isEmpty else { return }
-        do {
-            var written: [(ticket: Int, lines: [Int])] = []
+        /// The batches' inserted lines, all in one transaction.
+        func insert(_ batches: ArraySlice<(ticket: Int, batch: PreparedBatch)>) throws -> [[Int]] {
+            var lines: [[Int]] = []
             try db.inTransaction(.immediate) {
-                written = try group.map { ($0.ticket, try Self.insert($0.batch, into: db)) }
+                lines = try batches.map { try Self.insert($0.batch, into: db) }
                 return .commit
             }
+            return lines
+        }
+        do {
+            let lines = try insert(group[...])
             writes.withLock { queue in
-                for item in written { queue.record(.success(item.lines), for: item.ticket) }
+                for (item, inserted) in zip(group, lines) { queue.record(.success(inserted), for: item.ticket) }
             }
         } catch {
             // Nothing of the group was stored. One transaction each, so that a batch the database
             // refuses fails alone.
-            for item in group {
-                let outcome = Result<[Int], any Error> {
-                    var lines: [Int] = []
-                    try db.inTransaction(.immediate) {
-                        lines = try Self.insert(item.batch, into: db)
-                        return .commit
-                    }
-                    return lines
-                }
-                writes.withLock { $0.record(outcome, for: item.ticket) }
+            for index in group.indices {
+                let outcome = Result { try insert(group[index...index])[0] }
+                writes.withLock { $0.record(outcome, for: group[index].ticket) }
             }
         }
     }
