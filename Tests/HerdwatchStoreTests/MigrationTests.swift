@@ -10,10 +10,9 @@ import HerdwatchEvents
     /// Release 6 kept each document in its row: they move into blocks, the rollups are counted
     /// from them, the search still finds them, and default hunts follow the release.
     @Test func documentsInRowsMoveToBlocks() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-migration-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = folder.appendingPathComponent("events.db").path
+        let database = try TemporaryDatabase("migration")
+        defer { database.remove() }
+        let path = database.path
         let lines = (0..<100).map { event("old\($0)", host: "web\($0 % 2)", second: $0 % 60, executable: $0 == 7 ? "/tmp/evil.sh" : "/usr/bin/true") }
         do {
             let pool = try DatabasePool(path: path)

@@ -8,16 +8,15 @@ import Testing
 /// not a scan of every event.
 @Suite struct SQLiteIndexTests {
     @Test func oneProgramUserOrDestinationIsFoundThroughItsIndex() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-indexes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = folder.appendingPathComponent("events.db").path
+        let database = try TemporaryDatabase("indexes")
+        defer { database.remove() }
+        let path = database.path
         let store = try EventStore(path: path)
         _ = try await store.ingest((0..<50).map { event("e\($0)", host: "web\($0 % 5)", second: $0 % 60) })
-        let database = try DatabaseQueue(path: path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        let reader = try DatabaseQueue(path: path, configuration: { var c = Configuration(); c.readonly = true; return c }())
         for (column, index) in [("executable", "event_executable"), ("user_name", "event_user"), ("destination_ip", "event_destination")] {
             // As SQLite plans the newest events with one value, the question the views' rows answer.
-            let details = try await database.read { db in
+            let details = try await reader.read { db in
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT id, time FROM event_store WHERE \(column) = 'x' ORDER BY time DESC LIMIT 10")
                     .map { $0["detail"] as String }
             }
@@ -29,10 +28,9 @@ import Testing
 /// Batches that share a commit do not share a failure: a batch the database refuses fails alone.
 @Suite struct GroupCommitTests {
     @Test func aRefusedBatchFailsAloneAndTheOthersAreStored() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-group-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = folder.appendingPathComponent("events.db").path
+        let database = try TemporaryDatabase("group")
+        defer { database.remove() }
+        let path = database.path
         let store = try EventStore(path: path)
         // The database itself refuses host "bad" (as a full disk or a damaged page would refuse a write).
         let admin = try DatabaseQueue(path: path)

@@ -17,10 +17,9 @@ enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
     func withStore(_ body: @Sendable (any FleetStore) async throws -> Void) async throws {
         switch self {
         case .sqlite:
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-store-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: folder) }
-            try await body(try EventStore(path: folder.appendingPathComponent("events.db").path))
+            let database = try TemporaryDatabase("store")
+            defer { database.remove() }
+            try await body(try EventStore(path: database.path))
         case .postgres:
             let server = try await PostgresServer.start()
             defer { withExtendedLifetime(server) {} }
@@ -35,6 +34,19 @@ enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
         logger.logLevel = .warning
         return logger
     }()
+}
+
+/// A SQLite database path in a temporary folder of its own; `remove()` deletes the folder.
+struct TemporaryDatabase {
+    let folder: URL
+    var path: String { folder.appendingPathComponent("events.db").path }
+
+    init(_ label: String) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: folder) }
 }
 
 extension FleetStore {
