@@ -90,6 +90,17 @@ try await store.register(hosts: Dictionary(uniqueKeysWithValues: hostNames.enume
 // environment change both: many agents' small batches are, say, BATCH=50 IN_FLIGHT=64.
 let batch = ProcessInfo.processInfo.environment["BATCH"].flatMap(Int.init) ?? 5000
 let parallel = ProcessInfo.processInfo.environment["IN_FLIGHT"].flatMap(Int.init) ?? 2
+// PER_HOST=1: each batch holds one host's events, as an agent sends them (batch k from host
+// k mod H); otherwise consecutive events, one per host in turn.
+let perHost = ProcessInfo.processInfo.environment["PER_HOST"] == "1"
+let batches = perHost ? (count + batch * hostCount - 1) / (batch * hostCount) * hostCount : (count + batch - 1) / batch
+/// The event indexes of batch `number` (in the last round of PER_HOST, some hosts have fewer or none).
+func indexes(ofBatch number: Int) -> [Int] {
+    guard perHost else { return Array(number * batch..<min(number * batch + batch, count)) }
+    let host = number % hostCount
+    let first = number / hostCount * batch
+    return (first..<first + batch).map { $0 * hostCount + host }.filter { $0 < count }
+}
 let clock = ContinuousClock()
 var stored = 0
 let ingestStart = clock.now
@@ -97,14 +108,15 @@ var lastReport = clock.now
 try await withThrowingTaskGroup(of: Int.self) { group in
     var next = 0
     var inFlight = 0
-    while next < count || inFlight > 0 {
-        while inFlight < parallel && next < count {
-            let start = next
-            let end = min(start + batch, count)
-            group.addTask { try await store.ingest(lines: (start..<end).map { Substring(maker.line($0)) }, allOrNothing: false).inserted }
-            next += batch
+    while next < batches || inFlight > 0 {
+        while inFlight < parallel && next < batches {
+            let events = indexes(ofBatch: next)
+            next += 1
+            guard !events.isEmpty else { continue }
+            group.addTask { try await store.ingest(lines: events.map { Substring(maker.line($0)) }, allOrNothing: false).inserted }
             inFlight += 1
         }
+        guard inFlight > 0 else { break }
         stored += try await group.next() ?? 0
         inFlight -= 1
         if clock.now - lastReport > .seconds(30) {
