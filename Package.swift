@@ -47,8 +47,10 @@ let package = Package(
         .target(name: "HerdwatchEvents"),
         .target(name: "HerdwatchAudit", dependencies: ["HerdwatchEvents"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // The store's event blocks (see EventBlock) and the HTTP sink's compressed batches.
+        // zstd from Debian's libzstd-dev, behind HerdwatchCompression's Zstd: the HTTP sink's
+        // compressed batches, the server that reads them, and the store's event blocks.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "HerdwatchCompression", dependencies: ["CZstd"]),
         .target(
             name: "HerdwatchPipeline",
             dependencies: [
@@ -85,7 +87,7 @@ let package = Package(
         .target(
             name: "HerdwatchStore",
             dependencies: [
-                "HerdwatchEvents", "CZstd", .product(name: "GRDB", package: "GRDB.swift"),
+                "HerdwatchEvents", "HerdwatchCompression", .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C API for the ingest's row binding (GRDB's own SQLite module).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
@@ -94,7 +96,8 @@ let package = Package(
         .target(
             name: "HerdwatchServer",
             dependencies: [
-                "HerdwatchStore", "HerdwatchShipping", "HerdwatchDetection", "HerdwatchPolicy", "HerdwatchCommands", "CCrypt",
+                "HerdwatchStore", "HerdwatchShipping", "HerdwatchCompression", "HerdwatchDetection", "HerdwatchPolicy", "HerdwatchCommands",
+                "CCrypt",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,7 +116,7 @@ let package = Package(
         .target(
             name: "HerdwatchShipping",
             dependencies: [
-                "HerdwatchEvents", "CNATS", "COpenSSL", "CCRC32C", "CZstd", .product(name: "Logging", package: "swift-log"),
+                "HerdwatchEvents", "HerdwatchCompression", "CNATS", "COpenSSL", "CCRC32C", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -161,12 +164,13 @@ let package = Package(
         // scripts/bench-store: ingest and hunt latency at fleet scale (SQLite and PostgreSQL).
         .executableTarget(name: "herdwatch-bench-store", dependencies: ["HerdwatchStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "HerdwatchEventsTests", dependencies: ["HerdwatchEvents"]),
+        .testTarget(name: "HerdwatchCompressionTests", dependencies: ["HerdwatchCompression"]),
         .testTarget(name: "HerdwatchCommandsTests", dependencies: ["HerdwatchCommands"]),
         .testTarget(name: "HerdwatchStoreTests", dependencies: ["HerdwatchStore", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(
             name: "HerdwatchServerTests",
             dependencies: [
-                "HerdwatchServer", "HerdwatchStore", "HerdwatchDetection", "HerdwatchShipping", "HerdwatchTestSupport",
+                "HerdwatchServer", "HerdwatchStore", "HerdwatchDetection", "HerdwatchShipping", "HerdwatchCompression", "HerdwatchTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -178,7 +182,9 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         // Servers the tests start (nats-server), shared by the test targets.
-        .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors", "HerdwatchShipping"], path: "Tests/HerdwatchTestSupport"),
+        .target(
+            name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors", "HerdwatchShipping", "HerdwatchCompression"],
+            path: "Tests/HerdwatchTestSupport"),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         // The agent's host actions (kill, block, isolate) against the real kernel and nftables.

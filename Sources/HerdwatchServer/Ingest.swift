@@ -1,4 +1,5 @@
 import Foundation
+import HerdwatchCompression
 import HerdwatchShipping
 import HerdwatchStore
 import Hummingbird

@@ -49,7 +49,7 @@ public enum PasswordHash {
     public static func make(_ password: String) -> String? {
         var setting = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
         guard crypt_gensalt_rn("$y$", 0, nil, 0, &setting, Int32(setting.count)) != nil else { return nil }
-        return hash(password, setting: String(cString: setting))
+        return hash(password, setting: String(decoding: setting.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     /// `password` hashed with the method and salt of `setting` (a full hash works as its own setting).

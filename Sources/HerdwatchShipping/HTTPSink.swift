@@ -1,3 +1,5 @@
+import HerdwatchCompression
+
 /// Posts the spool to `herdwatch server`: batches of ECS JSON lines to `/api/v1/events` with the
 /// host's token, compressed (`Content-Encoding: zstd`, unless `compression` is `.none`), over a
 /// kept-alive HTTP/1.1 connection (TLS for `https://`). The server replies after the batch is on

@@ -1,4 +1,4 @@
-import CZstd
+import HerdwatchCompression
 import Foundation
 import Synchronization
 
@@ -22,7 +22,7 @@ struct EventBlock: Sendable {
     var count: Int
 
     /// Compresses `lines` (each without its newline) with `compressor`.
-    init<Lines: Collection>(lines: Lines, compressor: Compressor) where Lines.Element == Substring {
+    init<Lines: Collection>(lines: Lines, compressor: Zstd.Compressor) where Lines.Element == Substring {
         var text: [UInt8] = []
         text.reserveCapacity(lines.reduce(0) { $0 + $1.utf8.count + 1 })
         for line in lines {
@@ -34,42 +34,9 @@ struct EventBlock: Sendable {
         data = compressor.compress(text)
     }
 
-    /// A zstd compression context, reused for the blocks of a batch (one task at a time).
-    final class Compressor {
-        private let context: OpaquePointer
-
-        init() {
-            // Allocation failure is the only way to get nil here.
-            context = ZSTD_createCCtx()!
-        }
-
-        deinit { ZSTD_freeCCtx(context) }
-
-        func compress(_ text: [UInt8]) -> [UInt8] {
-            let bound = ZSTD_compressBound(text.count)
-            var output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-                let written = text.withUnsafeBytes { input in
-                    ZSTD_compressCCtx(context, buffer.baseAddress, bound, input.baseAddress, input.count, EventBlock.level)
-                }
-                // With a buffer of compressBound, zstd fails only without memory.
-                precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
-                count = written
-            }
-            output.reserveCapacity(0)
-            return output
-        }
-    }
-
     /// The lines of a stored block, or nil when `data` does not decompress to `size` bytes.
     static func lines(data: UnsafeRawBufferPointer, size: Int) -> DecompressedBlock? {
-        guard size >= 0, let source = data.baseAddress else { return nil }
-        var failed = false
-        let text = [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, count in
-            let written = ZSTD_decompress(buffer.baseAddress, size, source, data.count)
-            failed = ZSTD_isError(written) != 0 || written != size
-            count = failed ? 0 : written
-        }
-        return failed ? nil : DecompressedBlock(text: text)
+        Zstd.decompress(data, size: size).map(DecompressedBlock.init(text:))
     }
 }
 
@@ -85,7 +52,7 @@ struct PreparedBatch: Sendable {
         // index (a batch from a bus holds events of many hosts); the first of a repeated id stays first.
         self.rows = rows.sorted { ($0.host, $0.time, $0.line) < ($1.host, $1.time, $1.line) }
         let rows = self.rows
-        let compressor = EventBlock.Compressor()
+        let compressor = Zstd.Compressor(level: EventBlock.level)
         blocks = stride(from: 0, to: rows.count, by: EventBlock.capacity).map { start in
             EventBlock(lines: rows[start..<min(start + EventBlock.capacity, rows.count)].lazy.map(\.json), compressor: compressor)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import HerdwatchDetection
+import HerdwatchCompression
 import HerdwatchShipping
 import HerdwatchStore
 import Hummingbird

@@ -1,7 +1,8 @@
 import CZstd
 
-/// zstd for HTTP bodies (`Content-Encoding: zstd`): the agent compresses each batch, the server
-/// decompresses it without letting a small body expand past its limit.
+/// zstd (Debian's libzstd) behind one small Swift API, for the agent's HTTP batches
+/// (`Content-Encoding: zstd`), the server that reads them without letting a small body expand past
+/// its limit, and the store's blocks of event documents.
 public enum Zstd {
     /// A compression context, reused from batch to batch by one thread.
     public final class Compressor {
@@ -46,6 +47,19 @@ public enum Zstd {
             case .truncated: "the zstd body ends in the middle of a frame"
             }
         }
+    }
+
+    /// One frame that holds exactly `size` bytes (as the store keeps its blocks, with their size
+    /// beside them), or nil when `compressed` is damaged or holds another size.
+    public static func decompress(_ compressed: UnsafeRawBufferPointer, size: Int) -> [UInt8]? {
+        guard size >= 0, let source = compressed.baseAddress else { return nil }
+        var failed = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, count in
+            let written = ZSTD_decompress(buffer.baseAddress, size, source, compressed.count)
+            failed = ZSTD_isError(written) != 0 || written != size
+            count = failed ? 0 : written
+        }
+        return failed ? nil : bytes
     }
 
     /// Every frame of `compressed`, decompressed in one stream, stopping as soon as the output

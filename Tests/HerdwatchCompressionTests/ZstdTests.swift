@@ -1,6 +1,6 @@
 import Testing
 
-@testable import HerdwatchShipping
+import HerdwatchCompression
 
 @Suite struct ZstdTests {
     let text = Array((0..<2000).map { #"{"event":{"id":"e-\#($0)"},"host":{"name":"web1"}}"# }.joined(separator: "\n").utf8)
@@ -29,5 +29,16 @@ import Testing
             guard case .corrupt(let reason) = error as? Zstd.DecompressionError else { return false }
             return !reason.isEmpty
         }
+    }
+
+    /// The store's blocks: one frame of a known size, nil for anything else.
+    @Test func aBlockOfKnownSizeComesBackOrNil() {
+        let compressed = Zstd.Compressor().compress(text)
+        #expect(compressed.withUnsafeBytes { Zstd.decompress($0, size: text.count) } == text)
+        #expect(compressed.withUnsafeBytes { Zstd.decompress($0, size: text.count - 1) } == nil)
+        #expect(compressed.withUnsafeBytes { Zstd.decompress($0, size: text.count + 1) } == nil)
+        #expect(Array(compressed.prefix(compressed.count / 2)).withUnsafeBytes { Zstd.decompress($0, size: text.count) } == nil)
+        #expect(Array(text.prefix(100)).withUnsafeBytes { Zstd.decompress($0, size: 100) } == nil)
+        #expect(compressed.withUnsafeBytes { Zstd.decompress($0, size: -1) } == nil)
     }
 }
