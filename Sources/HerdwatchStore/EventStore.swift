@@ -697,8 +697,8 @@ extension EventStore {
     /// SQLite keeps one table; a day is dropped by deleting its rows through the time index.
     @discardableResult
     public func dropDays(before cutoff: Int64) async throws -> Int {
-        let day: Int64 = 86_400_000
-        let boundary = cutoff - ((cutoff % day) + day) % day
+        let day = UTCDay.milliseconds
+        let boundary = UTCDay.of(cutoff) * day
         return try await pool.write { db in
             let days = try Int.fetchOne(
                 db, sql: "SELECT count(DISTINCT time / ?) FROM event_store WHERE time < ?", arguments: [day, boundary]) ?? 0

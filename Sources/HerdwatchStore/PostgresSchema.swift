@@ -4,7 +4,6 @@ import HerdwatchEvents
 /// The PostgreSQL schema: the same tables as SQLite's, with events and alerts partitioned by day
 /// (responses are few and change after they are stored: one table, retention deletes rows).
 enum PostgresSchema {
-    static let dayMilliseconds: Int64 = 86_400_000
     /// The advisory lock that serialises schema changes between servers ("Hwatch").
     static let lockKey: Int64 = 0x4877_6174_6368
     /// SQLSTATE of a row for which no partition exists (check_violation: "no partition of relation … found for row").
@@ -28,7 +27,7 @@ enum PostgresSchema {
         }
 
         func createPartition(day: Int64) -> String {
-            "CREATE TABLE IF NOT EXISTS \(partition(day: day)) PARTITION OF \(rawValue) FOR VALUES FROM (\(day * dayMilliseconds)) TO (\((day + 1) * dayMilliseconds))"
+            "CREATE TABLE IF NOT EXISTS \(partition(day: day)) PARTITION OF \(rawValue) FOR VALUES FROM (\(day * UTCDay.milliseconds)) TO (\((day + 1) * UTCDay.milliseconds))"
         }
     }
 
@@ -38,7 +37,7 @@ enum PostgresSchema {
         let digits = name[name.index(after: separator)...]
         guard digits.count == 8, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
         let text = "\(digits.prefix(4))-\(digits.dropFirst(4).prefix(2))-\(digits.suffix(2))T00:00:00Z"
-        return CivilTime.milliseconds(iso8601: text).map { $0.dividedRoundingDown(by: dayMilliseconds) }
+        return CivilTime.milliseconds(iso8601: text).map(UTCDay.of)
     }
 
     /// Idempotent statements, run in order by `PostgresStore.prepare()` under the advisory lock.

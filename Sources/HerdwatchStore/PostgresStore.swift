@@ -113,7 +113,7 @@ public final class PostgresStore: FleetStore {
     /// Creates the day partitions of `table` for these times that do not exist yet, in their own
     /// transaction (never inside an ingest: creating a partition locks the parent table).
     private func ensurePartitions(of table: PostgresSchema.PartitionedTable, times: some Sequence<Int64>) async throws {
-        let days = Set(times.map { $0.dividedRoundingDown(by: PostgresSchema.dayMilliseconds) })
+        let days = Set(times.map(UTCDay.of))
         let missing = await partitions.missing(days.map { table.partition(day: $0) })
         guard !missing.isEmpty else { return }
         try await transaction("create partitions of \(table.rawValue)") { connection in
@@ -134,9 +134,9 @@ public final class PostgresStore: FleetStore {
     public func dropDays(before cutoff: Int64) async throws -> Int {
         let names = try await partitionNames()
         let old = names.filter { name in
-            PostgresSchema.day(ofPartition: name).map { ($0 + 1) * PostgresSchema.dayMilliseconds <= cutoff } ?? false
+            PostgresSchema.day(ofPartition: name).map { ($0 + 1) * UTCDay.milliseconds <= cutoff } ?? false
         }
-        let boundary = cutoff.dividedRoundingDown(by: PostgresSchema.dayMilliseconds) * PostgresSchema.dayMilliseconds
+        let boundary = UTCDay.of(cutoff) * UTCDay.milliseconds
         let responses = try await transaction("drop days before \(cutoff)") { connection in
             try await self.lock(connection)
             var responses = 0
@@ -146,7 +146,7 @@ public final class PostgresStore: FleetStore {
             for name in old.sorted() {
                 try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(name)"), logger: self.logger)
             }
-            let day = boundary / PostgresSchema.dayMilliseconds
+            let day = boundary / UTCDay.milliseconds
             try await connection.query("DELETE FROM process_rollup WHERE day < \(day)", logger: self.logger)
             try await connection.query("DELETE FROM connection_rollup WHERE day < \(day)", logger: self.logger)
             return responses
@@ -508,6 +508,7 @@ public final class PostgresStore: FleetStore {
     // MARK: Transactions
 
     /// Runs `body` in a transaction on a pooled connection; errors say what was being done.
+    @discardableResult
     private func transaction<Result: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         do {
             return try await client.withConnection { connection in

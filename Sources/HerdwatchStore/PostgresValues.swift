@@ -148,7 +148,7 @@ extension QueryValue {
                 self = .blob(count)
                 return
             }
-            self = .text(String(Self.iso8601(milliseconds: 946_684_800_000 + Int64(days) * 86_400_000).prefix(10)))
+            self = .text(String(Self.iso8601(milliseconds: 946_684_800_000 + Int64(days) * UTCDay.milliseconds).prefix(10)))
         case PostgresDataType.uuid.rawValue:
             self = (try? cell.decode(UUID.self)).map { .text($0.uuidString.lowercased()) } ?? .blob(count)
         case 2278:  // void: what a function that returns nothing returns
@@ -175,6 +175,14 @@ extension QueryValue {
         return "\(padded(civil.year, 4))-\(padded(civil.month, 2))-\(padded(civil.day, 2))T\(padded(civil.hour, 2)):"
             + "\(padded(civil.minute, 2)):\(padded(civil.second, 2)).\(padded(fraction, 3))Z"
     }
+}
+
+/// UTC days: what both engines partition, roll up and drop by.
+enum UTCDay {
+    static let milliseconds: Int64 = 86_400_000
+
+    /// The day of `time` (milliseconds since the epoch), counted from 1970-01-01.
+    static func of(_ time: Int64) -> Int64 { time.dividedRoundingDown(by: milliseconds) }
 }
 
 extension Int64 {

@@ -33,12 +33,10 @@ struct Rollups {
     var processes: [ProcessKey: Count] = [:]
     var connections: [ConnectionKey: Count] = [:]
 
-    static let dayMilliseconds: Int64 = 86_400_000
-
     /// Counts `row` if it is a process start or an outbound connection.
     mutating func add(_ row: StoredEvent) {
         guard case .text(let action) = row.values[StoredEvent.actionValue] else { return }
-        let day = row.time.dividedRoundingDown(by: Self.dayMilliseconds)
+        let day = UTCDay.of(row.time)
         func text(_ index: Int) -> String {
             if case .text(let text) = row.values[index] { return text }
             return ""
