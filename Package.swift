@@ -182,9 +182,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         // Servers the tests start (nats-server), shared by the test targets.
-        .target(
-            name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors", "HerdwatchShipping", "HerdwatchCompression"],
-            path: "Tests/HerdwatchTestSupport"),
+        .target(name: "HerdwatchTestSupport", dependencies: ["HerdwatchCollectors", "HerdwatchCompression"], path: "Tests/HerdwatchTestSupport"),
         .testTarget(name: "HerdwatchShippingTests", dependencies: ["HerdwatchShipping", "HerdwatchEvents", "HerdwatchTestSupport"]),
         .testTarget(name: "HerdwatchPolicyTests", dependencies: ["HerdwatchPolicy", "HerdwatchEvents"]),
         // The agent's host actions (kill, block, isolate) against the real kernel and nftables.

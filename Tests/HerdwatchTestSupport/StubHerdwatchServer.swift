@@ -1,6 +1,5 @@
 import Foundation
 import HerdwatchCompression
-import HerdwatchShipping
 import Synchronization
 
 #if canImport(Glibc)
