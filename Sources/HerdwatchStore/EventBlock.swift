@@ -1,5 +1,5 @@
-import HerdwatchCompression
 import Foundation
+import HerdwatchCompression
 import Synchronization
 
 /// The JSON documents of stored events, compressed together in blocks of up to `capacity` lines.
