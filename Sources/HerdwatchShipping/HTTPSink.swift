@@ -4,7 +4,11 @@ import HerdwatchCompression
 /// host's token, compressed (`Content-Encoding: zstd`, unless `compression` is `.none`), over a
 /// kept-alive HTTP/1.1 connection (TLS for `https://`). The server replies after the batch is on
 /// disk, so a 200 confirms the batch; anything else (a refusal, a timeout, a closed connection) is
-/// an error and the batch is sent again.
+/// an error and the batch is sent again, with every batch sent after it.
+///
+/// Up to `maximumInFlight` batches go out before the first reply is read (HTTP/1.1 pipelining):
+/// the agent prepares and sends the next batch while the server stores the one before. The server
+/// answers one connection's requests in order, so a host's events still arrive in order.
 public final class HTTPSink: SpoolSink {
     public struct Configuration: Sendable {
         public var host: String
@@ -14,6 +18,8 @@ public final class HTTPSink: SpoolSink {
         public var timeoutMilliseconds: Int32 = 5000
         /// How batches travel: zstd (about a tenth of the bytes) or as they are.
         public var compression = Compression.zstd
+        /// Batches sent and not yet answered, at most (1: wait for each reply before the next).
+        public var maximumInFlight = 4
 
         public enum Compression: String, Sendable, CaseIterable {
             case zstd
@@ -54,6 +60,10 @@ public final class HTTPSink: SpoolSink {
     public let name = "http"
     private var connection: TCPConnection?
     private let compressor: Zstd.Compressor?
+    /// The spool position after each batch sent and not yet answered, oldest first.
+    private var unanswered: [SpoolPosition] = []
+    /// Bytes received past the last reply read: the start of the next.
+    private var received: [UInt8] = []
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -86,23 +96,53 @@ public final class HTTPSink: SpoolSink {
         }
         do {
             try connection!.send(Array(head.utf8) + body, sink: name)
-            let (status, reply, keepAlive) = try HTTPResponseReader.read(connection!, sink: name)
-            if !keepAlive { reset() }
-            guard status == 200 else {
-                throw SinkError(sink: name, reason: "server answered \(status): \(String(decoding: reply.prefix(300), as: UTF8.self))")
+            if let last = records.last { unanswered.append(last.next) }
+            var confirmed: SpoolPosition?
+            while unanswered.count >= max(1, configuration.maximumInFlight) {
+                confirmed = try readReply()
             }
+            return confirmed
         } catch {
             reset()
             throw error
         }
-        return records.last?.next
     }
 
-    public func confirmed() throws -> SpoolPosition? { nil }
+    /// Reads the replies to every batch sent.
+    public func confirmed() throws -> SpoolPosition? {
+        var confirmed: SpoolPosition?
+        do {
+            while !unanswered.isEmpty { confirmed = try readReply() }
+        } catch {
+            reset()
+            throw error
+        }
+        return confirmed
+    }
+
+    /// Reads the reply to the oldest batch sent; a refusal is an error.
+    private func readReply() throws -> SpoolPosition {
+        let (status, reply, keepAlive) = try HTTPResponseReader.read(connection!, sink: name, buffered: &received)
+        guard status == 200 else {
+            throw SinkError(sink: name, reason: "server answered \(status): \(String(decoding: reply.prefix(300), as: UTF8.self))")
+        }
+        let position = unanswered.removeFirst()
+        if !keepAlive {
+            let lost = unanswered.count
+            reset()
+            // What was sent after this reply is sent again, from the cursor.
+            guard lost == 0 else {
+                throw SinkError(sink: name, reason: "the server closed the connection with \(lost) batches unanswered")
+            }
+        }
+        return position
+    }
 
     public func reset() {
         connection?.close()
         connection = nil
+        unanswered.removeAll()
+        received.removeAll()
     }
 }
 
@@ -111,21 +151,25 @@ public final class HTTPSink: SpoolSink {
 enum HTTPResponseReader {
     /// Status, body and whether the connection stays open. `waitForData` runs before each read
     /// (the command poll uses it to notice a shutdown while the server holds the request).
+    /// `buffered` holds bytes received past the reply (the start of the next one, when requests
+    /// are pipelined): they are read first, and what follows this reply is left there.
     static func read(
-        _ connection: TCPConnection, sink name: String, waitForData: () throws(SinkError) -> Void = {}
+        _ connection: TCPConnection, sink name: String, buffered: inout [UInt8], waitForData: () throws(SinkError) -> Void = {}
     ) throws(SinkError) -> (status: Int, body: [UInt8], keepAlive: Bool) {
-        var bytes: [UInt8] = []
+        var bytes = buffered
+        buffered = []
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        var headerEnd: Int?
+        func findHeaderEnd() -> Int? {
+            bytes.count >= 4 ? (0...(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual(separator) } : nil
+        }
+        var headerEnd = findHeaderEnd()
         while headerEnd == nil {
+            if bytes.count > 65_536 { throw SinkError(sink: name, reason: "response header too long") }
             try waitForData()
             let chunk = try connection.receive(sink: name)
             guard !chunk.isEmpty else { throw SinkError(sink: name, reason: "the server closed the connection") }
             bytes += chunk
-            if bytes.count >= 4 {
-                headerEnd = (0...(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual(separator) }
-            }
-            if headerEnd == nil && bytes.count > 65_536 { throw SinkError(sink: name, reason: "response header too long") }
+            headerEnd = findHeaderEnd()
         }
         let header = String(decoding: bytes[..<headerEnd!], as: UTF8.self).split(separator: "\r\n")
         let statusLine = header.first?.split(separator: " ") ?? []
@@ -151,6 +195,7 @@ enum HTTPResponseReader {
             guard !chunk.isEmpty else { throw SinkError(sink: name, reason: "the server closed the connection mid-reply") }
             body += chunk
         }
+        buffered = Array(body[length...])
         return (status, Array(body.prefix(length)), keepAlive)
     }
 }

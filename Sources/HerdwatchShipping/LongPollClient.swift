@@ -34,7 +34,9 @@ public final class LongPollClient {
         let name = self.name
         do {
             try connection.send(Array(head.utf8), sink: name)
-            let reply = try HTTPResponseReader.read(connection, sink: name) { () throws(SinkError) in
+            // One request at a time: nothing can follow its reply.
+            var buffered: [UInt8] = []
+            let reply = try HTTPResponseReader.read(connection, sink: name, buffered: &buffered) { () throws(SinkError) in
                 while !connection.waitReadable(timeoutMilliseconds: 200) {
                     if shouldStop() { throw SinkError(sink: name, reason: "stopping") }
                     if ContinuousClock.now > deadline { throw SinkError(sink: name, reason: "no reply within \(timeoutMilliseconds) ms") }

@@ -57,6 +57,7 @@ import Testing
                     let sink = HTTPSink(configuration: try HTTPSink.Configuration(url: "https://127.0.0.1:\(port)", token: Self.token, tls: tls))
                     let line = #"{"@timestamp":"2026-12-02T10:00:00.000Z","event":{"kind":"event","action":"process-started","id":"\#(id)"},"host":{"name":"web1"},"process":{"pid":1,"executable":"/usr/bin/true"}}"#
                     _ = try sink.send([(payload: Array(line.utf8), next: SpoolPosition(segment: 0, offset: 0))])
+                    _ = try sink.confirmed()
                     continuation.resume(returning: nil)
                 } catch {
                     continuation.resume(returning: "\(error)")
