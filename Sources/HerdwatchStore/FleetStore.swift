@@ -17,6 +17,10 @@ public protocol FleetStore: Sendable {
     /// Events from a file or a bus; when `allOrNothing`, a batch with a bad line stores nothing.
     func ingest(lines: [Substring], allOrNothing: Bool) async throws -> IngestResult
 
+    /// A batch parsed and checked before (the server's journal checks a batch when it accepts it and
+    /// stores it later): its events are stored, its rejected lines only reported.
+    func ingest(_ batch: ParsedBatch) async throws -> IngestResult
+
     /// Stores alerts, each once (by id); returns how many were new.
     @discardableResult
     func store(alerts: [StoredAlert]) async throws -> Int
@@ -147,6 +151,22 @@ public struct HostScope: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         isAll ? "all" : (names + tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: ",")
     }
+}
+
+/// ECS JSON lines parsed into what the store keeps, every line checked, nothing stored yet.
+public struct ParsedBatch: Sendable {
+    let rows: [StoredEvent]
+    /// The lines that are not events (or, with a host, not that host's events).
+    public let rejected: [IngestResult.Rejection]
+
+    /// Parses `lines` as `FleetStore.ingest(lines:host:)` does (blank lines skipped); with `host`,
+    /// every event must name it.
+    public init(lines: [Substring], host: String?) {
+        (rows, rejected) = StoredEvent.parse(lines, host: host)
+    }
+
+    /// Events it holds (rejected lines not counted).
+    public var count: Int { rows.count }
 }
 
 public struct IngestResult: Sendable, Equatable {

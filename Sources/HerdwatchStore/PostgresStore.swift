@@ -185,11 +185,21 @@ public final class PostgresStore: FleetStore {
     /// An agent's batch: stored whole or not at all, and only if every event is from `host` (the
     /// host its token authenticates). Returns once the batch is committed.
     public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
-        let (rows, rejected) = StoredEvent.parse(lines, host: host)
+        let batch = ParsedBatch(lines: lines, host: host)
+        guard batch.rejected.isEmpty else {
+            var result = IngestResult()
+            result.rejected = batch.rejected
+            return result
+        }
+        return try await ingest(batch)
+    }
+
+    /// Stores the events of a batch parsed before; its rejected lines are only reported.
+    /// Returns once they are committed.
+    public func ingest(_ batch: ParsedBatch) async throws -> IngestResult {
         var result = IngestResult()
-        result.rejected = rejected
-        guard rejected.isEmpty else { return result }
-        try await insert(rows, into: &result)
+        result.rejected = batch.rejected
+        try await insert(batch.rows, into: &result)
         return result
     }
 
