@@ -14,7 +14,9 @@ import Logging
 ///     one ECS event per line
 ///
 /// A batch is stored whole or not at all, and the reply comes after it is on disk: 200 with
-/// `{"stored": N, "duplicates": D}` (events already stored are counted, not stored again); 400 with
+/// `{"stored": N, "duplicates": D}` (events already stored are counted, not stored again), or, with
+/// an ingest journal, `{"accepted": N}` once the batch is checked and in the journal (stored behind;
+/// 503 while the journal's backlog is full); 400 with
 /// the bad lines (`{"error": ..., "rejected": [{"line": N, "reason": ...}]}`) when a line is not an
 /// event or names another host than the token's or the body does not decompress; 401 for a
 /// missing or unknown token; 413 past the size limit (`maximumBodyBytes`, as sent and
@@ -70,7 +72,7 @@ public struct IngestSetupError: Error, CustomStringConvertible {
 public enum IngestRoutes {
     public static func add(
         to router: Router<BasicRequestContext>, store: any FleetStore, configuration: IngestConfiguration, detection: DetectionStage? = nil,
-        logger: Logger
+        journal: IngestJournal? = nil, logger: Logger
     ) {
         router.get("/api/v1/health") { _, _ in "ok\n" }
         router.post("/api/v1/events") { request, context -> Response in
@@ -85,7 +87,8 @@ public enum IngestRoutes {
                 return reply(.contentTooLarge, ["error": "batch larger than \(configuration.maximumBodyBytes) bytes; send smaller batches"])
             }
             let text: String
-            switch request.headers[.contentEncoding]?.lowercased() {
+            let encoding = request.headers[.contentEncoding]?.lowercased()
+            switch encoding {
             case nil, "identity":
                 text = String(buffer: body)
             case "zstd":
@@ -103,16 +106,30 @@ public enum IngestRoutes {
                 return reply(.unsupportedMediaType, ["error": "Content-Encoding '\(encoding)' is not supported; send zstd or no encoding"])
             }
             let lines = Self.lines(text)
-            let result = try await store.ingest(lines: lines, host: host)
-            guard result.rejected.isEmpty else {
-                logger.warning("batch refused", metadata: ["host": "\(host)", "first": "\(result.rejected[0])"])
+            func refuse(_ rejected: [IngestResult.Rejection]) -> Response {
+                logger.warning("batch refused", metadata: ["host": "\(host)", "first": "\(rejected[0])"])
                 return reply(
                     .badRequest,
                     [
-                        "error": "batch refused: \(result.rejected.count) bad lines; nothing of it was stored",
-                        "rejected": result.rejected.prefix(100).map { ["line": $0.line, "reason": $0.reason] },
+                        "error": "batch refused: \(rejected.count) bad lines; nothing of it was stored",
+                        "rejected": rejected.prefix(100).map { ["line": $0.line, "reason": $0.reason] },
                     ])
             }
+            if let journal {
+                // Checked now, acknowledged once in the journal, stored behind (IngestJournal).
+                let batch = ParsedBatch(lines: lines, host: host)
+                guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
+                let accepted = try await journal.accept(
+                    host: host, body: Array(body.readableBytesView), zstd: encoding == "zstd", lines: lines, batch: batch)
+                guard accepted else {
+                    var response = reply(.serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"])
+                    response.headers[.retryAfter] = "5"
+                    return response
+                }
+                return reply(.ok, ["accepted": batch.count])
+            }
+            let result = try await store.ingest(lines: lines, host: host)
+            guard result.rejected.isEmpty else { return refuse(result.rejected) }
             // Stored first (the agent's ack waits for the disk), then detected over what is new.
             await detection?.process(lines: lines, stored: result.insertedLines)
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])

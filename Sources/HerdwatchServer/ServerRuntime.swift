@@ -19,6 +19,8 @@ public struct ServerRuntime: Sendable {
         /// Nil: no detection.
         public var ruleSet: RuleSet?
         public var silenceSeconds = 180
+        /// Acknowledge agents' batches once in this journal and store them behind; nil: once stored.
+        public var journal: IngestJournal.Configuration?
         /// Days of events kept; nil keeps everything.
         public var retentionDays: Int?
         /// Signs the commands sent to agents (`/api/v1/commands`); nil: no command channel.
@@ -38,6 +40,8 @@ public struct ServerRuntime: Sendable {
     public let detection: DetectionStage?
     /// Commands waiting for their agents (nil without a signer).
     public let commands: CommandIssuer?
+    /// The ingest journal (nil: batches are acknowledged once stored).
+    public let journal: IngestJournal?
     private let notifier: Notifier?
     private let logger: Logger
 
@@ -63,7 +67,9 @@ public struct ServerRuntime: Sendable {
         } else {
             notifier = nil
         }
-        detection = settings.ruleSet.map { DetectionStage(ruleSet: $0, store: store, responder: responder, logger: logger) }
+        let detection = settings.ruleSet.map { DetectionStage(ruleSet: $0, store: store, responder: responder, logger: logger) }
+        self.detection = detection
+        journal = try settings.journal.map { try IngestJournal(configuration: $0, store: store, detection: detection, logger: logger) }
     }
 
     static func isLoopback(_ host: String) -> Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
@@ -71,7 +77,7 @@ public struct ServerRuntime: Sendable {
     /// The router with every route, for the HTTP server (and for tests).
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        IngestRoutes.add(to: router, store: store, configuration: settings.ingest, detection: detection, logger: logger)
+        IngestRoutes.add(to: router, store: store, configuration: settings.ingest, detection: detection, journal: journal, logger: logger)
         if let commands { CommandRoutes.add(to: router, queue: commands.queue, ingest: settings.ingest) }
         WebRoutes.add(
             to: router, store: store, configuration: settings.web, commands: commands, hosts: Set(settings.ingest.tokens.values), logger: logger)
@@ -87,6 +93,7 @@ public struct ServerRuntime: Sendable {
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "herdwatch"),
             onServerRunning: { channel in await listening(channel.localAddress?.port ?? 0) }, logger: logger)
         var services: [any Service] = [app]
+        if let journal { services.append(journal) }
         if let nats = settings.nats {
             services.append(NATSIngest(configuration: nats, store: store, detection: detection, logger: logger))
         }

@@ -78,10 +78,17 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Mutual TLS: require a client certificate signed by this PEM CA from every connection.")
     var tlsClientCa: String?
 
+    @Option(help: "Ingest journal directory: acknowledge agents' batches once checked and synced there, and store them behind (503 past --journal-backlog-mb not yet stored).")
+    var journal: String?
+
+    @Option(help: "Megabytes of the journal not yet stored past which batches are refused until the store catches up.")
+    var journalBacklogMb: Int = 4096
+
     @OptionGroup var store: StoreLocation
 
     func validate() throws {
         if let retentionDays, retentionDays < 1 { throw ValidationError("--retention-days must be 1 or more") }
+        if journalBacklogMb < 1 { throw ValidationError("--journal-backlog-mb must be 1 or more") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if tlsClientCa != nil && tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
     }
@@ -124,6 +131,11 @@ struct ServerCommand: AsyncParsableCommand {
         if !rules.contains("none") { settings.ruleSet = try RuleLoading.ruleSet(rules, strict: false) }
         settings.silenceSeconds = silence
         settings.retentionDays = retentionDays
+        if let journal {
+            var configuration = IngestJournal.Configuration(directory: journal)
+            configuration.maximumBacklogBytes = journalBacklogMb << 20
+            settings.journal = configuration
+        }
         if let tlsCert, let tlsKey { settings.tls = TLSFiles(certificate: tlsCert, key: tlsKey, clientCA: tlsClientCa) }
         if let signingKey { settings.commandSigner = try Self.signer(at: signingKey) }
         if let responses {

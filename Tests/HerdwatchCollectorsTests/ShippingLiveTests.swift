@@ -269,9 +269,13 @@ import Testing
     }
 
     /// Agent → `herdwatch server` over HTTP → SQLite, with the server stopped in the middle of a
-    /// burst and started again: every event stored, once.
-    @Test(.enabled(if: AgentTests.available && FileManager.default.isExecutableFile(atPath: herdwatch), "needs root, the kernel's audit subsystem and the built binaries"))
-    func agentToServerOverHTTPStoresEveryEventOnceAcrossAServerRestart() throws {
+    /// burst and started again: every event stored, once. With an ingest journal the server is
+    /// killed (SIGKILL) instead: batches it acknowledged from the journal but had not stored yet
+    /// are stored after the restart.
+    @Test(
+        .enabled(if: AgentTests.available && FileManager.default.isExecutableFile(atPath: herdwatch), "needs root, the kernel's audit subsystem and the built binaries"),
+        arguments: [false, true])
+    func agentToServerOverHTTPStoresEveryEventOnceAcrossAServerRestart(journal: Bool) throws {
         try withKernelAudit {
             let run = try Run()
             defer { try? FileManager.default.removeItem(at: run.folder) }
@@ -283,8 +287,9 @@ import Testing
             let database = run.folder.appendingPathComponent("fleet.db").path
             let port = NATSServer.freePort()
             func startServer() throws -> pid_t {
+                let journalOptions = journal ? ["--journal", run.folder.appendingPathComponent("journal").path] : []
                 let pid = try spawnServer(
-                    [Self.herdwatch, "server", "--listen", "127.0.0.1:\(port)", "--tokens", tokens.path, "--db", database],
+                    [Self.herdwatch, "server", "--listen", "127.0.0.1:\(port)", "--tokens", tokens.path, "--db", database] + journalOptions,
                     log: run.folder.appendingPathComponent("server.log").path)
                 waitUntil(seconds: 10) { NATSServer.accepts(port) }
                 return pid
@@ -300,7 +305,7 @@ import Testing
             let count = 1000
             let burst = try run.burst(count)
             usleep(300_000)
-            stopServer(server)
+            stopServer(server, signal: journal ? SIGKILL : SIGTERM)
             usleep(2_000_000)
             server = try startServer()
             run.wait(burst)

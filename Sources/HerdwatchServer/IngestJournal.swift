@@ -1,0 +1,216 @@
+import Dispatch
+import HerdwatchCompression
+import HerdwatchShipping
+import HerdwatchStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The server's ingest journal (`herdwatch server --journal DIR`): an agent's batch is acknowledged
+/// once it is checked (every line an event of the token's host) and synced to the journal, and the
+/// store takes it from there behind. Agents then empty their spools at the speed of the server's
+/// disk rather than of the store's indexes, and a burst waits on the server, out of an attacker's
+/// reach, instead of on the hosts.
+///
+/// The journal is a `Spool` (checksummed records in segment files, a torn tail cut on open) with one
+/// cursor, `store`, that moves only once the store has committed what it passed: a crash or a
+/// restart loads the rest again, and the store drops what it already has by `event.id`. Batches
+/// are kept parsed in memory (up to `parsedBytes`) so that the loader does not parse them twice.
+/// Past `maximumBacklogBytes` not yet stored, batches are refused with 503 and wait in the agents'
+/// spools. Each record: format (1) · encoding (0 plain, 1 zstd) · host length · host · the body as
+/// received.
+public final class IngestJournal: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var directory: String
+        /// Journal bytes not yet stored past which batches are refused until the store catches up.
+        public var maximumBacklogBytes = 4 << 30
+        /// Bodies kept parsed for the loader (beyond it, the loader reads and parses them again).
+        public var parsedBytes = 256 << 20
+        /// Journal records handed to the store together (they share its commits).
+        public var recordsPerLoad = 32
+
+        public init(directory: String) { self.directory = directory }
+    }
+
+    /// A batch accepted and kept parsed, by the journal position after its record.
+    struct Parsed: Sendable {
+        var lines: [Substring]
+        var batch: ParsedBatch
+        var bytes: Int
+    }
+
+    struct Memory: ~Copyable {
+        var parsed: [SpoolPosition: Parsed] = [:]
+        var bytes = 0
+    }
+
+    public let configuration: Configuration
+    private let spool: SharedSpool
+    private let store: any FleetStore
+    private let detection: DetectionStage?
+    private let logger: Logger
+    private let memory = Mutex(Memory())
+    /// Journal bytes (headers included) accepted and not yet stored.
+    private let backlog: Atomic<Int>
+    private let wake: AsyncStream<Void>.Continuation
+    private let woken: AsyncStream<Void>
+    /// Appends and their syncs run here, off the concurrency pool; the loader reads on its own queue.
+    private let appendQueue = DispatchQueue(label: "herdwatch.server.journal.append")
+    private let loadQueue = DispatchQueue(label: "herdwatch.server.journal.load")
+    static let cursor = "store"
+    static let format: UInt8 = 1
+
+    public init(configuration: Configuration, store: any FleetStore, detection: DetectionStage?, logger: Logger) throws(SpoolError) {
+        self.configuration = configuration
+        var spoolConfiguration = Spool.Configuration(directory: configuration.directory)
+        spoolConfiguration.segmentBytes = 64 << 20
+        // Everything in it was acknowledged to an agent: never dropped for space (see `accept`).
+        spoolConfiguration.maximumBytes = .max
+        spoolConfiguration.sync = .everyFlush
+        spool = try SharedSpool(configuration: spoolConfiguration)
+        let (recovery, lag) = try spool.withLock { spool throws(SpoolError) in (spool.recovery, try spool.lag(for: Self.cursor)) }
+        backlog = Atomic(Int(lag.bytes))
+        self.store = store
+        self.detection = detection
+        self.logger = logger
+        (woken, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        if let reason = recovery.reason {
+            logger.warning(
+                "ingest journal: cut a torn tail", metadata: ["directory": "\(configuration.directory)", "bytes": "\(recovery.truncatedBytes)", "reason": "\(reason)"])
+        }
+        if lag.records > 0 {
+            logger.info("ingest journal: batches to store from before", metadata: ["batches": "\(lag.records)", "bytes": "\(lag.bytes)"])
+        }
+        wake.yield()
+    }
+
+    /// Journal bytes accepted and not yet stored.
+    public var backlogBytes: Int { backlog.load(ordering: .relaxed) }
+
+    /// Appends a checked batch and returns once it is on disk; false (nothing appended) while the
+    /// backlog is past its limit.
+    func accept(host: String, body: [UInt8], zstd: Bool, lines: [Substring], batch: ParsedBatch) async throws -> Bool {
+        guard backlog.load(ordering: .relaxed) < configuration.maximumBacklogBytes else { return false }
+        let record = Self.record(host: host, body: body, zstd: zstd)
+        let keep = memory.withLock { $0.bytes } < configuration.parsedBytes
+        let parsed = Parsed(lines: lines, batch: batch, bytes: lines.reduce(0) { $0 + $1.utf8.count })
+        try await on(appendQueue) { [self] in
+            try spool.withLock { spool throws(SpoolError) in
+                let position = try spool.append(record)
+                if keep {
+                    self.memory.withLock { memory in
+                        memory.parsed[position] = parsed
+                        memory.bytes += parsed.bytes
+                    }
+                }
+                try spool.flush()
+            }
+        }
+        backlog.add(record.count + 8, ordering: .relaxed)
+        wake.yield()
+        return true
+    }
+
+    static func record(host: String, body: [UInt8], zstd: Bool) -> [UInt8] {
+        let name = Array(host.utf8.prefix(255))
+        var record: [UInt8] = [format, zstd ? 1 : 0, UInt8(name.count)]
+        record.reserveCapacity(3 + name.count + body.count)
+        record += name
+        record += body
+        return record
+    }
+
+    /// A record read back: its host and lines, parsed again.
+    static func parse(record: [UInt8], maximumBytes: Int) throws -> Parsed {
+        guard record.count >= 3, record[0] == format, record.count >= 3 + Int(record[2]) else {
+            throw IngestSetupError(description: "not a journal record of format \(format)")
+        }
+        let host = String(decoding: record[3..<(3 + Int(record[2]))], as: UTF8.self)
+        var body = Array(record[(3 + Int(record[2]))...])
+        if record[1] == 1 {
+            body = try body.withUnsafeBytes { bytes throws(Zstd.DecompressionError) in try Zstd.decompress(bytes, limit: maximumBytes) }
+        }
+        let lines = IngestRoutes.lines(String(decoding: body, as: UTF8.self))
+        return Parsed(lines: lines, batch: ParsedBatch(lines: lines, host: host), bytes: body.count)
+    }
+
+    /// The loader: stores what the journal holds past its cursor, in order, until the task is
+    /// cancelled or the service group shuts down (what is left is loaded at the next start).
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.load() }
+    }
+
+    func load() async {
+        var signals = woken.makeAsyncIterator()
+        var failing = false
+        while !Task.isCancelled {
+            do {
+                if try await loadOnce() == 0 {
+                    guard await signals.next() != nil else { return }
+                }
+                if failing { logger.notice("ingest journal: storing again") }
+                failing = false
+            } catch {
+                if Task.isCancelled { return }
+                if !failing { logger.error("ingest journal: the store refused a load; retrying", metadata: ["error": "\(error)"]) }
+                failing = true
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Stores the next records past the cursor and moves it; returns how many records there were.
+    @discardableResult
+    func loadOnce() async throws -> Int {
+        let limit = configuration.recordsPerLoad
+        let records = try await on(loadQueue) { [spool] in
+            try spool.withLock { spool throws(SpoolError) in try spool.read(after: spool.cursor(for: Self.cursor), maximumRecords: limit) }
+        }
+        guard let last = records.last else { return 0 }
+        let kept = memory.withLock { memory in records.map { memory.parsed[$0.next] } }
+        var batches: [Parsed] = []
+        for (record, parsed) in zip(records, kept) {
+            if let parsed {
+                batches.append(parsed)
+                continue
+            }
+            do {
+                batches.append(try Self.parse(record: record.payload, maximumBytes: 1 << 30))
+            } catch {
+                logger.error("ingest journal: record skipped", metadata: ["position": "\(record.next)", "error": "\(error)"])
+            }
+        }
+        // Stored together (the store's group commit shares their transaction), then detected in order.
+        let store = store
+        let results = try await withThrowingTaskGroup(of: (Int, IngestResult).self) { group in
+            for (index, parsed) in batches.enumerated() {
+                group.addTask { (index, try await store.ingest(parsed.batch)) }
+            }
+            var results = [IngestResult](repeating: IngestResult(), count: batches.count)
+            for try await (index, result) in group { results[index] = result }
+            return results
+        }
+        for (parsed, result) in zip(batches, results) {
+            if !result.rejected.isEmpty {
+                logger.warning("ingest journal: lines not stored", metadata: ["count": "\(result.rejected.count)", "first": "\(result.rejected[0])"])
+            }
+            await detection?.process(lines: parsed.lines, stored: result.insertedLines)
+        }
+        try await on(loadQueue) { [spool] in
+            try spool.withLock { spool throws(SpoolError) in try spool.acknowledge(sink: Self.cursor, through: last.next) }
+        }
+        memory.withLock { memory in
+            for position in records.map(\.next) {
+                if let parsed = memory.parsed.removeValue(forKey: position) { memory.bytes -= parsed.bytes }
+            }
+        }
+        backlog.subtract(records.reduce(0) { $0 + $1.payload.count + 8 }, ordering: .relaxed)
+        return records.count
+    }
+
+    private func on<T: Sendable>(_ queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+}
