@@ -277,6 +277,15 @@ struct EventLineScanner {
     private mutating func skipString() throws(Malformed) {
         index += 1
         while index < bytes.count {
+            // To the next quote, backslash or control byte, eight bytes at a time while eight remain.
+            if index + 8 <= bytes.count {
+                let stops = Self.stringStops(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                guard stops != 0 else {
+                    index += 8
+                    continue
+                }
+                index += stops.trailingZeroBitCount >> 3
+            }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
@@ -302,6 +311,20 @@ struct EventLineScanner {
             index += 1
         }
         throw Malformed(offset: index)
+    }
+
+    /// The high bit of each of eight bytes (read little-endian) that is a quote, a backslash or
+    /// below 0x20. The lowest bit set is exact; bits above it may be set for bytes that are not
+    /// (a borrow), so only the first is used.
+    @inline(__always)
+    static func stringStops(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let quotes = zeroBytes(word ^ (ones &* 0x22))
+        let backslashes = zeroBytes(word ^ (ones &* 0x5C))
+        let controls = (word &- ones &* 0x20) & ~word & highs
+        return quotes | backslashes | controls
     }
 
     /// The string at `index`, unescaped.

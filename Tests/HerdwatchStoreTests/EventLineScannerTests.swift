@@ -41,6 +41,32 @@ import Testing
         #expect(throws: EventLineScanner.Malformed.self) { try scan(line) }
     }
 
+    /// The eight-bytes-at-a-time search for where a string may stop finds the same first byte as
+    /// looking at each byte: quotes, backslashes and control bytes at every offset, beside bytes
+    /// that are close to them (0x1F/0x20, 0x21/0x23, 0x5B/0x5D, 0x7F, 0xA0, 0xFF).
+    @Test func stringStopsFindTheFirstStoppingByte() {
+        let special: [UInt8] = [0x22, 0x5C, 0x00, 0x1F, 0x0A]
+        let plain: [UInt8] = [0x20, 0x21, 0x23, 0x5B, 0x5D, 0x41, 0x7F, 0x80, 0xA0, 0xC3, 0xFF]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<20_000 {
+            var bytes = (0..<8).map { _ in plain.randomElement(using: &generator)! }
+            for _ in 0..<(round % 3) { bytes[Int.random(in: 0..<8, using: &generator)] = special.randomElement(using: &generator)! }
+            let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            let stops = EventLineScanner.stringStops(word)
+            let first = bytes.firstIndex { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }
+            #expect((stops == 0 ? nil : stops.trailingZeroBitCount >> 3) == first, "\(bytes)")
+        }
+        // Strings of every length around the eight-byte steps, with an escape at every place.
+        for length in 0..<20 {
+            for place in 0...length {
+                var text = String(repeating: "x", count: length)
+                text.insert(contentsOf: "\\\"", at: text.index(text.startIndex, offsetBy: place))
+                let line = #"{"host":{"name":"h"},"process":{"command_line":""# + text + #""}}"#
+                #expect((try? scan(line)[.commandLine]) == String(repeating: "x", count: place) + "\"" + String(repeating: "x", count: length - place))
+            }
+        }
+    }
+
     @Test func heartbeatsAreNoticed() throws {
         #expect(try scan(#"{"herdwatch":{"agent":{"profile":"pet"}},"agent":{"version":"1.0"}}"#).hasAgentFigures)
         #expect(try scan(#"{"herdwatch":{"agent":{"profile":"pet"}},"agent":{"version":"1.0"}}"#)[.agentVersion] == "1.0")
