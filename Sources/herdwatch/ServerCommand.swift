@@ -15,7 +15,8 @@ struct ServerCommand: AsyncParsableCommand {
         abstract: "Receive events from agents, store them, detect, and serve the web UI and query API.",
         discussion: """
             Agents post batches of ECS JSON lines to /api/v1/events with their host's token (the agent's \
-            `http:` sink); a batch is acknowledged only once it is stored, each event once. Tokens come \
+            `http:` sink); a batch is acknowledged only once it is stored, each event once (with \
+            --journal DIR: once it is checked and synced to that ingest journal, stored behind). Tokens come \
             from --tokens: one 'HOST TOKEN [key=value ...]' per line; the tags put hosts in groups that \
             queries select (--hosts role=web). Listens on 127.0.0.1:8080 by default, with the web UI \
             (/hosts, /alerts, /events, /hunts, /process/ID) and the query API (/api/v1/query); beyond \
