@@ -32,6 +32,9 @@ public struct AgentConfiguration: Equatable, Sendable {
     /// The disk spool's bound and segment size (bytes).
     public var spoolMaximumBytes: UInt64 = 1 << 30
     public var spoolSegmentBytes: UInt64 = 16 << 20
+    /// When the spool's writes are synced to the disk (`spool.sync`): at every flush (the default),
+    /// at most once per interval, or never (the kernel decides).
+    public var spoolSync = Spool.SyncPolicy.everyFlush
     /// NATS JetStream sink: off without a URL.
     public var natsURL: String?
     public var natsStream = "HERDWATCH"
@@ -146,6 +149,10 @@ public struct AgentConfiguration: Equatable, Sendable {
         spool:
           max_bytes: 1073741824     # when full, the oldest ordinary events are dropped (counted, reported as telemetry-loss); must-keep ones move on
           segment_bytes: 16777216   # segment file size
+          sync: batch               # batch: fsync at every flush (every 50 ms or sooner); interval: at most every
+                                    #   sync_interval_ms (a power loss may lose that much; a crash of the agent, nothing);
+                                    #   never: the kernel writes back when it likes
+          # sync_interval_ms: 1000
         """
 
     public struct Problem: Error, CustomStringConvertible {
@@ -231,13 +238,26 @@ public struct AgentConfiguration: Equatable, Sendable {
             if let keep = try bool(audit, "keep_rules_on_stop", "audit.keep_rules_on_stop") { configuration.keepRulesOnStop = keep }
         }
         if let spool = try map("spool") {
-            try unknown(spool, ["max_bytes", "segment_bytes"], prefix: "spool.")
+            try unknown(spool, ["max_bytes", "segment_bytes", "sync", "sync_interval_ms"], prefix: "spool.")
             let segment = try number(spool, "segment_bytes", "spool.segment_bytes").map { UInt64($0) } ?? configuration.spoolSegmentBytes
             let maximum = try number(spool, "max_bytes", "spool.max_bytes").map { UInt64($0) } ?? configuration.spoolMaximumBytes
             guard segment >= 4096 else { throw Problem(file: file, key: "spool.segment_bytes", reason: "at least 4096") }
             guard maximum >= 2 * segment else { throw Problem(file: file, key: "spool.max_bytes", reason: "at least two segments (\(2 * segment))") }
             configuration.spoolSegmentBytes = segment
             configuration.spoolMaximumBytes = maximum
+            let interval = try number(spool, "sync_interval_ms", "spool.sync_interval_ms")
+            if let interval, interval < 1 || interval > 60_000 || interval != interval.rounded() {
+                throw Problem(file: file, key: "spool.sync_interval_ms", reason: "a whole number of milliseconds from 1 to 60000")
+            }
+            let sync = try string(spool, "sync", "spool.sync", allowed: ["batch", "interval", "never"]) ?? "batch"
+            if interval != nil && sync != "interval" {
+                throw Problem(file: file, key: "spool.sync_interval_ms", reason: "only with sync: interval")
+            }
+            switch sync {
+            case "interval": configuration.spoolSync = .interval(milliseconds: Int64(interval ?? 1000))
+            case "never": configuration.spoolSync = .never
+            default: configuration.spoolSync = .everyFlush
+            }
         }
         if let nats = try map("nats") {
             try unknown(nats, ["url", "stream", "subject_prefix", "create_stream", "events_per_message"], prefix: "nats.")

@@ -68,6 +68,7 @@ public enum AgentRuntime {
         var spoolConfiguration = Spool.Configuration(directory: settings.stateDirectory + "/spool")
         spoolConfiguration.maximumBytes = settings.spoolMaximumBytes
         spoolConfiguration.segmentBytes = settings.spoolSegmentBytes
+        spoolConfiguration.sync = settings.spoolSync
         let spool = try SharedSpool(configuration: spoolConfiguration)
         var sinkNames = settings.output == "none" ? [] : ["output"]
         var shippers: [ServiceGroupConfiguration.ServiceConfiguration] = []

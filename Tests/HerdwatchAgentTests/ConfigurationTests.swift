@@ -2,7 +2,7 @@ import Testing
 
 @testable import HerdwatchAgent
 
-/// The agent's YAML: the `nats:` section, and its bad values refused with the key and the reason.
+/// The agent's YAML: the `nats:` and `spool:` sections, and bad values refused with the key and the reason.
 @Suite struct ConfigurationTests {
     @Test func natsSectionIsRead() throws {
         let defaults = try AgentConfiguration.load(text: "nats: {url: nats://127.0.0.1:4222}\n", file: "agent.yaml")
@@ -21,6 +21,31 @@ import Testing
         } throws: { error in
             let text = "\(error)"
             return text.contains("agent.yaml") && text.contains("nats.events_per_message")
+        }
+    }
+
+    /// The spool's sync policy: at every flush by default, else at most once per interval, or never.
+    @Test func spoolSyncPolicyIsRead() throws {
+        #expect(try AgentConfiguration.load(text: "heartbeat_seconds: 60\n", file: "agent.yaml").spoolSync == .everyFlush)
+        #expect(try AgentConfiguration.load(text: "spool: {sync: batch}\n", file: "agent.yaml").spoolSync == .everyFlush)
+        #expect(try AgentConfiguration.load(text: "spool: {sync: interval}\n", file: "agent.yaml").spoolSync == .interval(milliseconds: 1000))
+        #expect(
+            try AgentConfiguration.load(text: "spool: {sync: interval, sync_interval_ms: 250}\n", file: "agent.yaml").spoolSync
+                == .interval(milliseconds: 250))
+        #expect(try AgentConfiguration.load(text: "spool: {sync: never}\n", file: "agent.yaml").spoolSync == .never)
+    }
+
+    @Test(arguments: [
+        ("spool: {sync: sometimes}", "spool.sync"), ("spool: {sync: interval, sync_interval_ms: 0}", "spool.sync_interval_ms"),
+        ("spool: {sync: interval, sync_interval_ms: 1.5}", "spool.sync_interval_ms"), ("spool: {sync_interval_ms: 100}", "spool.sync_interval_ms"),
+        ("spool: {sync: never, sync_interval_ms: 100}", "spool.sync_interval_ms"),
+    ])
+    func badSpoolSyncIsRefused(_ text: String, _ key: String) {
+        #expect {
+            _ = try AgentConfiguration.load(text: text + "\n", file: "agent.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("agent.yaml") && text.contains(key)
         }
     }
 }
