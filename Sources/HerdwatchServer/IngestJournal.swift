@@ -3,6 +3,7 @@ import HerdwatchCompression
 import HerdwatchShipping
 import HerdwatchStore
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -18,7 +19,8 @@ import Synchronization
 /// are kept parsed in memory (up to `parsedBytes`) so that the loader does not parse them twice.
 /// Past `maximumBacklogBytes` not yet stored, batches are refused with 503 and wait in the agents'
 /// spools. Each record: format (1) · encoding (0 plain, 1 zstd) · host length · host · the body as
-/// received.
+/// received. Metrics: `herdwatch_server_journal_backlog_bytes`, and
+/// `herdwatch_server_journal_events_total` by stage (`accepted`, `stored`: new events only).
 public final class IngestJournal: Service, Sendable {
     public struct Configuration: Sendable {
         public var directory: String
@@ -59,6 +61,10 @@ public final class IngestJournal: Service, Sendable {
     private let loadQueue = DispatchQueue(label: "herdwatch.server.journal.load")
     static let cursor = "store"
     static let format: UInt8 = 1
+    /// swift-metrics: the backlog, and the batches and events through each side.
+    private let backlogGauge = Gauge(label: "herdwatch_server_journal_backlog_bytes")
+    private let acceptedEvents = Counter(label: "herdwatch_server_journal_events_total", dimensions: [("stage", "accepted")])
+    private let storedEvents = Counter(label: "herdwatch_server_journal_events_total", dimensions: [("stage", "stored")])
 
     public init(configuration: Configuration, store: any FleetStore, detection: DetectionStage?, logger: Logger) throws(SpoolError) {
         self.configuration = configuration
@@ -106,7 +112,9 @@ public final class IngestJournal: Service, Sendable {
                 try spool.flush()
             }
         }
-        backlog.add(record.count + 8, ordering: .relaxed)
+        let now = backlog.add(record.count + 8, ordering: .relaxed).newValue
+        backlogGauge.record(now)
+        acceptedEvents.increment(by: batch.count)
         wake.yield()
         return true
     }
@@ -204,7 +212,9 @@ public final class IngestJournal: Service, Sendable {
                 if let parsed = memory.parsed.removeValue(forKey: position) { memory.bytes -= parsed.bytes }
             }
         }
-        backlog.subtract(records.reduce(0) { $0 + $1.payload.count + 8 }, ordering: .relaxed)
+        let now = backlog.subtract(records.reduce(0) { $0 + $1.payload.count + 8 }, ordering: .relaxed).newValue
+        backlogGauge.record(now)
+        storedEvents.increment(by: results.reduce(0) { $0 + $1.inserted })
         return records.count
     }
 
