@@ -54,6 +54,8 @@ public final class IngestJournal: Service, Sendable {
     private let memory = Mutex(Memory())
     /// Journal bytes (headers included) accepted and not yet stored.
     private let backlog: Atomic<Int>
+    /// Whether the last batch was refused for a full backlog (to log the change once, not each refusal).
+    private let refusing = Atomic(false)
     private let wake: AsyncStream<Void>.Continuation
     private let woken: AsyncStream<Void>
     /// Appends and their syncs run here, off the concurrency pool; the loader reads on its own queue.
@@ -96,7 +98,15 @@ public final class IngestJournal: Service, Sendable {
     /// Appends a checked batch and returns once it is on disk; false (nothing appended) while the
     /// backlog is past its limit.
     func accept(host: String, body: [UInt8], zstd: Bool, lines: [Substring], batch: ParsedBatch) async throws -> Bool {
-        guard backlog.load(ordering: .relaxed) < configuration.maximumBacklogBytes else { return false }
+        guard backlog.load(ordering: .relaxed) < configuration.maximumBacklogBytes else {
+            if refusing.exchange(true, ordering: .relaxed) == false {
+                logger.warning(
+                    "ingest journal full: refusing batches (503) until the store catches up",
+                    metadata: ["backlog-bytes": "\(backlogBytes)", "limit-bytes": "\(configuration.maximumBacklogBytes)"])
+            }
+            return false
+        }
+        if refusing.exchange(false, ordering: .relaxed) { logger.notice("ingest journal: accepting batches again") }
         let record = Self.record(host: host, body: body, zstd: zstd)
         let keep = memory.withLock { $0.bytes } < configuration.parsedBytes
         let parsed = Parsed(lines: lines, batch: batch, bytes: lines.reduce(0) { $0 + $1.utf8.count })
@@ -151,9 +161,22 @@ public final class IngestJournal: Service, Sendable {
     func load() async {
         var signals = woken.makeAsyncIterator()
         var failing = false
+        // While a backlog lasts, how it goes, once a minute.
+        var reported = ContinuousClock.now
+        var storedSinceReport = 0
         while !Task.isCancelled {
             do {
-                if try await loadOnce() == 0 {
+                let loaded = try await loadOnce()
+                storedSinceReport += loaded
+                if ContinuousClock.now - reported >= .seconds(60) {
+                    if backlogBytes > 0 {
+                        logger.info(
+                            "ingest journal: storing behind", metadata: ["backlog-bytes": "\(backlogBytes)", "batches-stored": "\(storedSinceReport)"])
+                    }
+                    reported = ContinuousClock.now
+                    storedSinceReport = 0
+                }
+                if loaded == 0 {
                     guard await signals.next() != nil else { return }
                 }
                 if failing { logger.notice("ingest journal: storing again") }
