@@ -18,8 +18,8 @@ import Synchronization
 /// restart loads the rest again, and the store drops what it already has by `event.id`. Batches
 /// are kept parsed in memory (up to `parsedBytes`) so that the loader does not parse them twice.
 /// Past `maximumBacklogBytes` not yet stored, batches are refused with 503 and wait in the agents'
-/// spools. Each record: format (1) · encoding (0 plain, 1 zstd) · host length · host · the body as
-/// received. Metrics: `herdwatch_server_journal_backlog_bytes`, and
+/// spools. Each record: format (1) · encoding (0 plain, 1 zstd) · host length (UInt16 LE) · host ·
+/// the body as received. Metrics: `herdwatch_server_journal_backlog_bytes`, and
 /// `herdwatch_server_journal_events_total` by stage (`accepted`, `stored`: new events only).
 public final class IngestJournal: Service, Sendable {
     public struct Configuration: Sendable {
@@ -113,6 +113,8 @@ public final class IngestJournal: Service, Sendable {
         try await on(appendQueue) { [self] in
             try spool.withLock { spool throws(SpoolError) in
                 let position = try spool.append(record)
+                // Counted and kept once appended: should the flush fail, a later flush writes it.
+                backlogGauge.record(backlog.add(record.count + 8, ordering: .relaxed).newValue)
                 if keep {
                     self.memory.withLock { memory in
                         memory.parsed[position] = parsed
@@ -122,17 +124,16 @@ public final class IngestJournal: Service, Sendable {
                 try spool.flush()
             }
         }
-        let now = backlog.add(record.count + 8, ordering: .relaxed).newValue
-        backlogGauge.record(now)
         acceptedEvents.increment(by: batch.count)
         wake.yield()
         return true
     }
 
     static func record(host: String, body: [UInt8], zstd: Bool) -> [UInt8] {
-        let name = Array(host.utf8.prefix(255))
-        var record: [UInt8] = [format, zstd ? 1 : 0, UInt8(name.count)]
-        record.reserveCapacity(3 + name.count + body.count)
+        // Host names come from the tokens file, one line each: far below 64 KiB.
+        let name = Array(host.utf8.prefix(Int(UInt16.max)))
+        var record: [UInt8] = [format, zstd ? 1 : 0, UInt8(name.count & 0xFF), UInt8(name.count >> 8)]
+        record.reserveCapacity(record.count + name.count + body.count)
         record += name
         record += body
         return record
@@ -140,11 +141,13 @@ public final class IngestJournal: Service, Sendable {
 
     /// A record read back: its host and lines, parsed again.
     static func parse(record: [UInt8], maximumBytes: Int) throws -> Parsed {
-        guard record.count >= 3, record[0] == format, record.count >= 3 + Int(record[2]) else {
+        guard record.count >= 4, record[0] == format else {
             throw IngestSetupError(description: "not a journal record of format \(format)")
         }
-        let host = String(decoding: record[3..<(3 + Int(record[2]))], as: UTF8.self)
-        var body = Array(record[(3 + Int(record[2]))...])
+        let hostEnd = 4 + (Int(record[2]) | Int(record[3]) << 8)
+        guard record.count >= hostEnd else { throw IngestSetupError(description: "a journal record cut short") }
+        let host = String(decoding: record[4..<hostEnd], as: UTF8.self)
+        var body = Array(record[hostEnd...])
         if record[1] == 1 {
             body = try body.withUnsafeBytes { bytes throws(Zstd.DecompressionError) in try Zstd.decompress(bytes, limit: maximumBytes) }
         }

@@ -146,4 +146,18 @@ import Testing
             }
         }
     }
+
+    /// A record read back gives the host and the lines it was written with, plain or compressed,
+    /// for any host name (here past 255 bytes); a record cut short is an error, not a batch.
+    @Test func recordsReadBackAsWritten() throws {
+        let host = String(repeating: "h", count: 300) + ".example"
+        let text = Array([ingest.event("r1", host: host), ingest.event("r2", host: host)].joined(separator: "\n").utf8)
+        for (body, zstd) in [(text, false), (Zstd.Compressor().compress(text), true)] {
+            let record = IngestJournal.record(host: host, body: body, zstd: zstd)
+            let parsed = try IngestJournal.parse(record: record, maximumBytes: 1 << 20)
+            #expect(parsed.batch.count == 2 && parsed.batch.rejected.isEmpty, "\(parsed.batch.rejected)")
+            #expect(parsed.lines.count == 2)
+            #expect(throws: (any Error).self) { try IngestJournal.parse(record: Array(record.prefix(100)), maximumBytes: 1 << 20) }
+        }
+    }
 }
