@@ -255,18 +255,6 @@ public final class EventStore: FleetStore {
         return result
     }
 
-    /// An agent's batch: stored whole or not at all, and only if every event is from `host` (the
-    /// host its token authenticates). Returns once the batch is on disk.
-    public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
-        let batch = ParsedBatch(lines: lines, host: host)
-        guard batch.rejected.isEmpty else {
-            var result = IngestResult()
-            result.rejected = batch.rejected
-            return result
-        }
-        return try await ingest(batch)
-    }
-
     /// Stores the events of a batch parsed before; its rejected lines are only reported.
     public func ingest(_ batch: ParsedBatch) async throws -> IngestResult {
         var result = IngestResult()

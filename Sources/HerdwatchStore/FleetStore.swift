@@ -55,6 +55,18 @@ public protocol FleetStore: Sendable {
 }
 
 extension FleetStore {
+    /// Both engines alike: parsed and checked first, then stored whole, or nothing of it when a line
+    /// is refused.
+    public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
+        let batch = ParsedBatch(lines: lines, host: host)
+        guard batch.rejected.isEmpty else {
+            var result = IngestResult()
+            result.rejected = batch.rejected
+            return result
+        }
+        return try await ingest(batch)
+    }
+
     public func hunt(named name: String) async throws -> Hunt? { try await hunts().first { $0.name == name } }
 }
 
