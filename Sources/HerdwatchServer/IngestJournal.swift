@@ -110,7 +110,7 @@ public final class IngestJournal: Service, Sendable {
         let record = Self.record(host: host, body: body, zstd: zstd)
         let keep = memory.withLock { $0.bytes } < configuration.parsedBytes
         let parsed = Parsed(lines: lines, batch: batch, bytes: lines.reduce(0) { $0 + $1.utf8.count })
-        try await on(appendQueue) { [self] in
+        try await appendQueue.perform { [self] in
             try spool.withLock { spool throws(SpoolError) in
                 let position = try spool.append(record)
                 // Counted and kept once appended: should the flush fail, a later flush writes it.
@@ -197,7 +197,7 @@ public final class IngestJournal: Service, Sendable {
     @discardableResult
     func loadOnce() async throws -> Int {
         let limit = configuration.recordsPerLoad
-        let records = try await on(loadQueue) { [spool] in
+        let records = try await loadQueue.perform { [spool] in
             try spool.withLock { spool throws(SpoolError) in try spool.read(after: spool.cursor(for: Self.cursor), maximumRecords: limit) }
         }
         guard let last = records.last else { return 0 }
@@ -230,7 +230,7 @@ public final class IngestJournal: Service, Sendable {
             }
             await detection?.process(lines: parsed.lines, stored: result.insertedLines)
         }
-        try await on(loadQueue) { [spool] in
+        try await loadQueue.perform { [spool] in
             try spool.withLock { spool throws(SpoolError) in try spool.acknowledge(sink: Self.cursor, through: last.next) }
         }
         memory.withLock { memory in
@@ -242,11 +242,5 @@ public final class IngestJournal: Service, Sendable {
         backlogGauge.record(now)
         storedEvents.increment(by: results.reduce(0) { $0 + $1.inserted })
         return records.count
-    }
-
-    private func on<T: Sendable>(_ queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try work() }) }
-        }
     }
 }

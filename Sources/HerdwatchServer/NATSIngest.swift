@@ -42,12 +42,6 @@ public final class NATSIngest: Service, Sendable {
         var consumer: JetStreamConsumer?
     }
 
-    private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try work() }) }
-        }
-    }
-
     /// Runs until the task is cancelled or the service group shuts down gracefully.
     public func run() async throws {
         // Stopping (cancellation on graceful shutdown) ends the loop; it is not an error.
@@ -60,7 +54,7 @@ public final class NATSIngest: Service, Sendable {
         var failing = false
         while !Task.isCancelled {
             do {
-                let batch = try await onQueue { () throws -> [[UInt8]] in
+                let batch = try await queue.perform { () throws -> [[UInt8]] in
                     if connection.consumer == nil {
                         connection.consumer = try JetStreamConsumer(
                             stream: JetStream(url: configuration.url, name: "herdwatch-server"), subject: configuration.subject,
@@ -75,10 +69,10 @@ public final class NATSIngest: Service, Sendable {
                 do {
                     result = try await store.ingest(lines: lines, allOrNothing: false)
                 } catch {
-                    try await onQueue { connection.consumer?.handBack() }
+                    try await queue.perform { connection.consumer?.handBack() }
                     throw error
                 }
-                try await onQueue { connection.consumer?.acknowledge() }
+                try await queue.perform { connection.consumer?.acknowledge() }
                 await detection?.process(lines: lines, stored: result.insertedLines)
                 for rejection in result.rejected.prefix(5) {
                     logger.warning("NATS message is not an event; skipped", metadata: ["where": "\(rejection)"])
@@ -88,10 +82,10 @@ public final class NATSIngest: Service, Sendable {
             } catch {
                 if !failing { logger.error("NATS ingest failing", metadata: ["error": "\(error)", "url": "\(configuration.url)"]) }
                 failing = true
-                try? await onQueue { connection.consumer = nil }
+                try? await queue.perform { connection.consumer = nil }
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        try? await onQueue { connection.consumer = nil }
+        try? await queue.perform { connection.consumer = nil }
     }
 }
