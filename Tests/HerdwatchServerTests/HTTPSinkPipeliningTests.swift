@@ -2,9 +2,6 @@ import Dispatch
 import Foundation
 import HerdwatchShipping
 import HerdwatchStore
-import Logging
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 @testable import HerdwatchServer
@@ -21,26 +18,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try EventStore(path: folder + "/events.db")
         var settings = ServerRuntime.Settings(ingest: IngestConfiguration(tokens: [Self.token: "web1"]))
-        settings.port = 0
         if journal { settings.journal = IngestJournal.Configuration(directory: folder + "/journal") }
-        let port = Mutex(0)
-        settings.onListening = { bound in port.withLock { $0 = bound } }
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        let runtime = try ServerRuntime(settings: settings, store: store, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: try await runtime.services().map { .init(service: $0) }, logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            for _ in 0..<100 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(50)) }
-            do {
-                try await test(port.withLock { $0 }, store)
-            } catch {
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
+        try await withRunningServer(settings: settings, store: store) { port in try await test(port, store) }
     }
 
     /// Five batches of two events through a sink with three in flight: what `send` and `confirmed`

@@ -1,6 +1,5 @@
 import Foundation
 import HerdwatchCompression
-import HerdwatchDetection
 import HerdwatchStore
 import Hummingbird
 import HummingbirdTesting
@@ -117,19 +116,8 @@ import Testing
 
     /// The loader as a service: it stores batches as they come and runs detection on them, once.
     @Test func theLoaderStoresAndDetectsAsBatchesArrive() async throws {
-        let rule = """
-            title: True run
-            id: true-run
-            level: high
-            logsource: {product: linux, category: process_creation}
-            detection:
-                selection:
-                    Image|endswith: /true
-                condition: selection
-            """
         try await withFolder { folder, store in
-            let loaded = SigmaLoader.load(yaml: rule, file: "test.yml")
-            let detection = DetectionStage(ruleSet: try RuleSet(rules: loaded.rules), store: store, logger: Logger(label: "test"))
+            let detection = try IngestTests.detection(rules: IngestTests.trueRunRule, store: store)
             // Nothing kept parsed: the loader reads every batch back from the journal's files.
             let journal = try journal(folder, store, detection: detection) { $0.parsedBytes = 0 }
             let loader = Task { await journal.load() }

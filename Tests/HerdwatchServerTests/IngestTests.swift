@@ -13,6 +13,24 @@ import Testing
 @Suite struct IngestTests {
     static let token = "web1-token-0123456789"
 
+    /// One Sigma rule: every run of a program named `true` (the events of `event(_:host:)`).
+    static let trueRunRule = """
+        title: True run
+        id: true-run
+        level: high
+        logsource: {product: linux, category: process_creation}
+        detection:
+            selection:
+                Image|endswith: /true
+            condition: selection
+        """
+
+    /// Detection over `store` with the rules of `yaml`.
+    static func detection(rules yaml: String, store: any FleetStore) throws -> DetectionStage {
+        let loaded = SigmaLoader.load(yaml: yaml, file: "test.yml")
+        return DetectionStage(ruleSet: try RuleSet(rules: loaded.rules), store: store, logger: Logger(label: "test"))
+    }
+
     func event(_ id: String, host: String = "web1") -> String {
         #"{"@timestamp":"2026-11-23T10:00:00.000Z","event":{"kind":"event","category":["process"],"action":"process-started","id":"\#(id)"},"host":{"name":"\#(host)"},"process":{"pid":1,"executable":"/usr/bin/true"}}"#
     }
@@ -27,11 +45,7 @@ import Testing
         var configuration = IngestConfiguration(tokens: [Self.token: "web1", "db1-token-0123456789": "db1"])
         configuration.maximumBodyBytes = 64 * 1024
         let router = Router()
-        var detection: DetectionStage?
-        if let rules {
-            let loaded = SigmaLoader.load(yaml: rules, file: "test.yml")
-            detection = DetectionStage(ruleSet: try RuleSet(rules: loaded.rules), store: store, logger: Logger(label: "test"))
-        }
+        let detection = try rules.map { try Self.detection(rules: $0, store: store) }
         IngestRoutes.add(to: router, store: store, configuration: configuration, detection: detection, logger: Logger(label: "test"))
         try await Application(router: router).test(.router) { client in try await test(client, store) }
     }
@@ -74,17 +88,7 @@ import Testing
     /// Detection runs on what a batch stored: an event a rule matches raises one alert, stored in the
     /// `alerts` view; the same batch again (a redelivery) raises nothing more.
     @Test func storedEventsMeetTheRulesOnce() async throws {
-        let rule = """
-            title: True run
-            id: true-run
-            level: high
-            logsource: {product: linux, category: process_creation}
-            detection:
-                selection:
-                    Image|endswith: /true
-                condition: selection
-            """
-        try await withServer(rules: rule) { client, store in
+        try await withServer(rules: Self.trueRunRule) { client, store in
             #expect(try await post(client, [event("a"), event("b", host: "web1")]).0 == .ok)
             #expect(try await post(client, [event("a")]).0 == .ok)
             let alerts = try store.query("SELECT rule_id, host, event_ids, level FROM alerts ORDER BY event_ids")

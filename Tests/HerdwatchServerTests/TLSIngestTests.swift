@@ -3,9 +3,6 @@ import Foundation
 import HerdwatchShipping
 import HerdwatchStore
 import HerdwatchTestSupport
-import Logging
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 @testable import HerdwatchServer
@@ -26,26 +23,8 @@ import Testing
         _ = try TestCertificates(in: folder)
         let store = try EventStore(path: folder + "/events.db")
         var settings = ServerRuntime.Settings(ingest: IngestConfiguration(tokens: [Self.token: "web1"]))
-        settings.port = 0
         settings.tls = TLSFiles(certificate: folder + "/server.pem", key: folder + "/server.key", clientCA: clientCA ? folder + "/ca.pem" : nil)
-        let port = Mutex(0)
-        settings.onListening = { bound in port.withLock { $0 = bound } }
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        let runtime = try ServerRuntime(settings: settings, store: store, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: try await runtime.services().map { .init(service: $0) }, logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            for _ in 0..<100 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(50)) }
-            do {
-                try await test(port.withLock { $0 }, folder, store)
-            } catch {
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
+        try await withRunningServer(settings: settings, store: store) { port in try await test(port, folder, store) }
     }
 
     /// One batch through the agent's sink (blocking I/O, on a thread of its own): nil when the
