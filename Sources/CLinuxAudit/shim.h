@@ -7,6 +7,7 @@
 #include <linux/audit.h>
 #include <linux/connector.h>
 #include <linux/cn_proc.h>
+#include <linux/filter.h>
 
 // glibc declares recvmmsg(2) and struct mmsghdr only under _GNU_SOURCE, which Swift's Glibc module
 // is built without. The same layout and the same function, declared here: several netlink

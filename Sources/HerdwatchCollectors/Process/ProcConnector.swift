@@ -6,7 +6,7 @@ import Glibc
 
 /// Process events from the kernel's proc connector (NETLINK_CONNECTOR, CN_IDX_PROC): every fork,
 /// exec, exit and id change on the host, with no audit rule needed. Threads are left out: only
-/// thread-group leaders (processes) are reported.
+/// thread-group leaders (processes) are reported, and a socket filter drops the rest in the kernel.
 public final class ProcConnector {
     public enum Event: Sendable, Equatable {
         case fork(parent: Int32, child: Int32, nanosecondsSinceBoot: UInt64)
@@ -21,12 +21,15 @@ public final class ProcConnector {
     private let receiver = NetlinkSocket.Receiver(slots: 64, slotBytes: 512)
     /// Times the socket overflowed (ENOBUFS): events were lost.
     public private(set) var overflows = 0
+    /// Datagrams read from the socket (what passed the filter).
+    public private(set) var datagrams = 0
 
     public init(receiveBufferBytes: Int32 = 4 << 20) throws(AuditNetlinkError) {
         self.descriptor = try NetlinkSocket.open(
             family: NETLINK_CONNECTOR, type: SOCK_DGRAM, groups: UInt32(CN_IDX_PROC),
             receiveBufferBytes: receiveBufferBytes, name: "NETLINK_CONNECTOR", bindFailure: "bind(NETLINK_CONNECTOR)")
         do {
+            try Self.attachFilter(descriptor)
             try send(operation: UInt32(PROC_CN_MCAST_LISTEN.rawValue))
         } catch {
             close(descriptor)
@@ -37,6 +40,62 @@ public final class ProcConnector {
     deinit {
         try? send(operation: UInt32(PROC_CN_MCAST_IGNORE.rawValue))
         close(descriptor)
+    }
+
+    // Where a proc event's fields are in a datagram: the netlink header (16 bytes), the connector's
+    // header (20), then `struct proc_event`: `what` (4), cpu (4), timestamp (8), then the event's
+    // own fields, each 4 bytes.
+    static let whatOffset: UInt32 = 36
+    static let dataOffset: UInt32 = 52
+
+    /// A classic BPF program the kernel runs on every datagram before it queues it: only fork, exec,
+    /// exit, uid and sid events pass, and of forks, exits, uid and sid changes only those of processes
+    /// (thread-group leaders). A threaded server starting and ending threads all day then costs the
+    /// agent nothing: their events are dropped in the kernel, not copied out and decoded. `decode`
+    /// checks the same things again, so the filter only saves work.
+    static var filterProgram: [sock_filter] {
+        // Loads of words are big-endian in classic BPF: compare with the fields' bytes as they are.
+        func wordConstant(_ value: UInt32) -> UInt32 { UInt32(bigEndian: value) }
+        func load(_ offset: UInt32) -> sock_filter {
+            sock_filter(code: UInt16(BPF_LD | BPF_W | BPF_ABS), jt: 0, jf: 0, k: offset)
+        }
+        func jumpIfEqual(_ value: UInt32, _ equal: UInt8, _ other: UInt8) -> sock_filter {
+            sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_K), jt: equal, jf: other, k: wordConstant(value))
+        }
+        let copyToX = sock_filter(code: UInt16(BPF_MISC | BPF_TAX), jt: 0, jf: 0, k: 0)
+        let equalsX = sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_X), jt: 0, jf: 1, k: 0)  // accept : drop
+        let accept = sock_filter(code: UInt16(BPF_RET | BPF_K), jt: 0, jf: 0, k: UInt32.max)
+        let drop = sock_filter(code: UInt16(BPF_RET | BPF_K), jt: 0, jf: 0, k: 0)
+        // Jump offsets count the instructions skipped: the target is the next instruction + offset.
+        return [
+            /* 0 */ load(whatOffset),
+            /* 1 */ jumpIfEqual(UInt32(PROC_EVENT_EXEC.rawValue), 12, 0),  // → 14 accept
+            /* 2 */ jumpIfEqual(UInt32(PROC_EVENT_FORK.rawValue), 3, 0),  // → 6
+            /* 3 */ jumpIfEqual(UInt32(PROC_EVENT_EXIT.rawValue), 6, 0),  // → 10
+            /* 4 */ jumpIfEqual(UInt32(PROC_EVENT_UID.rawValue), 5, 0),  // → 10
+            /* 5 */ jumpIfEqual(UInt32(PROC_EVENT_SID.rawValue), 4, 9),  // → 10, else → 15 drop
+            // A fork passes when the child is a process: child_pid (third field) == child_tgid (fourth).
+            /* 6 */ load(dataOffset + 12),
+            /* 7 */ copyToX,
+            /* 8 */ load(dataOffset + 8),
+            /* 9 */ sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_X), jt: 4, jf: 5, k: 0),  // → 14 : 15
+            // Exit, uid and sid pass when process_pid (first field) == process_tgid (second).
+            /* 10 */ load(dataOffset + 4),
+            /* 11 */ copyToX,
+            /* 12 */ load(dataOffset),
+            /* 13 */ equalsX,  // → 14 : 15
+            /* 14 */ accept,
+            /* 15 */ drop,
+        ]
+    }
+
+    private static func attachFilter(_ descriptor: Int32) throws(AuditNetlinkError) {
+        var program = filterProgram
+        let attached = program.withUnsafeMutableBufferPointer { instructions in
+            var fprog = sock_fprog(len: UInt16(instructions.count), filter: instructions.baseAddress)
+            return setsockopt(descriptor, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, socklen_t(MemoryLayout<sock_fprog>.size))
+        }
+        guard attached == 0 else { throw AuditNetlinkError("proc connector filter (SO_ATTACH_FILTER)", code: errno) }
     }
 
     private func send(operation: UInt32) throws(AuditNetlinkError) {
@@ -60,7 +119,10 @@ public final class ProcConnector {
     /// Everything queued, without blocking.
     public func drain() throws(AuditNetlinkError) -> [Event] {
         var events: [Event] = []
+        var read = 0
+        defer { datagrams += read }
         try NetlinkSocket.drain(descriptor, receiver: receiver, overflows: &overflows, name: "NETLINK_CONNECTOR") { datagram in
+            read += 1
             Self.decode(datagram, into: &events)
         }
         return events
