@@ -70,6 +70,13 @@ import Testing
             #expect(responses.map { "\($0[0]):\($0[1])" } == ["notify:succeeded", "raise-level:succeeded"], "\(responses)")
             let notifications = (try? String(contentsOfFile: state + "/notifications.jsonl", encoding: .utf8)) ?? ""
             #expect(notifications.contains("58e9946e-5146-47c6-b8a5-8325cb372943"), "the alert was written to notifications.jsonl")
+            // The agent's own audit rules (loaded at start, swapped by the level change) are not
+            // taken for someone else's.
+            let changes = api("SELECT count(*) FROM events WHERE action = 'audit-config-changed'")
+            #expect((changes.first?.first as? Int ?? 0) > 0, "the agent's rule changes are stored")
+            let ruleAlerts = api(
+                "SELECT rule_title, executable FROM alerts WHERE rule_id IN ('8a4e6c1d-2b3f-4e5a-9c7d-1f0e2d3c4b5a', 'd234c278-098e-4a41-a5f9-76b7326b4513')")
+            #expect(ruleAlerts.isEmpty, "alerts on the agent's own rule changes: \(ruleAlerts)")
             let hosts = api("SELECT name, level FROM hosts")
             #expect(hosts.count == 1, "\(hosts)")
             // The UI answers.

@@ -317,6 +317,51 @@ func collectEvents(_ collector: AuditCollector, seconds: Double = 10, until done
             #expect(userCommand.process?.pid == Int64(getpid()))
         }
     }
+
+    @Test(.enabled(if: available && FileManager.default.isExecutableFile(atPath: "/sbin/auditctl"), "needs root, audit and auditctl"))
+    func ownRuleChangesNameTheAgentAndOthersDoNot() throws {
+        try withKernelAudit {
+            let key = "hw-own-\(getpid())"
+            let keyed = "-a always,exit -F arch=b64 -S execve -F key=\(key)"
+            let watch = "-w /etc/hostname -p wa -k \(key)-watch"
+            let collector = try collector("\(keyed)\n\(watch)\n-a always,exit -F arch=b64 -S fchmodat\n", mode: .unicast)
+            try collector.start()
+            defer { collector.stop() }
+            // Someone else adds and removes a rule while the agent runs. The kernel's record of a rule
+            // change names no process; the agent names itself in its own, and leaves others' alone
+            // (auditctl's come with the record of its system call when that call is audited).
+            let outside = ["always,exit", "-F", "arch=b64", "-S", "fchown", "-k", "\(key)-outside"]
+            try runProgram("/sbin/auditctl", ["-a"] + outside)
+            try runProgram("/sbin/auditctl", ["-d"] + outside)
+            // The agent drops its unkeyed rule (as on SIGHUP or a change of level).
+            let (kept, errors) = AuditRuleParser().parse("\(keyed)\n\(watch)\n", source: "test.rules")
+            #expect(errors.isEmpty)
+            collector.replaceRules(kept)
+
+            func change(_ event: Event) -> (operation: String, key: String)? {
+                guard event.kind == .auditConfigChange, let record = event.audit?.records.first,
+                    let operation = record.value("op")
+                else { return nil }
+                return (String(decoding: operation, as: UTF8.self), AuditDecoding.untrustedString(record, "key") ?? "(null)")
+            }
+            let events = try collectEvents(collector) { events in
+                events.compactMap(change).filter { $0.operation == "remove_rule" }.count >= 2
+            }
+            let changes = events.compactMap { event in change(event).map { ($0.operation, $0.key, event.process?.pid) } }
+            let me = Int64(getpid())
+            for expected in [("add_rule", key), ("add_rule", "\(key)-watch"), ("add_rule", "(null)"), ("remove_rule", "(null)")] {
+                let found = changes.filter { $0.0 == expected.0 && $0.1 == expected.1 }
+                #expect(found.count == 1 && found.first?.2 == me, "\(expected): \(found)")
+            }
+            for operation in ["add_rule", "remove_rule"] {
+                let found = changes.filter { $0.0 == operation && $0.1 == "\(key)-outside" }
+                #expect(found.count == 1 && found.first?.2 != me, "auditctl's \(operation): \(found)")
+            }
+            let own = try #require(events.first { change($0)?.key == key })
+            #expect(own.process?.executable == (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")))
+            #expect(own.process?.entityID != nil)
+        }
+    }
 }
 
 func table(_ collector: AuditCollector) -> ProcessTable { collector.processes ?? ProcessTable() }

@@ -75,6 +75,9 @@ public final class AuditCollector {
     private var saved: AuditStatus?
     private var changedMask: UInt32 = 0
     private var addedRules: [[UInt8]] = []
+    /// Rule changes this collector made, until their CONFIG_CHANGE records come back (see
+    /// `claimOwnRuleChange`).
+    private var ownRuleChanges: [OwnRuleChange] = []
     private var registered = false
     private var pipeline: AuditPipeline
     private let parser = AuditRecordParser()
@@ -214,14 +217,14 @@ public final class AuditCollector {
                     let data = rule.kernelData()
                     if loaded.remove(data) != nil { continue }
                     do {
-                        try netlink.addRule(data)
+                        try addRule(data, netlink)
                     } catch where error.code == EEXIST && configuration.adoptsExistingRules {
                         // Left by an agent that did not stop cleanly: ours to remove on stop.
                         logger.notice("audit rule already loaded; adopting it", metadata: ["line": "\(line.source):\(line.line)"])
                     }
                     if !addedRules.contains(data) { addedRules.append(data) }
                 case .delete(let rule):
-                    try netlink.deleteRule(rule.kernelData())
+                    try deleteRule(rule.kernelData(), netlink)
                 case .setBacklogLimit(let value):
                     var status = AuditStatus()
                     status.backlogLimit = value
@@ -276,7 +279,7 @@ public final class AuditCollector {
             if case .add(let rule) = line.command { wanted.insert(rule.kernelData()) }
         }
         for rule in addedRules.reversed() where !wanted.contains(rule) {
-            do { try netlink.deleteRule(rule) } catch { logger.error("could not remove an audit rule", metadata: ["error": "\(error)"]) }
+            do { try deleteRule(rule, netlink) } catch { logger.error("could not remove an audit rule", metadata: ["error": "\(error)"]) }
         }
         addedRules.removeAll { !wanted.contains($0) }
         ruleErrors = []
@@ -284,10 +287,72 @@ public final class AuditCollector {
         applyRules(netlink, loaded: Set(addedRules))
     }
 
+    private func addRule(_ rule: [UInt8], _ netlink: AuditNetlink) throws(AuditNetlinkError) {
+        try netlink.addRule(rule)
+        expectOwnRuleChange("add_rule", rule)
+    }
+
+    private func deleteRule(_ rule: [UInt8], _ netlink: AuditNetlink) throws(AuditNetlinkError) {
+        try netlink.deleteRule(rule)
+        expectOwnRuleChange("remove_rule", rule)
+    }
+
+    /// A rule change the collector made, as its CONFIG_CHANGE record will spell it.
+    struct OwnRuleChange: Equatable {
+        var operation: String
+        /// The rule's keys joined by 0x01, or `(null)`.
+        var key: String
+        var list: String
+        var until: Int64
+    }
+
+    /// How long a change of the collector's own waits for its record (kauditd can lag under load).
+    static let ownRuleChangeWait: Int64 = 30_000
+
+    private func expectOwnRuleChange(_ operation: String, _ rule: [UInt8]) {
+        let keys = AuditRuleData.keys(of: rule)
+        let flags = rule.count >= 4 ? rule.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } : 0
+        ownRuleChanges.append(
+            OwnRuleChange(
+                operation: operation, key: keys.isEmpty ? "(null)" : keys.joined(separator: "\u{1}"),
+                list: String(flags & ~UInt32(AUDIT_FILTER_PREPEND)), until: SystemClock.wallMilliseconds() + Self.ownRuleChangeWait))
+    }
+
+    /// The kernel's record of a rule added or removed names no process, only the login uid and
+    /// session of whoever made the change; the record of the system call that made it comes along
+    /// only when that call was audited. One that matches a change this collector has just made
+    /// (operation, keys and filter list, each change claimed once) and names no other process is the
+    /// agent's own: it gets the agent's pid and executable, so that detection tells the agent's
+    /// changes (at start, on SIGHUP, when the monitoring level changes) from anyone else's.
+    private func claimOwnRuleChange(_ event: inout Event) {
+        guard !ownRuleChanges.isEmpty else { return }
+        let now = SystemClock.wallMilliseconds()
+        ownRuleChanges.removeAll { $0.until < now }
+        let me = Int64(getpid())
+        guard event.kind == .auditConfigChange, event.process?.pid == nil || event.process?.pid == me,
+            let record = event.audit?.records.first(where: { $0.type == RecordTypes.configChange }),
+            let operation = record.value("op"), let list = record.value("list")
+        else { return }
+        let key = AuditDecoding.untrustedString(record, "key") ?? "(null)"
+        let made = ownRuleChanges.firstIndex {
+            $0.list.utf8.elementsEqual(list) && $0.operation.utf8.elementsEqual(operation) && $0.key == key
+        }
+        guard let made else { return }
+        ownRuleChanges.remove(at: made)
+        guard event.process?.pid == nil else { return }
+        var process = event.process ?? Event.Process()
+        process.pid = me
+        process.executable = Self.ownExecutable
+        process.name = Self.ownExecutable.map { String($0.split(separator: "/").last ?? Substring($0)) }
+        event.process = process
+    }
+
+    private static let ownExecutable: String? = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+
     private func deleteAll(_ netlink: AuditNetlink, key: String?) throws(AuditNetlinkError) {
         for rule in try netlink.listRules() {
             if let key, !AuditRuleData.keys(of: rule).contains(key) { continue }
-            try netlink.deleteRule(rule)
+            try deleteRule(rule, netlink)
         }
     }
 
@@ -313,6 +378,7 @@ public final class AuditCollector {
         guard let netlink else { return }
         let enrich: (Event) throws -> Void = { event in
             var event = event
+            self.claimOwnRuleChange(&event)
             self.enrich(&event)
             try emit(event)
         }
