@@ -148,7 +148,7 @@ let package = Package(
         .executableTarget(
             name: "herdwatch-agent",
             dependencies: [
-                "HerdwatchAgent", "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
+                "HerdwatchEvents", "HerdwatchAgent", "HerdwatchPipeline", "HerdwatchCollectors", "HerdwatchPolicy", "HerdwatchShipping",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -78,6 +78,14 @@ public struct ECSEncoder: Sendable {
             writer.endObject()
         }
         if let audit = event.audit { encode(audit, into: &writer) }
+        if event.agentHealth != nil {
+            // ECS's agent fields, on the heartbeat only: the hosts registry reads the version there.
+            writer.key("agent")
+            writer.beginObject()
+            writer.member("type", "herdwatch")
+            writer.member("version", HerdwatchVersion.string)
+            writer.endObject()
+        }
         if event.agentHealth != nil || event.loss != nil || event.sampling != nil || event.firstSeen
             || event.aggregate != nil || event.levelChange != nil || event.response != nil
         {

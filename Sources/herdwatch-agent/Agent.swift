@@ -1,4 +1,5 @@
 import ArgumentParser
+import HerdwatchEvents
 import Foundation
 import HerdwatchAgent
 import HerdwatchCollectors
@@ -14,7 +15,7 @@ struct Agent: AsyncParsableCommand {
             the kernel's audit subsystem (or a stream of audit records), the proc connector and the auth \
             log, and writes ECS JSON lines.
             """,
-        version: "0.1.0",
+        version: HerdwatchVersion.string,
         subcommands: [RunCommand.self, LevelCommand.self, StatsCommand.self, RulesCommand.self, ConfigCommand.self],
         defaultSubcommand: nil
     )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HerdwatchEvents
 
 @main
 struct Herdwatch: AsyncParsableCommand {
@@ -10,6 +11,3 @@ struct Herdwatch: AsyncParsableCommand {
     )
 }
 
-enum HerdwatchVersion {
-    static let string = "0.1.0"
-}

@@ -49,6 +49,25 @@ import HerdwatchEvents
         }
     }
 
+    /// The registry as the agent fills it: a heartbeat as the agent encodes it, not a hand-written line.
+    @Test(arguments: Engine.allCases)
+    func anAgentsHeartbeatGivesTheRegistryItsVersionAndFigures(engine: Engine) async throws {
+        var heartbeat = Event(timestamp: AuditTimestamp(milliseconds: 1_795_000_000_000), kind: .agentHeartbeat, outcome: .success)
+        heartbeat.id = "hb-1"
+        heartbeat.host.name = "web9"
+        var health = Event.AgentHealth(
+            intervalSeconds: 60, eventsPerSecond: ["auditd": 12.5], eventsTotal: 750, lostTotal: 2, residentBytes: 50_000_000,
+            cpuPercent: 1.5, uptimeSeconds: 600)
+        health.profile = "pet"
+        heartbeat.agentHealth = health
+        let line = String(decoding: ECSEncoder().encode(heartbeat), as: UTF8.self)
+        try await engine.withStore { store in
+            _ = try await store.ingest([Substring(line)])
+            let registry = try await store.read("SELECT name, level, agent_version, events_per_second, lost_total, cpu_percent FROM hosts")
+            #expect(registry.rows == [[.text("web9"), .text("pet"), .text(HerdwatchVersion.string), .real(12.5), .integer(2), .real(1.5)]], "\(line)")
+        }
+    }
+
     @Test(arguments: Engine.allCases)
     func retentionDropsWholeDaysBeforeTheCutoff(engine: Engine) async throws {
         func event(_ id: String, day: Int, hour: Int) -> Substring {
