@@ -316,11 +316,12 @@ struct Pages: Sendable {
         if !value("action").isEmpty { conditions.append("action = \(literal(value("action")))") }
         if !value("executable").isEmpty { conditions.append("executable LIKE \(literal("%" + value("executable") + "%"))") }
         if !value("user").isEmpty { conditions.append("user_name = \(literal(value("user")))") }
+        if ["success", "failure", "unknown"].contains(value("outcome")) { conditions.append("outcome = \(literal(value("outcome")))") }
         if !value("text").isEmpty { conditions.append("command_line LIKE \(literal("%" + value("text") + "%"))") }
         let query = sql.isEmpty
             ? """
-            SELECT timestamp, host, action, pid, executable, command_line, user_name, destination_ip, destination_port, file_path, \
-            entity_id FROM events\(conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) ORDER BY time DESC
+            SELECT timestamp, host, action, outcome, pid, executable, command_line, user_name, destination_ip, destination_port, \
+            file_path, entity_id FROM events\(conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) ORDER BY time DESC
             """ : sql
         var body = """
             <form method="get" action="/events" class="filters" id="search">
@@ -330,6 +331,7 @@ struct Pages: Sendable {
             <label>Action <input name="action" value="\(escape(value("action")))" size="16" placeholder="process-started"></label>
             <label>Executable <input name="executable" value="\(escape(value("executable")))" size="16"></label>
             <label>User <input name="user" value="\(escape(value("user")))" size="8"></label>
+            <label>Outcome <select name="outcome"><option value="">any</option>\(["success", "failure", "unknown"].map { "<option\(value("outcome") == $0 ? " selected" : "")>\($0)</option>" }.joined())</select></label>
             <label>Command line contains <input name="text" value="\(escape(value("text")))" size="16"></label>
             <label>Command line words <input name="words" value="\(escape(value("words")))" size="16" placeholder="full-text: curl sh"></label>
             <label class="sql">SQL (instead of the filters; views: \(QueryGuard.views.map(\.name).joined(separator: ", ")))
