@@ -366,7 +366,7 @@ struct Pages: Sendable {
     func process(_ entity: String) async throws -> Response {
         var options = QueryOptions()
         options.limit = rows
-        let columns = "timestamp, host, pid, executable, command_line, user_name, entity_id, parent_entity_id, parent_executable"
+        let columns = "timestamp, host, pid, executable, command_line, user_name, entity_id, parent_entity_id, parent_executable, action"
         func start(of entity: String) async -> [QueryValue]? {
             let result = try? await store.query(
                 "SELECT \(columns) FROM events WHERE entity_id = \(literal(entity)) ORDER BY CASE WHEN action = 'process-started' THEN 0 ELSE 1 END, time LIMIT 1",
@@ -393,8 +393,12 @@ struct Pages: Sendable {
             guard let row else {
                 return "<span class=\"proc unknown\">\(label) <span class=\"entity\">\(escape(entity))</span> (started before collection)</span>"
             }
+            // The start's time when its exec was collected; otherwise the first event seen of it (an
+            // exit, a connection), said so.
+            let started = row.count < 10 || row[9].description == "process-started"
+            let time = (started ? "" : "first seen ") + row[0].description
             let text = "\(label) pid \(escape(row[2].description)) <span class=\"cmd\">\(escape(row[4].description))</span> "
-                + "<span class=\"user\">\(escape(row[5].description))</span> <span class=\"time\">\(escape(row[0].description))</span> "
+                + "<span class=\"user\">\(escape(row[5].description))</span> <span class=\"time\">\(escape(time))</span> "
                 + "<span class=\"entity\">\(escape(entity))</span>"
             return current
                 ? "<span class=\"proc current\">\(text)</span>"

