@@ -197,7 +197,10 @@ final class CollectionService: Service, Sendable {
         var journal: JournalSource?
         switch authChoice {
         case "none":
-            break
+            if settings.authLog == nil {
+                logger.notice(
+                    "no auth log: /var/log/auth.log is missing and journald is not running; sshd, sudo and su are seen only through PAM's audit records (auth_log: PATH to name a file)")
+            }
         case "journal":
             do {
                 journal = try JournalSource(hostName: configuration.hostName, logger: logger)
