@@ -247,9 +247,11 @@ public final class Spool {
     {
         var records: [(payload: [UInt8], next: SpoolPosition)] = []
         var cursor = max(position, start)
+        let written = SpoolPosition(segment: segments.last!, offset: writeOffset)
+        // Nothing written past the cursor (an idle host, a sink that keeps up): no file to open.
+        guard cursor < written else { return records }
         // From memory when the cursor is within what this process appended and wrote.
         if recentHead < recent.count, cursor >= recent[recentHead].start {
-            let written = SpoolPosition(segment: segments.last!, offset: writeOffset)
             var low = recentHead
             var high = recent.count
             while low < high {
