@@ -151,7 +151,7 @@ public final class IngestJournal: Service, Sendable {
         if record[1] == 1 {
             body = try body.withUnsafeBytes { bytes throws(Zstd.DecompressionError) in try Zstd.decompress(bytes, limit: maximumBytes) }
         }
-        let lines = IngestRoutes.lines(String(decoding: body, as: UTF8.self))
+        let lines = body.withUnsafeBytes { IngestRoutes.lines(utf8: $0) }
         return Parsed(lines: lines, batch: ParsedBatch(lines: lines, host: host), bytes: body.count)
     }
 
