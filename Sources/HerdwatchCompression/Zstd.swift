@@ -65,6 +65,17 @@ public enum Zstd {
     /// Every frame of `compressed`, decompressed in one stream, stopping as soon as the output
     /// passes `limit` bytes (whatever size the frame header claims).
     public static func decompress(_ compressed: UnsafeRawBufferPointer, limit: Int) throws(DecompressionError) -> [UInt8] {
+        // One frame whose header gives its size (what the agent's sink sends): decompressed in one
+        // call straight into an array of that size, with no chunk to copy from and no regrowth.
+        // zstd never writes past the size given, whatever the frame holds.
+        if let source = compressed.baseAddress, ZSTD_findFrameCompressedSize(source, compressed.count) == compressed.count {
+            let declared = ZSTD_getFrameContentSize(source, compressed.count)
+            // UInt64.max: size unknown; UInt64.max - 1: not a frame (the streaming path says why).
+            if declared < UInt64.max - 1 {
+                guard declared <= UInt64(limit) else { throw .tooLarge(limit: limit) }
+                if let bytes = decompress(compressed, size: Int(declared)) { return bytes }
+            }
+        }
         guard let stream = ZSTD_createDStream() else { throw .corrupt("out of memory") }
         defer { ZSTD_freeDStream(stream) }
         var output: [UInt8] = []
