@@ -76,8 +76,10 @@ public final class IngestJournal: Service, Sendable {
         spoolConfiguration.maximumBytes = .max
         spoolConfiguration.sync = .everyFlush
         spool = try SharedSpool(configuration: spoolConfiguration)
-        let (recovery, lag) = try spool.withLock { spool throws(SpoolError) in (spool.recovery, try spool.lag(for: Self.cursor)) }
-        backlog = Atomic(Int(lag.bytes))
+        // The backlog from the segments' sizes: reading every record behind would delay the
+        // server's start by as long as reading gigabytes takes.
+        let (recovery, behind) = spool.withLock { spool in (spool.recovery, spool.unsentBytes(for: Self.cursor)) }
+        backlog = Atomic(Int(behind))
         self.store = store
         self.detection = detection
         self.logger = logger
@@ -86,8 +88,8 @@ public final class IngestJournal: Service, Sendable {
             logger.warning(
                 "ingest journal: cut a torn tail", metadata: ["directory": "\(configuration.directory)", "bytes": "\(recovery.truncatedBytes)", "reason": "\(reason)"])
         }
-        if lag.records > 0 {
-            logger.info("ingest journal: batches to store from before", metadata: ["batches": "\(lag.records)", "bytes": "\(lag.bytes)"])
+        if behind > 0 {
+            logger.info("ingest journal: batches to store from before", metadata: ["bytes": "\(behind)"])
         }
         wake.yield()
     }

@@ -311,6 +311,22 @@ public final class Spool {
         return lag
     }
 
+    /// The bytes `lag(for:)` counts, from the segments' sizes alone: no record is read, so a
+    /// journal with gigabytes behind opens at once.
+    public func unsentBytes(for sink: String) -> UInt64 {
+        let cursor = max(cursor(for: sink), start)
+        var bytes: UInt64 = 0
+        for segment in segments where segment >= cursor.segment {
+            var size = writeOffset
+            if segment != segments.last! {
+                var info = stat()
+                size = stat(segmentPath(segment), &info) == 0 ? UInt64(info.st_size) : 0
+            }
+            bytes += size - (segment == cursor.segment ? min(cursor.offset, size) : 0)
+        }
+        return bytes
+    }
+
     /// The sink's cursor: everything up to it has been delivered.
     public func cursor(for sink: String) -> SpoolPosition { cursors[sink] ?? start }
 

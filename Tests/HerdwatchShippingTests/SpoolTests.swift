@@ -50,6 +50,14 @@ import Testing
         }
         #expect(payloads == (0..<100).map { record($0) })
         #expect(try Spool.listSegments(directory).count > 5, "segments rolled over")
+        // What is behind a cursor, counted from the segments' sizes, is what reading it counts.
+        for through in [0, 1, 33, 99, 100] {
+            var cursor = spool.start
+            if through > 0 { cursor = try spool.read(after: spool.start, maximumRecords: through).last!.next }
+            try spool.acknowledge(sink: "count-\(through)", through: cursor)
+            #expect(spool.unsentBytes(for: "count-\(through)") == (try spool.lag(for: "count-\(through)")).bytes, "after \(through)")
+        }
+        #expect(spool.unsentBytes(for: "count-100") == 0 && spool.unsentBytes(for: "new") > 0)
     }
 
     @Test func cursorsSurviveReopeningAndSinksAreIndependent() throws {
