@@ -127,7 +127,11 @@ public final class AuditCollector {
             }
             processes = table
             do {
-                connector = try ProcConnector()
+                let opened = try ProcConnector()
+                if !opened.filtered {
+                    logger.notice("the kernel refused the proc connector's socket filter: threads' events are read and dropped here")
+                }
+                connector = opened
             } catch {
                 logger.warning("no proc connector: process ids come from /proc alone", metadata: ["error": "\(error)"])
             }

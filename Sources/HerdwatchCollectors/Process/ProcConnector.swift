@@ -23,13 +23,17 @@ public final class ProcConnector {
     public private(set) var overflows = 0
     /// Datagrams read from the socket (what passed the filter).
     public private(set) var datagrams = 0
+    /// Whether the kernel runs the socket filter (`filterProgram`).
+    public let filtered: Bool
 
     public init(receiveBufferBytes: Int32 = 4 << 20) throws(AuditNetlinkError) {
         self.descriptor = try NetlinkSocket.open(
             family: NETLINK_CONNECTOR, type: SOCK_DGRAM, groups: UInt32(CN_IDX_PROC),
             receiveBufferBytes: receiveBufferBytes, name: "NETLINK_CONNECTOR", bindFailure: "bind(NETLINK_CONNECTOR)")
+        // The filter only saves work (`decode` checks the same): a kernel that refuses it still
+        // gives every event, so the connector works without it.
+        filtered = (try? Self.attachFilter(descriptor)) != nil
         do {
-            try Self.attachFilter(descriptor)
             try send(operation: UInt32(PROC_CN_MCAST_LISTEN.rawValue))
         } catch {
             close(descriptor)
