@@ -37,8 +37,6 @@ public final class AuditCollector {
         public var tracksProcesses = true
         /// Which proc-connector events become events of their own.
         public var processEvents: ProcessEventOutput = .exits
-        /// When a wake-up finds fewer records than this, wait `coalesceMicroseconds` for more before
-        /// handling them (0 turns it off): fewer wake-ups and syscalls at a small latency cost.
         /// Where the process table is kept across restarts (entity ids of running processes stay the
         /// same); nil: not kept.
         public var processStateFile: String?
@@ -49,8 +47,12 @@ public final class AuditCollector {
         /// an agent restarted after a crash still puts back the original ones, not the crashed
         /// run's; removed on a clean stop.
         public var kernelStateFile: String?
+        /// When a wake-up finds fewer records than this, wait `coalesceMicroseconds` for more before
+        /// handling them (0 turns it off): fewer wake-ups, system calls and spool syncs at a small
+        /// latency cost. 25 ms took about 10% off the agent's CPU per exec against 10 ms at 1,000
+        /// execs/s (A/B, three pairs); a busier wake-up (a storm) does not wait at all.
         public var coalesceBelow = 512
-        public var coalesceMicroseconds = 10_000
+        public var coalesceMicroseconds = 25_000
 
         public init() {}
     }
