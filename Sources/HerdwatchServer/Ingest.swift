@@ -155,26 +155,6 @@ public enum IngestRoutes {
         }
     }
 
-    /// The same, for a body already a string.
-    static func lines(_ text: String) -> [Substring] {
-        var text = text
-        text.makeContiguousUTF8()
-        let utf8 = text.utf8
-        var lines: [Substring] = []
-        var start = 0
-        utf8.withContiguousStorageIfAvailable { bytes in
-            guard let base = bytes.baseAddress else { return }
-            while start <= bytes.count {
-                let rest = bytes.count - start
-                let found = rest == 0 ? nil : memchr(base + start, 0x0A, rest)
-                let end = found.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? bytes.count
-                lines.append(Substring(utf8[utf8.index(utf8.startIndex, offsetBy: start)..<utf8.index(utf8.startIndex, offsetBy: end)]))
-                start = end + 1
-            }
-        }
-        return lines
-    }
-
     static func reply(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(

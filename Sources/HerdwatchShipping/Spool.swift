@@ -317,11 +317,7 @@ public final class Spool {
         let cursor = max(cursor(for: sink), start)
         var bytes: UInt64 = 0
         for segment in segments where segment >= cursor.segment {
-            var size = writeOffset
-            if segment != segments.last! {
-                var info = stat()
-                size = stat(segmentPath(segment), &info) == 0 ? UInt64(info.st_size) : 0
-            }
+            let size = segment == segments.last! ? writeOffset : fileSize(segment)
             bytes += size - (segment == cursor.segment ? min(cursor.offset, size) : 0)
         }
         return bytes
@@ -391,12 +387,13 @@ public final class Spool {
     }
 
     private func totalBytes() -> UInt64 {
-        var total: UInt64 = 0
-        for segment in segments {
-            var info = stat()
-            if stat(segmentPath(segment), &info) == 0 { total += UInt64(info.st_size) }
-        }
-        return total + UInt64(pending.count)
+        segments.reduce(0) { $0 + fileSize($1) } + UInt64(pending.count)
+    }
+
+    /// A segment file's size on disk (0 when it cannot be read).
+    private func fileSize(_ segment: UInt64) -> UInt64 {
+        var info = stat()
+        return stat(segmentPath(segment), &info) == 0 ? UInt64(info.st_size) : 0
     }
 
     // MARK: Recovery
