@@ -316,7 +316,8 @@ struct Pages: Sendable {
         if !value("action").isEmpty { conditions.append("action = \(literal(value("action")))") }
         if !value("executable").isEmpty { conditions.append("executable LIKE \(literal("%" + value("executable") + "%"))") }
         if !value("user").isEmpty { conditions.append("user_name = \(literal(value("user")))") }
-        if ["success", "failure", "unknown"].contains(value("outcome")) { conditions.append("outcome = \(literal(value("outcome")))") }
+        let outcomes = ["success", "failure", "unknown"]
+        if outcomes.contains(value("outcome")) { conditions.append("outcome = \(literal(value("outcome")))") }
         if !value("text").isEmpty { conditions.append("command_line LIKE \(literal("%" + value("text") + "%"))") }
         let query = sql.isEmpty
             ? """
@@ -331,7 +332,7 @@ struct Pages: Sendable {
             <label>Action <input name="action" value="\(escape(value("action")))" size="16" placeholder="process-started"></label>
             <label>Executable <input name="executable" value="\(escape(value("executable")))" size="16"></label>
             <label>User <input name="user" value="\(escape(value("user")))" size="8"></label>
-            <label>Outcome <select name="outcome"><option value="">any</option>\(["success", "failure", "unknown"].map { "<option\(value("outcome") == $0 ? " selected" : "")>\($0)</option>" }.joined())</select></label>
+            <label>Outcome <select name="outcome"><option value="">any</option>\(outcomes.map { "<option\(value("outcome") == $0 ? " selected" : "")>\($0)</option>" }.joined())</select></label>
             <label>Command line contains <input name="text" value="\(escape(value("text")))" size="16"></label>
             <label>Command line words <input name="words" value="\(escape(value("words")))" size="16" placeholder="full-text: curl sh"></label>
             <label class="sql">SQL (instead of the filters; views: \(QueryGuard.views.map(\.name).joined(separator: ", ")))
@@ -395,7 +396,7 @@ struct Pages: Sendable {
             }
             // The start's time when its exec was collected; otherwise the first event seen of it (an
             // exit, a connection), said so.
-            let started = row.count < 10 || row[9].description == "process-started"
+            let started = row[9].description == "process-started"
             let time = (started ? "" : "first seen ") + row[0].description
             let text = "\(label) pid \(escape(row[2].description)) <span class=\"cmd\">\(escape(row[4].description))</span> "
                 + "<span class=\"user\">\(escape(row[5].description))</span> <span class=\"time\">\(escape(time))</span> "
@@ -412,7 +413,7 @@ struct Pages: Sendable {
         if case .success(let children) = children, !children.rows.isEmpty {
             tree += "<ul>"
             for child in children.rows {
-                let row: [QueryValue] = [child[0], .null, child[1], child[2], child[3], .null, child[4]]
+                let row: [QueryValue] = [child[0], .null, child[1], child[2], child[3], .null, child[4], .null, .null, .text("process-started")]
                 tree += "<li class=\"child\">" + line(row, entity: child[4].description, executable: child[2].description, current: false) + "</li>"
             }
             tree += "</ul>"

@@ -66,8 +66,10 @@ public final class ProcConnector {
         func jumpIfEqual(_ value: UInt32, _ equal: UInt8, _ other: UInt8) -> sock_filter {
             sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_K), jt: equal, jf: other, k: wordConstant(value))
         }
+        func jumpIfEqualToX(_ equal: UInt8, _ other: UInt8) -> sock_filter {
+            sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_X), jt: equal, jf: other, k: 0)
+        }
         let copyToX = sock_filter(code: UInt16(BPF_MISC | BPF_TAX), jt: 0, jf: 0, k: 0)
-        let equalsX = sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_X), jt: 0, jf: 1, k: 0)  // accept : drop
         let accept = sock_filter(code: UInt16(BPF_RET | BPF_K), jt: 0, jf: 0, k: UInt32.max)
         let drop = sock_filter(code: UInt16(BPF_RET | BPF_K), jt: 0, jf: 0, k: 0)
         // Jump offsets count the instructions skipped: the target is the next instruction + offset.
@@ -82,12 +84,12 @@ public final class ProcConnector {
             /* 6 */ load(dataOffset + 12),
             /* 7 */ copyToX,
             /* 8 */ load(dataOffset + 8),
-            /* 9 */ sock_filter(code: UInt16(BPF_JMP | BPF_JEQ | BPF_X), jt: 4, jf: 5, k: 0),  // → 14 : 15
+            /* 9 */ jumpIfEqualToX(4, 5),  // → 14 : 15
             // Exit, uid and sid pass when process_pid (first field) == process_tgid (second).
             /* 10 */ load(dataOffset + 4),
             /* 11 */ copyToX,
             /* 12 */ load(dataOffset),
-            /* 13 */ equalsX,  // → 14 : 15
+            /* 13 */ jumpIfEqualToX(0, 1),  // → 14 : 15
             /* 14 */ accept,
             /* 15 */ drop,
         ]
