@@ -177,6 +177,11 @@ public struct ParsedBatch: Sendable {
         (rows, rejected) = StoredEvent.parse(lines, host: host)
     }
 
+    init(rows: [StoredEvent], rejected: [IngestResult.Rejection]) {
+        self.rows = rows
+        self.rejected = rejected
+    }
+
     /// Events it holds (rejected lines not counted).
     public var count: Int { rows.count }
 }

@@ -1,0 +1,59 @@
+import Testing
+
+@testable import HerdwatchStore
+
+/// A batch body parsed in pieces on several cores gives what one pass gives: the same lines, rows
+/// at the same positions, rejections with the same line numbers.
+@Suite struct BatchBodyTests {
+    static func event(_ number: Int, host: String = "h1") -> String {
+        #"{"@timestamp":"2026-11-23T10:00:\#(String(format2: number % 60))Z","event":{"id":"\#(host)-\#(number)","action":"process-started"},"host":{"name":"\#(host)"},"process":{"pid":\#(number),"command_line":"/bin/echo caf\#u{E9} \#(number)"}}"#
+    }
+
+    /// 200 lines: events, a malformed line, another host's event, blank lines; with and without a
+    /// final newline.
+    static let bodies: [String] = {
+        var lines: [String] = []
+        for number in 0..<200 {
+            switch number {
+            case 17: lines.append("{\"not\": json")
+            case 90: lines.append(event(number, host: "h2"))
+            case 120, 121: lines.append("")
+            default: lines.append(event(number))
+            }
+        }
+        let text = lines.joined(separator: "\n")
+        return [text, text + "\n", "", "\n", event(1)]
+    }()
+
+    @Test(arguments: [1, 2, 3, 7, 64, 500])
+    func piecesGiveWhatOnePassGives(parts: Int) async {
+        for body in Self.bodies {
+            let bytes = Array(body.utf8)
+            let serial = ParsedBatch.parse(body: bytes, host: "h1")
+            let parallel = await ParsedBatch.parse(body: bytes, host: "h1", parts: parts, minimumPieceBytes: 1)
+            #expect(parallel.lines == serial.lines)
+            #expect(parallel.batch.rows.map(\.line) == serial.batch.rows.map(\.line))
+            #expect(parallel.batch.rows.map(\.id) == serial.batch.rows.map(\.id))
+            #expect(parallel.batch.rejected == serial.batch.rejected)
+        }
+        // The serial pass is right to begin with: line numbers from 1, positions from 0.
+        let serial = ParsedBatch.parse(body: Array(Self.bodies[1].utf8), host: "h1")
+        #expect(serial.lines.count == 201)
+        #expect(serial.batch.rejected.map(\.line) == [18, 91])
+        #expect(serial.batch.count == 196 && serial.batch.rows[17].line == 18)
+    }
+
+    @Test func piecesAreCutAfterNewlinesOnly() {
+        let bytes = Array(Self.bodies[0].utf8)
+        for parts in [2, 5, 33] {
+            let bounds = bytes.withUnsafeBytes { ParsedBatch.pieceBounds($0, parts: parts) }
+            #expect(bounds.first == 0 && bounds.last == bytes.count)
+            #expect(zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 } || bounds.count == 2)
+            for bound in bounds.dropFirst().dropLast() { #expect(bytes[bound - 1] == 0x0A) }
+        }
+    }
+}
+
+extension String {
+    fileprivate init(format2 number: Int) { self = number < 10 ? "0\(number)" : "\(number)" }
+}
