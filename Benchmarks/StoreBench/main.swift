@@ -4,10 +4,27 @@
 // prints them side by side. Prints one JSON line.
 //
 //   herdwatch-bench-store STORE FILE N H     STORE: a SQLite file (created) or postgres://... URL
+//   herdwatch-bench-store check FILE N       the server's check of a batch alone (one core): N lines
+//                                            of FILE (cycled) in bodies of 1,000, cut and parsed
 import Foundation
 import HerdwatchStore
 
 let arguments = CommandLine.arguments
+if arguments.count == 4, arguments[1] == "check", let count = Int(arguments[3]), count > 0 {
+    let lines = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n")
+    guard !lines.isEmpty else { fatalError("no events in \(arguments[2])") }
+    let bodies = stride(from: 0, to: count, by: 1000).map { start in
+        Array((start..<min(start + 1000, count)).map { lines[$0 % lines.count] }.joined(separator: "\n").utf8)
+    }
+    let started = ContinuousClock.now
+    var events = 0
+    for body in bodies { events += ParsedBatch.parse(body: body, host: nil).batch.count }
+    let elapsed = ContinuousClock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let bytes = bodies.reduce(0) { $0 + $1.count }
+    print(#"{"events":\#(events),"bytes":\#(bytes),"seconds":\#(seconds),"events_per_second":\#(Int(Double(events) / seconds)),"microseconds_per_event":\#(seconds / Double(events) * 1e6)}"#)
+    exit(0)
+}
 guard arguments.count == 5, let count = Int(arguments[3]), let hostCount = Int(arguments[4]), count > 0, hostCount > 0 else {
     FileHandle.standardError.write(Data("usage: herdwatch-bench-store STORE EVENTS.jsonl N HOSTS\n".utf8))
     exit(2)
