@@ -64,6 +64,10 @@ public struct AuditInterpreter: Sendable {
             }
             if event.outcome == .failure, let exit = syscall.value("exit")?.signedDecimal {
                 event.errorCode = Syscalls.errnoName(returnValue: exit)
+                // A non-blocking connect (curl, browsers, most daemons) answers EINPROGRESS and
+                // completes in the background: the connection is under way, not refused, and its
+                // result is not in the record (Falco counts these as connections too).
+                if event.errorCode == "EINPROGRESS", syscallName == "connect" { event.outcome = .unknown }
             }
             event.process = processInfo(syscall)
             event.user = userInfo(syscall)

@@ -74,13 +74,26 @@ private func hex(_ text: String) -> String {
             "type=SOCKADDR msg=audit(1492037289.295:58): saddr=02000050A9FEA9FE0000000000000000",
         ])
         #expect(e.kind == .networkConnect)
-        #expect(e.outcome == .failure)
+        // A non-blocking connect under way: neither a success nor a refusal yet.
+        #expect(e.outcome == .unknown)
         #expect(e.errorCode == "EINPROGRESS")
+        #expect(e.audit?.result == "fail")
         #expect(e.destination?.ip == "169.254.169.254")
         #expect(e.destination?.port == 80)
         #expect(e.network?.type == "ipv4")
         #expect(e.network?.direction == "egress")
         #expect(e.process?.executable == "/usr/bin/python2.7")
+    }
+
+    @Test func refusedConnectIsAFailure() {
+        let e = event([
+            #"type=SYSCALL msg=audit(1.000:5): arch=c000003e syscall=42 success=no exit=-111 a0=3 pid=9"#,
+            "type=SOCKADDR msg=audit(1.000:5): saddr=02001F907F0000010000000000000000",
+        ])
+        #expect(e.kind == .networkConnect)
+        #expect(e.outcome == .failure)
+        #expect(e.errorCode == "ECONNREFUSED")
+        #expect(e.destination?.ip == "127.0.0.1" && e.destination?.port == 8080)
     }
 
     @Test func connectIPv6() {
