@@ -38,7 +38,10 @@ struct CommandChannel: Sendable {
         var epoch = ""
         var after = 0
         var backoff: Int64 = 250
-        var failing = false
+        // Failed requests in a row. The first is not worth a warning: `herdwatch run` starts the
+        // agent and the server together, and the agent's first request may come before the server
+        // listens. A second failure in a row (250 ms later) is.
+        var failures = 0
         while !shouldStop() {
             do {
                 let path = "/api/v1/commands?epoch=\(epoch)&after=\(after)&wait=\(waitSeconds)"
@@ -68,13 +71,14 @@ struct CommandChannel: Sendable {
                         inbox.put(.refused(refused))
                     }
                 }
-                if failing { logger.notice("command channel connected again") }
-                failing = false
+                if failures > 1 { logger.notice("command channel connected again") }
+                failures = 0
                 backoff = 250
             } catch {
                 if shouldStop() { break }
-                if !failing { logger.warning("command channel failing; retrying", metadata: ["error": "\(error)"]) }
-                failing = true
+                failures += 1
+                if failures == 1 { logger.debug("command channel: first request failed; retrying", metadata: ["error": "\(error)"]) }
+                if failures == 2 { logger.warning("command channel failing; retrying", metadata: ["error": "\(error)"]) }
                 let until = Self.now() + backoff
                 while Self.now() < until && !shouldStop() { usleep(50_000) }
                 backoff = min(backoff * 2, 10_000)
