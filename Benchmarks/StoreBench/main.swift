@@ -10,8 +10,17 @@ import Foundation
 import HerdwatchStore
 
 let arguments = CommandLine.arguments
+
+/// What a bad argument leads to: the reason on stderr and exit 1, not a crash at top level.
+func orExit<T>(_ what: String, _ body: () async throws -> T) async -> T {
+    do { return try await body() } catch {
+        FileHandle.standardError.write(Data("herdwatch-bench-store: \(what): \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 if arguments.count == 4, arguments[1] == "check", let count = Int(arguments[3]), count > 0 {
-    let lines = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n")
+    let lines = await orExit(arguments[2]) { try String(contentsOfFile: arguments[2], encoding: .utf8) }.split(separator: "\n")
     guard !lines.isEmpty else { fatalError("no events in \(arguments[2])") }
     let bodies = stride(from: 0, to: count, by: 1000).map { start in
         Array((start..<min(start + 1000, count)).map { lines[$0 % lines.count] }.joined(separator: "\n").utf8)
@@ -29,7 +38,7 @@ guard arguments.count == 5, let count = Int(arguments[3]), let hostCount = Int(a
     FileHandle.standardError.write(Data("usage: herdwatch-bench-store STORE EVENTS.jsonl N HOSTS\n".utf8))
     exit(2)
 }
-let source = try String(contentsOfFile: arguments[2], encoding: .utf8).split(separator: "\n")
+let source = await orExit(arguments[2]) { try String(contentsOfFile: arguments[2], encoding: .utf8) }.split(separator: "\n")
 guard !source.isEmpty else { fatalError("no events in \(arguments[2])") }
 
 /// Each source line cut where the host name and the event object start, so a copy for host h with
@@ -97,7 +106,7 @@ let maker = LineMaker(source: source, hostNames: hostNames)
 guard !maker.templates.isEmpty else { fatalError("no line of \(arguments[2]) has event before host.name") }
 
 let location = arguments[1]
-let store: any FleetStore = try await StoreURL.open(location)
+let store: any FleetStore = await orExit(location) { try await StoreURL.open(location) }
 try await store.register(hosts: Dictionary(uniqueKeysWithValues: hostNames.enumerated().map { index, name in
     (name, ["role": roles[index % roles.count], "env": index % 10 == 0 ? "staging" : "prod"])
 }))

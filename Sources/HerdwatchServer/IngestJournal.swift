@@ -116,7 +116,7 @@ public final class IngestJournal: Service, Sendable {
             try spool.withLock { spool throws(SpoolError) in
                 let position = try spool.append(record)
                 // Counted and kept once appended: should the flush fail, a later flush writes it.
-                backlogGauge.record(backlog.add(record.count + 8, ordering: .relaxed).newValue)
+                backlogGauge.record(backlog.add(record.count + Spool.headerSize, ordering: .relaxed).newValue)
                 if keep {
                     self.memory.withLock { memory in
                         memory.parsed[position] = parsed
@@ -240,7 +240,7 @@ public final class IngestJournal: Service, Sendable {
                 if let parsed = memory.parsed.removeValue(forKey: position) { memory.bytes -= parsed.bytes }
             }
         }
-        let now = backlog.subtract(records.reduce(0) { $0 + $1.payload.count + 8 }, ordering: .relaxed).newValue
+        let now = backlog.subtract(records.reduce(0) { $0 + $1.payload.count + Spool.headerSize }, ordering: .relaxed).newValue
         backlogGauge.record(now)
         storedEvents.increment(by: results.reduce(0) { $0 + $1.inserted })
         return records.count

@@ -104,7 +104,8 @@ public final class Spool {
     private var recentBytes = 0
     private let cacheBytes = 8 << 20
 
-    static let headerSize = 8
+    /// Bytes a record takes in a segment beyond its payload (length and checksum).
+    public static let headerSize = 8
     /// The length field's top bit: the record is must-keep (lengths stay below 64 MiB).
     static let mustKeepFlag: UInt32 = 1 << 31
     static let maximumRecord = 64 << 20
