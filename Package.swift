@@ -91,6 +91,8 @@ let package = Package(
                 // SQLite's C API for the ingest's row binding (GRDB's own SQLite module).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+                // gettid(2) for a thread's CPU priority (ThreadPriority).
+                "CLinuxProcess",
             ]
         ),
         .target(

@@ -81,6 +81,8 @@ public final class IngestJournal: Service, Sendable {
         let (recovery, behind) = spool.withLock { spool in (spool.recovery, spool.unsentBytes(for: Self.cursor)) }
         backlog = Atomic(Int(behind))
         self.store = store
+        // What the journal holds is acknowledged already: storing it yields to the batches agents wait on.
+        store.setBackgroundWrites(true)
         self.detection = detection
         self.logger = logger
         (woken, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))

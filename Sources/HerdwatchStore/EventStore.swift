@@ -18,6 +18,8 @@ public final class EventStore: FleetStore {
     private let blocks = EventBlockCache()
     /// Batches waiting for the writer (group commit, see `store(_:into:)`).
     private let writes = Mutex(WriteQueue())
+    /// Event batches prepared and written at a lower CPU priority (`setBackgroundWrites`).
+    private let backgroundWrites = Atomic(false)
 
     public init(path: String) throws {
         self.path = path
@@ -259,8 +261,18 @@ public final class EventStore: FleetStore {
     public func ingest(_ batch: ParsedBatch) async throws -> IngestResult {
         var result = IngestResult()
         result.rejected = batch.rejected
-        try await store(PreparedBatch(batch.rows), into: &result)
+        let prepared = withWritePriority { PreparedBatch(batch.rows) }
+        try await store(prepared, into: &result)
         return result
+    }
+
+    /// In the background (the server's journal loader), a batch's compression and its SQLite write
+    /// run 10 nice levels down: on a busy server they take what CPU the acknowledgments leave.
+    public func setBackgroundWrites(_ background: Bool) { backgroundWrites.store(background, ordering: .relaxed) }
+
+    private func withWritePriority<T>(_ body: () throws -> T) rethrows -> T {
+        guard backgroundWrites.load(ordering: .relaxed) else { return try body() }
+        return try ThreadPriority.lowered(by: 10, body)
     }
 
     /// Writes a batch parsed and compressed before (on the caller's task, so that one batch's
@@ -294,6 +306,10 @@ public final class EventStore: FleetStore {
     /// On the writer: every queued batch in one transaction, and each batch's outcome recorded.
     /// Should that transaction fail, each batch is tried again alone.
     private func writeQueued(_ db: Database) {
+        withWritePriority { writeQueuedNow(db) }
+    }
+
+    private func writeQueuedNow(_ db: Database) {
         let group = writes.withLock { $0.takeQueued() }
         guard !group.isEmpty else { return }
         /// The batches' inserted lines, all in one transaction.

@@ -21,6 +21,11 @@ public protocol FleetStore: Sendable {
     /// stores it later): its events are stored, its rejected lines only reported.
     func ingest(_ batch: ParsedBatch) async throws -> IngestResult
 
+    /// Whether event batches are prepared and written at a lower CPU priority than the rest of the
+    /// process (the server's journal loader, which stores what is already acknowledged). Engines
+    /// whose writes run elsewhere (PostgreSQL) ignore it.
+    func setBackgroundWrites(_ background: Bool)
+
     /// Stores alerts, each once (by id); returns how many were new.
     @discardableResult
     func store(alerts: [StoredAlert]) async throws -> Int
@@ -55,6 +60,8 @@ public protocol FleetStore: Sendable {
 }
 
 extension FleetStore {
+    public func setBackgroundWrites(_ background: Bool) {}
+
     /// Both engines alike: parsed and checked first, then stored whole, or nothing of it when a line
     /// is refused.
     public func ingest(lines: [Substring], host: String) async throws -> IngestResult {
