@@ -120,7 +120,7 @@ public enum IngestRoutes {
                 // Checked now, acknowledged once in the journal, stored behind (IngestJournal).
                 guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
                 let accepted = try await journal.accept(
-                    host: host, body: Array(body.readableBytesView), zstd: encoding == "zstd", lines: lines, batch: batch)
+                    host: host, body: encoding == "zstd" ? Array(body.readableBytesView) : bytes, zstd: encoding == "zstd", lines: lines, batch: batch)
                 guard accepted else {
                     var response = reply(.serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"])
                     response.headers[.retryAfter] = "5"
@@ -135,9 +135,6 @@ public enum IngestRoutes {
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
         }
     }
-
-    /// The lines of a batch body (`ParsedBatch.lines(utf8:)`).
-    static func lines(utf8 bytes: UnsafeRawBufferPointer) -> [Substring] { ParsedBatch.lines(utf8: bytes) }
 
     static let cores = ProcessInfo.processInfo.activeProcessorCount
 

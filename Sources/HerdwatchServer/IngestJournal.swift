@@ -155,7 +155,7 @@ public final class IngestJournal: Service, Sendable {
         if record[1] == 1 {
             body = try body.withUnsafeBytes { bytes throws(Zstd.DecompressionError) in try Zstd.decompress(bytes, limit: maximumBytes) }
         }
-        let lines = body.withUnsafeBytes { IngestRoutes.lines(utf8: $0) }
+        let lines = body.withUnsafeBytes { ParsedBatch.lines(utf8: $0) }
         return Parsed(lines: lines, batch: ParsedBatch(lines: lines, host: host), bytes: body.count)
     }
 

@@ -43,6 +43,19 @@ import Testing
         #expect(serial.batch.count == 196 && serial.batch.rows[17].line == 18)
     }
 
+    /// A batch is cut at newline bytes as `split(omittingEmptySubsequences: false)` cuts it, and
+    /// also between CR and LF (one Character for `split`, so such lines used to stay joined).
+    @Test func batchLinesAreCutAtNewlines() {
+        func lines(_ text: String) -> [Substring] { Array(text.utf8).withUnsafeBytes { ParsedBatch.lines(utf8: $0) } }
+        for text in ["", "\n", "a", "a\n", "\na", "a\nb", "a\n\nb\n", "é\u{301}\n{\"x\":\"ü\"}\n\n"] {
+            #expect(lines(text) == text.split(separator: "\n", omittingEmptySubsequences: false).map { Substring($0) }, "\(text.debugDescription)")
+        }
+        #expect(lines("a\r\nb") == ["a\r", "b"], "the carriage return stays on its line (JSON white space)")
+        // Each line is checked as UTF-8 on its own.
+        let invalid: [UInt8] = Array("ok\n".utf8) + [0x7B, 0xC3, 0x0A, 0xFF, 0x7D]
+        #expect(invalid.withUnsafeBytes { ParsedBatch.lines(utf8: $0) } == ["ok", "{\u{FFFD}", "\u{FFFD}}"], "invalid UTF-8 replaced within its line")
+    }
+
     @Test func piecesAreCutAfterNewlinesOnly() {
         let bytes = Array(Self.bodies[0].utf8)
         for parts in [2, 5, 33] {
