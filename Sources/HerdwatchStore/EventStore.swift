@@ -284,7 +284,7 @@ public final class EventStore: FleetStore {
         let ticket = writes.withLock { $0.queue(batch) }
         let outcome: Result<[Int], any Error>
         do {
-            try await pool.writeWithoutTransaction { db in self.writeQueued(db) }
+            try await pool.writeWithoutTransaction { db in self.withWritePriority { self.writeQueued(db) } }
             // Written by this write or by one before it (which took the batch with its group).
             outcome = try writes.withLock { queue in
                 guard let outcome = queue.outcomes.removeValue(forKey: ticket) else {
@@ -306,10 +306,6 @@ public final class EventStore: FleetStore {
     /// On the writer: every queued batch in one transaction, and each batch's outcome recorded.
     /// Should that transaction fail, each batch is tried again alone.
     private func writeQueued(_ db: Database) {
-        withWritePriority { writeQueuedNow(db) }
-    }
-
-    private func writeQueuedNow(_ db: Database) {
         let group = writes.withLock { $0.takeQueued() }
         guard !group.isEmpty else { return }
         /// The batches' inserted lines, all in one transaction.
