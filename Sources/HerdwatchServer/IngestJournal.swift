@@ -206,16 +206,20 @@ public final class IngestJournal: Service, Sendable {
         }
         guard let last = records.last else { return 0 }
         let kept = memory.withLock { memory in records.map { memory.parsed[$0.next] } }
-        var batches: [Parsed] = []
-        for (record, parsed) in zip(records, kept) {
-            if let parsed {
-                batches.append(parsed)
-                continue
-            }
-            do {
-                batches.append(try Self.parse(record: record.payload, maximumBytes: 1 << 30))
-            } catch {
-                logger.error("ingest journal: record skipped", metadata: ["position": "\(record.next)", "error": "\(error)"])
+        // Records no longer kept parsed are read again on the loader's queue, at a lower priority:
+        // like the store's writes, this yields to the batches agents are waiting on.
+        let logger = logger
+        let batches = try await loadQueue.perform {
+            ThreadPriority.lowered(by: 10) {
+                zip(records, kept).compactMap { record, parsed -> Parsed? in
+                    if let parsed { return parsed }
+                    do {
+                        return try Self.parse(record: record.payload, maximumBytes: 1 << 30)
+                    } catch {
+                        logger.error("ingest journal: record skipped", metadata: ["position": "\(record.next)", "error": "\(error)"])
+                        return nil
+                    }
+                }
             }
         }
         // Stored together (the store's group commit shares their transaction), then detected in order.

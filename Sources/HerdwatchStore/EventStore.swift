@@ -20,6 +20,8 @@ public final class EventStore: FleetStore {
     private let writes = Mutex(WriteQueue())
     /// Event batches prepared and written at a lower CPU priority (`setBackgroundWrites`).
     private let backgroundWrites = Atomic(false)
+    /// Where background batches are prepared: one thread of its own, not the concurrency pool.
+    private let backgroundPrepare = DispatchQueue(label: "herdwatch.store.prepare")
 
     public init(path: String) throws {
         self.path = path
@@ -261,13 +263,23 @@ public final class EventStore: FleetStore {
     public func ingest(_ batch: ParsedBatch) async throws -> IngestResult {
         var result = IngestResult()
         result.rejected = batch.rejected
-        let prepared = withWritePriority { PreparedBatch(batch.rows) }
+        let prepared: PreparedBatch
+        if backgroundWrites.load(ordering: .relaxed) {
+            // Off the concurrency pool: it has a thread per core, and a pool thread busy compressing
+            // at a lowered priority is still a thread the server's own tasks cannot run on.
+            prepared = await withCheckedContinuation { continuation in
+                backgroundPrepare.async { continuation.resume(returning: ThreadPriority.lowered(by: 10) { PreparedBatch(batch.rows) }) }
+            }
+        } else {
+            prepared = PreparedBatch(batch.rows)
+        }
         try await store(prepared, into: &result)
         return result
     }
 
-    /// In the background (the server's journal loader), a batch's compression and its SQLite write
-    /// run 10 nice levels down: on a busy server they take what CPU the acknowledgments leave.
+    /// In the background (the server's journal loader), a batch's compression (on a thread of its
+    /// own) and its SQLite write run 10 nice levels down: on a busy server they take what CPU the
+    /// acknowledgments leave.
     public func setBackgroundWrites(_ background: Bool) { backgroundWrites.store(background, ordering: .relaxed) }
 
     private func withWritePriority<T>(_ body: () throws -> T) rethrows -> T {

@@ -11,7 +11,7 @@ import Glibc
 /// Linux lets a thread lower its own priority, but raising it back needs CAP_SYS_NICE (root has
 /// it) or a high enough RLIMIT_NICE. Without either, a pooled thread would stay lowered and slow
 /// whatever ran on it next, so the work then runs at the thread's priority unchanged.
-enum ThreadPriority {
+public enum ThreadPriority {
     static let which = __priority_which_t(PRIO_PROCESS.rawValue)
 
     /// The calling thread's nice value.
@@ -19,7 +19,7 @@ enum ThreadPriority {
 
     /// Runs `body` with the calling thread's nice value raised by `niceness` (a lower priority),
     /// when the priority can be put back afterwards.
-    static func lowered<T>(by niceness: Int32, _ body: () throws -> T) rethrows -> T {
+    public static func lowered<T>(by niceness: Int32, _ body: () throws -> T) rethrows -> T {
         let thread = id_t(herdwatch_gettid())
         errno = 0
         let current = getpriority(which, thread)
