@@ -75,6 +75,8 @@ case "http":
         guard let compression = HTTPSink.Configuration.Compression(rawValue: arguments[6]) else { usage() }
         configuration.compression = compression
     }
+    // CONNECTIONS=N: the sink's connections to the server (default: the agent's).
+    if let connections = ProcessInfo.processInfo.environment["CONNECTIONS"].flatMap({ Int($0) }) { configuration.connections = connections }
     sink = HTTPSink(configuration: configuration)
     (file, countText) = (arguments[4], arguments[5])
 case "file":
@@ -115,7 +117,9 @@ func cpuSeconds() -> Double {
 
 var logger = Logger(label: "herdwatch.bench")
 logger.logLevel = .error
-let runner = SinkRunner(sink: sink, spool: spool, logger: logger)
+// BATCH=N: records per batch (default: the agent's, SinkRunner's default).
+let batchSize = ProcessInfo.processInfo.environment["BATCH"].flatMap { Int($0) }
+let runner = batchSize.map { SinkRunner(sink: sink, spool: spool, batchSize: $0, logger: logger) } ?? SinkRunner(sink: sink, spool: spool, logger: logger)
 let started = Date()
 let cpuBefore = cpuSeconds()
 runner.run { spool.withLock { $0.cursor(for: sink.name) } >= end }

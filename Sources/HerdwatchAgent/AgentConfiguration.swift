@@ -49,6 +49,8 @@ public struct AgentConfiguration: Equatable, Sendable {
     public var httpTLS = TLSContext.Configuration()
     /// How batches travel to the server: zstd-compressed (the default) or as they are.
     public var httpCompression = HTTPSink.Configuration.Compression.zstd
+    /// Connections to the server the batches take in turn (the server checks one from each at once).
+    public var httpConnections = 2
     /// Syslog sink (RFC 5424 over TCP): off without an address.
     public var syslogAddress: HostAndPort?
     public var syslogFacility = 16
@@ -136,6 +138,7 @@ public struct AgentConfiguration: Equatable, Sendable {
         #   cert_file: /etc/herdwatch/agent.pem   # https: a client certificate (mutual TLS), with key_file
         #   key_file: /etc/herdwatch/agent.key
         #   compression: zstd       # zstd | none: batches compressed (about a tenth of the bytes), or as they are
+        #   connections: 2          # 1 to 8: batches go over these in turn, and the server takes them in order
         # syslog:                   # also send to a syslog receiver: RFC 5424, TCP, octet-counted framing (rsyslog imtcp, syslog-ng)
         #   address: 127.0.0.1:514
         #   facility: 16            # 16 = local0; 10 = authpriv
@@ -277,7 +280,13 @@ public struct AgentConfiguration: Equatable, Sendable {
             }
         }
         if let http = try map("http") {
-            try unknown(http, ["url", "token_file", "ca_file", "cert_file", "key_file", "compression"], prefix: "http.")
+            try unknown(http, ["url", "token_file", "ca_file", "cert_file", "key_file", "compression", "connections"], prefix: "http.")
+            if let connections = try number(http, "connections", "http.connections") {
+                guard connections >= 1, connections <= 8, connections == connections.rounded() else {
+                    throw Problem(file: file, key: "http.connections", reason: "a whole number from 1 to 8")
+                }
+                configuration.httpConnections = Int(connections)
+            }
             if let compression = try string(
                 http, "compression", "http.compression", allowed: Set(HTTPSink.Configuration.Compression.allCases.map(\.rawValue)))
             {

@@ -94,6 +94,7 @@ public enum AgentRuntime {
             else { throw AgentSetupError(description: "cannot read a token from \(tokenFile)") }
             var http = try HTTPSink.Configuration(url: url, token: token, tls: settings.httpTLS)
             http.compression = settings.httpCompression
+            http.connections = settings.httpConnections
             ship(HTTPSink(configuration: http))
             logger.info("sending to herdwatch server", metadata: ["url": "\(url)"])
             if let key = settings.commandServerKey {

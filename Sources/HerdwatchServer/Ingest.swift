@@ -75,9 +75,23 @@ public enum IngestRoutes {
         journal: IngestJournal? = nil, logger: Logger
     ) {
         router.get("/api/v1/health") { _, _ in "ok\n" }
+        // One host's batches, sent over several connections, are journaled or stored in the order sent.
+        let order = BatchOrder()
         router.post("/api/v1/events") { request, context -> Response in
             guard let host = configuration.host(authenticating: request) else {
                 return reply(.unauthorized, ["error": "missing or unknown token (Authorization: Bearer HOST-TOKEN)"])
+            }
+            let place = request.headers[BatchOrder.header].flatMap(BatchOrder.parse(header:))
+            // A batch refused before its turn is through all the same: the ones after it go on.
+            var inTurn = false
+            defer {
+                if let place, !inTurn { order.finished(host: host, stream: place.stream, number: place.number) }
+            }
+            /// Runs `body` in the batch's turn (at once for a batch without a place).
+            func turn<T>(_ body: () async throws -> T) async rethrows -> T {
+                guard let place else { return try await body() }
+                inTurn = true
+                return try await order.inTurn(host: host, stream: place.stream, number: place.number, body)
             }
             var request = request
             let body: ByteBuffer
@@ -119,8 +133,11 @@ public enum IngestRoutes {
             if let journal {
                 // Checked now, acknowledged once in the journal, stored behind (IngestJournal).
                 guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
-                let accepted = try await journal.accept(
-                    host: host, body: encoding == "zstd" ? Array(body.readableBytesView) : bytes, zstd: encoding == "zstd", lines: lines, batch: batch)
+                let accepted = try await turn {
+                    try await journal.accept(
+                        host: host, body: encoding == "zstd" ? Array(body.readableBytesView) : bytes, zstd: encoding == "zstd", lines: lines,
+                        batch: batch)
+                }
                 guard accepted else {
                     var response = reply(.serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"])
                     response.headers[.retryAfter] = "5"
@@ -129,9 +146,12 @@ public enum IngestRoutes {
                 return reply(.ok, ["accepted": batch.count])
             }
             guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
-            let result = try await store.ingest(batch)
-            // Stored first (the agent's ack waits for the disk), then detected over what is new.
-            await detection?.process(lines: lines, stored: result.insertedLines)
+            let result = try await turn {
+                let result = try await store.ingest(batch)
+                // Stored first (the agent's ack waits for the disk), then detected over what is new.
+                await detection?.process(lines: lines, stored: result.insertedLines)
+                return result
+            }
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
         }
     }

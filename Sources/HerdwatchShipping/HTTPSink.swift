@@ -6,9 +6,13 @@ import HerdwatchCompression
 /// disk, so a 200 confirms the batch; anything else (a refusal, a timeout, a closed connection) is
 /// an error and the batch is sent again, with every batch sent after it.
 ///
-/// Up to `maximumInFlight` batches go out before the first reply is read (HTTP/1.1 pipelining):
-/// the agent prepares and sends the next batch while the server stores the one before. The server
-/// answers one connection's requests in order, so a host's events still arrive in order.
+/// Up to `maximumInFlight` batches go out before the first reply is read (HTTP/1.1 pipelining),
+/// over `connections` connections in turn: the agent prepares and sends the next batch while the
+/// server checks the ones before, and the server, which answers one connection's requests one after
+/// another, works on a batch from each connection at once. Replies are read oldest batch first, so
+/// a confirmation always covers every batch before it. Each request names its place in the sink's
+/// order (`Herdwatch-Batch: STREAM N`, a stream per run of unbroken connections, N from 0), and the
+/// server takes one host's batches in that order, so a host's events still arrive in order.
 public final class HTTPSink: SpoolSink {
     public struct Configuration: Sendable {
         public var host: String
@@ -18,8 +22,11 @@ public final class HTTPSink: SpoolSink {
         public var timeoutMilliseconds: Int32 = 5000
         /// How batches travel: zstd (about a tenth of the bytes) or as they are.
         public var compression = Compression.zstd
-        /// Batches sent and not yet answered, at most (1: wait for each reply before the next).
+        /// Batches sent and not yet answered, at most, over all connections (1: wait for each reply
+        /// before the next).
         public var maximumInFlight = 4
+        /// Connections to the server, used in turn (1: every batch on one connection).
+        public var connections = 2
 
         public enum Compression: String, Sendable, CaseIterable {
             case zstd
@@ -58,16 +65,24 @@ public final class HTTPSink: SpoolSink {
 
     public let configuration: Configuration
     public let name = "http"
-    private var connection: TCPConnection?
+    private var connections: [TCPConnection?]
     private let compressor: Zstd.Compressor?
-    /// The spool position after each batch sent and not yet answered, oldest first.
-    private var unanswered: [SpoolPosition] = []
-    /// Bytes received past the last reply read: the start of the next.
-    private var received: [UInt8] = []
+    /// Each batch sent and not yet answered, oldest first: its connection and the spool position
+    /// after it.
+    private var unanswered: [(connection: Int, next: SpoolPosition)] = []
+    /// Per connection, bytes received past the last reply read: the start of the next.
+    private var received: [[UInt8]]
+    /// The connection the next batch goes on.
+    private var turn = 0
+    /// This run of connections (new after every reset) and the next batch's number in it.
+    private var stream = UInt64.random(in: 1...UInt64.max)
+    private var sequence: UInt64 = 0
 
     public init(configuration: Configuration) {
         self.configuration = configuration
         compressor = configuration.compression == .zstd ? Zstd.Compressor() : nil
+        connections = Array(repeating: nil, count: max(1, configuration.connections))
+        received = Array(repeating: [], count: max(1, configuration.connections))
     }
 
     deinit { reset() }
@@ -85,18 +100,22 @@ public final class HTTPSink: SpoolSink {
             Host: \(configuration.host):\(configuration.port)\r
             Authorization: Bearer \(configuration.token)\r
             Content-Type: application/x-ndjson\r
+            Herdwatch-Batch: \(String(stream, radix: 16)) \(sequence)\r
             \(compressor == nil ? "" : "Content-Encoding: zstd\r\n")Content-Length: \(body.count)\r
             \r
 
             """
-        if connection == nil {
-            connection = try TCPConnection(
-                host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name,
-                tls: configuration.tls)
-        }
+        let index = turn
         do {
-            try connection!.send(Array(head.utf8) + body, sink: name)
-            if let last = records.last { unanswered.append(last.next) }
+            if connections[index] == nil {
+                connections[index] = try TCPConnection(
+                    host: configuration.host, port: configuration.port, timeoutMilliseconds: configuration.timeoutMilliseconds, sink: name,
+                    tls: configuration.tls)
+            }
+            try connections[index]!.send(Array(head.utf8) + body, sink: name)
+            sequence += 1
+            turn = (index + 1) % connections.count
+            if let last = records.last { unanswered.append((index, last.next)) }
             var confirmed: SpoolPosition?
             while unanswered.count >= max(1, configuration.maximumInFlight) {
                 confirmed = try readReply()
@@ -122,11 +141,12 @@ public final class HTTPSink: SpoolSink {
 
     /// Reads the reply to the oldest batch sent; a refusal is an error.
     private func readReply() throws -> SpoolPosition {
-        let (status, reply, keepAlive) = try HTTPResponseReader.read(connection!, sink: name, buffered: &received)
+        let index = unanswered[0].connection
+        let (status, reply, keepAlive) = try HTTPResponseReader.read(connections[index]!, sink: name, buffered: &received[index])
         guard status == 200 else {
             throw SinkError(sink: name, reason: "server answered \(status): \(String(decoding: reply.prefix(300), as: UTF8.self))")
         }
-        let position = unanswered.removeFirst()
+        let position = unanswered.removeFirst().next
         if !keepAlive {
             let lost = unanswered.count
             reset()
@@ -138,11 +158,17 @@ public final class HTTPSink: SpoolSink {
         return position
     }
 
+    /// Closes every connection and forgets what was sent: sending starts again, in a new stream.
     public func reset() {
-        connection?.close()
-        connection = nil
+        for index in connections.indices {
+            connections[index]?.close()
+            connections[index] = nil
+            received[index].removeAll()
+        }
         unanswered.removeAll()
-        received.removeAll()
+        turn = 0
+        stream = UInt64.random(in: 1...UInt64.max)
+        sequence = 0
     }
 }
 

@@ -48,4 +48,18 @@ import Testing
             return text.contains("agent.yaml") && text.contains(key)
         }
     }
+
+    /// The HTTP sink's connections: two by default, 1 to 8.
+    @Test func httpConnectionsAreRead() throws {
+        let http = "http:\n  url: http://127.0.0.1:8080\n  token_file: /etc/herdwatch/token\n"
+        #expect(try AgentConfiguration.load(text: http, file: "agent.yaml").httpConnections == 2)
+        #expect(try AgentConfiguration.load(text: http + "  connections: 1\n", file: "agent.yaml").httpConnections == 1)
+        for bad in ["0", "9", "1.5"] {
+            #expect {
+                _ = try AgentConfiguration.load(text: http + "  connections: \(bad)\n", file: "agent.yaml")
+            } throws: { error in
+                "\(error)".contains("agent.yaml") && "\(error)".contains("http.connections")
+            }
+        }
+    }
 }

@@ -22,15 +22,16 @@ import Testing
         try await withRunningServer(settings: settings, store: store) { port in try await test(port, store) }
     }
 
-    /// Five batches of two events through a sink with three in flight: what `send` and `confirmed`
+    /// Five batches of two events through a sink with three in flight over `connections`: what `send` and `confirmed`
     /// return, in order (blocking I/O, on a thread of its own).
-    func ship(port: Int) async throws -> [SpoolPosition?] {
+    func ship(port: Int, connections: Int) async throws -> [SpoolPosition?] {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(
                     with: Result {
                         var configuration = try HTTPSink.Configuration(url: "http://127.0.0.1:\(port)", token: Self.token)
                         configuration.maximumInFlight = 3
+                        configuration.connections = connections
                         let sink = HTTPSink(configuration: configuration)
                         var confirmations: [SpoolPosition?] = []
                         for batch in 0..<5 {
@@ -47,10 +48,10 @@ import Testing
         }
     }
 
-    @Test(arguments: [false, true])
-    func batchesInFlightAreConfirmedOldestFirstAndAllStored(journal: Bool) async throws {
+    @Test(arguments: [false, true], [1, 2])
+    func batchesInFlightAreConfirmedOldestFirstAndAllStored(journal: Bool, connections: Int) async throws {
         try await withServer(journal: journal) { port, store in
-            let confirmations = try await ship(port: port)
+            let confirmations = try await ship(port: port, connections: connections)
             // Nothing confirmed until three are in flight; then each send reads the oldest reply.
             #expect(confirmations.map { $0?.offset } == [nil, nil, 2, 4, 6, 10], "\(confirmations)")
             let deadline = ContinuousClock.now + .seconds(10)
