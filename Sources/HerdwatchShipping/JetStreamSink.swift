@@ -85,14 +85,21 @@ public final class JetStreamSink: SpoolSink {
         var messages: [(subject: String, id: String, payload: [UInt8])] = []
         var start = records.startIndex
         while start < records.endIndex {
-            var payload = records[start].payload
+            // Where the message ends first, so that its payload is allocated once, at its size.
+            var size = records[start].payload.count
             var end = start + 1
             while end < records.endIndex, end - start < configuration.eventsPerMessage,
-                payload.count + 1 + records[end].payload.count <= configuration.maximumMessageBytes
+                size + 1 + records[end].payload.count <= configuration.maximumMessageBytes
             {
-                payload.append(UInt8(ascii: "\n"))
-                payload += records[end].payload
+                size += 1 + records[end].payload.count
                 end += 1
+            }
+            var payload: [UInt8] = []
+            payload.reserveCapacity(size)
+            payload += records[start].payload
+            for record in records[(start + 1)..<end] {
+                payload.append(UInt8(ascii: "\n"))
+                payload += record.payload
             }
             messages.append((subject, "\(id(records[start]))+\(end - start)", payload))
             start = end
