@@ -44,7 +44,7 @@ public enum ThreadPriority {
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 256)
         while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(cString: line)
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             guard text.hasPrefix("CapEff:") else { continue }
             let hex = text.dropFirst("CapEff:".count).filter(\.isHexDigit)
             return UInt64(hex, radix: 16).map { $0 & (1 << 23) != 0 } ?? false
