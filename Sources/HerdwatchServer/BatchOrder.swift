@@ -7,7 +7,9 @@ import Synchronization
 /// its turn before it goes into the journal or the store, so the host's events stay in order.
 ///
 /// A batch whose predecessor does not come within `patience` (its connection broke; the agent
-/// sends it again in a new stream) goes on without it. Streams unused for ten minutes are forgotten.
+/// sends it again in a new stream) goes on without it. Once a batch fails in its turn (the journal
+/// full, the store failing), the later batches of its stream are refused (503): the agent sends
+/// them again after the failed one, in a new stream. Streams unused for ten minutes are forgotten.
 final class BatchOrder: Sendable {
     struct Key: Hashable {
         var host: String
@@ -21,6 +23,8 @@ final class BatchOrder: Sendable {
         var through: Set<UInt64> = []
         var waiting: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var used: ContinuousClock.Instant
+        /// A batch failed in its turn: the agent starts a new stream, and this one's later batches are refused.
+        var broken = false
 
         /// `number` is through (stored, or refused): the stream moves past every number through.
         mutating func pass(_ number: UInt64) {
@@ -67,12 +71,30 @@ final class BatchOrder: Sendable {
     }
 
     /// Runs `body` once every batch numbered before `number` in the stream has run (or waited
-    /// `patience` for one that has not come), then lets the next one go.
-    func inTurn<T>(host: String, stream: Substring, number: UInt64, _ body: () async throws -> T) async rethrows -> T {
+    /// `patience` for one that has not come), then lets the next one go. Nil, without running
+    /// `body`, when an earlier batch of the stream failed (threw, or `breakStream`): the agent
+    /// sends everything after a failed batch again in a new stream, so taking the later ones now
+    /// would only put them before it.
+    func inTurn<T>(host: String, stream: Substring, number: UInt64, _ body: () async throws -> T) async rethrows -> T? {
         let key = Key(host: host, stream: String(stream))
         await waitForTurn(key, number)
         defer { finished(key, number) }
-        return try await body()
+        guard !(state.withLock { $0.streams[key]?.broken ?? false }) else { return nil }
+        do {
+            return try await body()
+        } catch {
+            breakStream(key)
+            throw error
+        }
+    }
+
+    /// The batch in its turn failed (the journal refused it): the stream's later batches are refused.
+    func breakStream(host: String, stream: Substring) {
+        breakStream(Key(host: host, stream: String(stream)))
+    }
+
+    private func breakStream(_ key: Key) {
+        state.withLock { $0.streams[key, default: Stream(used: .now)].broken = true }
     }
 
     private func waitForTurn(_ key: Key, _ number: UInt64) async {

@@ -28,6 +28,8 @@ public struct IngestConfiguration: Sendable {
     public var hostTags: [String: HostTags] = [:]
     /// A batch's limit, as sent and (when compressed) decompressed.
     public var maximumBodyBytes = 16 << 20
+    /// How long a host's batch waits for an earlier one of its stream before it goes on without it.
+    public var batchOrderPatience = Duration.seconds(2)
 
     public init(tokens: [String: String], hostTags: [String: HostTags] = [:]) {
         self.tokens = tokens
@@ -76,7 +78,7 @@ public enum IngestRoutes {
     ) {
         router.get("/api/v1/health") { _, _ in "ok\n" }
         // One host's batches, sent over several connections, are journaled or stored in the order sent.
-        let order = BatchOrder()
+        let order = BatchOrder(patience: configuration.batchOrderPatience)
         router.post("/api/v1/events") { request, context -> Response in
             guard let host = configuration.host(authenticating: request) else {
                 return reply(.unauthorized, ["error": "missing or unknown token (Authorization: Bearer HOST-TOKEN)"])
@@ -87,11 +89,17 @@ public enum IngestRoutes {
             defer {
                 if let place, !inTurn { order.finished(host: host, stream: place.stream, number: place.number) }
             }
-            /// Runs `body` in the batch's turn (at once for a batch without a place).
-            func turn<T>(_ body: () async throws -> T) async rethrows -> T {
+            /// Runs `body` in the batch's turn (at once for a batch without a place); nil when an
+            /// earlier batch of its stream failed (the agent sends it and this one again).
+            func turn<T>(_ body: () async throws -> T) async rethrows -> T? {
                 guard let place else { return try await body() }
                 inTurn = true
                 return try await order.inTurn(host: host, stream: place.stream, number: place.number, body)
+            }
+            func behindAFailure() -> Response {
+                var response = reply(.serviceUnavailable, ["error": "an earlier batch of this connection's stream failed; send both again"])
+                response.headers[.retryAfter] = "1"
+                return response
             }
             var request = request
             let body: ByteBuffer
@@ -133,11 +141,15 @@ public enum IngestRoutes {
             if let journal {
                 // Checked now, acknowledged once in the journal, stored behind (IngestJournal).
                 guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
-                let accepted = try await turn {
-                    try await journal.accept(
+                let taken = try await turn {
+                    let accepted = try await journal.accept(
                         host: host, body: encoding == "zstd" ? Array(body.readableBytesView) : bytes, zstd: encoding == "zstd", lines: lines,
                         batch: batch)
+                    // Refused for a full journal: the ones sent after it wait for it, not go first.
+                    if !accepted, let place { order.breakStream(host: host, stream: place.stream) }
+                    return accepted
                 }
+                guard let accepted = taken else { return behindAFailure() }
                 guard accepted else {
                     var response = reply(.serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"])
                     response.headers[.retryAfter] = "5"
@@ -146,12 +158,13 @@ public enum IngestRoutes {
                 return reply(.ok, ["accepted": batch.count])
             }
             guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
-            let result = try await turn {
+            let stored = try await turn {
                 let result = try await store.ingest(batch)
                 // Stored first (the agent's ack waits for the disk), then detected over what is new.
                 await detection?.process(lines: lines, stored: result.insertedLines)
                 return result
             }
+            guard let result = stored else { return behindAFailure() }
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
         }
     }
