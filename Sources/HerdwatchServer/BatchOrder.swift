@@ -30,7 +30,7 @@ final class BatchOrder: Sendable {
         mutating func pass(_ number: UInt64) {
             guard number >= next else { return }
             through.insert(number)
-            while through.remove(next) != nil { next += 1 }
+            advance()
         }
 
         /// The predecessors of `number` are given up on.
@@ -38,6 +38,11 @@ final class BatchOrder: Sendable {
             guard number > next else { return }
             next = number
             through = through.filter { $0 >= number }
+            advance()
+        }
+
+        /// Past every number through from `next` on.
+        private mutating func advance() {
             while through.remove(next) != nil { next += 1 }
         }
 
@@ -125,13 +130,11 @@ final class BatchOrder: Sendable {
 
     /// The predecessors did not come in time: `number` goes now, and the stream moves on to it.
     private func giveUp(_ key: Key, _ number: UInt64) {
-        let due = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard var stream = state.streams[key], stream.waiting[number] != nil else { return [] }
+        update(key) { stream in
+            // Already gone: its turn came in time.
+            guard stream.waiting[number] != nil else { return }
             stream.skip(to: number)
-            defer { state.streams[key] = stream }
-            return stream.due()
         }
-        for continuation in due { continuation.resume() }
     }
 
     /// Batch `number` is through: stored, or refused before its turn (it must not hold up the rest).
@@ -140,11 +143,14 @@ final class BatchOrder: Sendable {
     }
 
     private func finished(_ key: Key, _ number: UInt64) {
-        let due = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            var stream = state.streams[key] ?? Stream(used: .now)
-            stream.pass(number)
-            defer { state.streams[key] = stream }
-            return stream.due()
+        update(key) { $0.pass(number) }
+    }
+
+    /// Changes a stream, then lets the batches whose turn that brought go (outside the lock).
+    private func update(_ key: Key, _ change: (inout Stream) -> Void) {
+        let due = state.withLock { state in
+            change(&state.streams[key, default: Stream(used: .now)])
+            return state.streams[key]!.due()
         }
         for continuation in due { continuation.resume() }
     }

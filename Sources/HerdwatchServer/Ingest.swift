@@ -96,11 +96,6 @@ public enum IngestRoutes {
                 inTurn = true
                 return try await order.inTurn(host: host, stream: place.stream, number: place.number, body)
             }
-            func behindAFailure() -> Response {
-                var response = reply(.serviceUnavailable, ["error": "an earlier batch of this connection's stream failed; send both again"])
-                response.headers[.retryAfter] = "1"
-                return response
-            }
             var request = request
             let body: ByteBuffer
             do {
@@ -149,11 +144,10 @@ public enum IngestRoutes {
                     if !accepted, let place { order.breakStream(host: host, stream: place.stream) }
                     return accepted
                 }
-                guard let accepted = taken else { return behindAFailure() }
+                guard let accepted = taken else { return behindAFailure }
                 guard accepted else {
-                    var response = reply(.serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"])
-                    response.headers[.retryAfter] = "5"
-                    return response
+                    return reply(
+                        .serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"], retryAfter: 5)
                 }
                 return reply(.ok, ["accepted": batch.count])
             }
@@ -164,18 +158,25 @@ public enum IngestRoutes {
                 await detection?.process(lines: lines, stored: result.insertedLines)
                 return result
             }
-            guard let result = stored else { return behindAFailure() }
+            guard let result = stored else { return behindAFailure }
             return reply(.ok, ["stored": result.inserted, "duplicates": result.duplicates])
         }
     }
 
     static let cores = ProcessInfo.processInfo.activeProcessorCount
 
-    static func reply(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+    /// 503 for a batch behind a failed one of its stream: the agent sends both again.
+    static var behindAFailure: Response {
+        reply(.serviceUnavailable, ["error": "an earlier batch of this connection's stream failed; send both again"], retryAfter: 1)
+    }
+
+    static func reply(_ status: HTTPResponse.Status, _ object: [String: Any], retryAfter seconds: Int? = nil) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(
+        var response = Response(
             status: status, headers: [.contentType: "application/json"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data + Data("\n".utf8))))
+        if let seconds { response.headers[.retryAfter] = "\(seconds)" }
+        return response
     }
 }
 

@@ -210,7 +210,7 @@ public final class IngestJournal: Service, Sendable {
         // like the store's writes, this yields to the batches agents are waiting on.
         let logger = logger
         let batches = try await loadQueue.perform {
-            ThreadPriority.lowered(by: 10) {
+            ThreadPriority.background {
                 zip(records, kept).compactMap { record, parsed -> Parsed? in
                     if let parsed { return parsed }
                     do {

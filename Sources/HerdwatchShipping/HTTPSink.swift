@@ -72,9 +72,8 @@ public final class HTTPSink: SpoolSink {
     private var unanswered: [(connection: Int, next: SpoolPosition)] = []
     /// Per connection, bytes received past the last reply read: the start of the next.
     private var received: [[UInt8]]
-    /// The connection the next batch goes on.
-    private var turn = 0
-    /// This run of connections (new after every reset) and the next batch's number in it.
+    /// This run of connections (new after every reset) and the next batch's number in it (which
+    /// also picks its connection, in turn).
     private var stream = UInt64.random(in: 1...UInt64.max)
     private var sequence: UInt64 = 0
 
@@ -105,7 +104,7 @@ public final class HTTPSink: SpoolSink {
             \r
 
             """
-        let index = turn
+        let index = Int(sequence % UInt64(connections.count))
         do {
             if connections[index] == nil {
                 connections[index] = try TCPConnection(
@@ -114,7 +113,6 @@ public final class HTTPSink: SpoolSink {
             }
             try connections[index]!.send(Array(head.utf8) + body, sink: name)
             sequence += 1
-            turn = (index + 1) % connections.count
             if let last = records.last { unanswered.append((index, last.next)) }
             var confirmed: SpoolPosition?
             while unanswered.count >= max(1, configuration.maximumInFlight) {
@@ -166,7 +164,6 @@ public final class HTTPSink: SpoolSink {
             received[index].removeAll()
         }
         unanswered.removeAll()
-        turn = 0
         stream = UInt64.random(in: 1...UInt64.max)
         sequence = 0
     }

@@ -268,7 +268,7 @@ public final class EventStore: FleetStore {
             // Off the concurrency pool: it has a thread per core, and a pool thread busy compressing
             // at a lowered priority is still a thread the server's own tasks cannot run on.
             prepared = await withCheckedContinuation { continuation in
-                backgroundPrepare.async { continuation.resume(returning: ThreadPriority.lowered(by: 10) { PreparedBatch(batch.rows) }) }
+                backgroundPrepare.async { continuation.resume(returning: ThreadPriority.background { PreparedBatch(batch.rows) }) }
             }
         } else {
             prepared = PreparedBatch(batch.rows)
@@ -284,7 +284,7 @@ public final class EventStore: FleetStore {
 
     private func withWritePriority<T>(_ body: () throws -> T) rethrows -> T {
         guard backgroundWrites.load(ordering: .relaxed) else { return try body() }
-        return try ThreadPriority.lowered(by: 10, body)
+        return try ThreadPriority.background(body)
     }
 
     /// Writes a batch parsed and compressed before (on the caller's task, so that one batch's

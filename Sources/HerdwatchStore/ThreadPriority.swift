@@ -17,6 +17,12 @@ public enum ThreadPriority {
     /// The calling thread's nice value.
     static func current() -> Int32 { getpriority(which, id_t(herdwatch_gettid())) }
 
+    /// Runs `body` 10 nice levels down: work that yields to the rest of the process (the server's
+    /// journal loader and the store's writes for it).
+    public static func background<T>(_ body: () throws -> T) rethrows -> T {
+        try lowered(by: 10, body)
+    }
+
     /// Runs `body` with the calling thread's nice value raised by `niceness` (a lower priority),
     /// when the priority can be put back afterwards.
     public static func lowered<T>(by niceness: Int32, _ body: () throws -> T) rethrows -> T {
