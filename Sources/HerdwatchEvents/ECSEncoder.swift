@@ -484,7 +484,12 @@ extension CivilTime {
     /// `2026-11-23T10:00:00.123Z` (fraction of any length optional; `Z` or an offset such as
     /// `+02:00`) in milliseconds since the epoch.
     public static func milliseconds(iso8601 text: String) -> Int64? {
-        let bytes = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { milliseconds(iso8601: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The same, from the text's UTF-8 bytes.
+    public static func milliseconds(iso8601 bytes: UnsafeRawBufferPointer) -> Int64? {
         guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
             bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":")
         else { return nil }

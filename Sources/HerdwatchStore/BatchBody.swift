@@ -88,6 +88,70 @@ extension ParsedBatch {
         return (lines, ParsedBatch(rows: rows, rejected: rejected))
     }
 
+    /// What the ingest journal needs before it answers: how many events `body` holds and which
+    /// lines are not events (or not `host`'s), by the same rules as `parse` (`StoredEvent.check`), in
+    /// up to `parts` pieces at once, without making the lines or their fields into strings: the
+    /// journal's loader parses the batch fully, behind.
+    public static func check(
+        body: [UInt8], host: String?, parts: Int, minimumPieceBytes: Int = 256 << 10
+    ) async -> (count: Int, rejected: [IngestResult.Rejection]) {
+        let parts = max(1, min(parts, body.count / max(minimumPieceBytes, 1)))
+        let bounds = body.withUnsafeBytes { pieceBounds($0, parts: parts) }
+        typealias Piece = (lines: Int, events: Int, rejected: [IngestResult.Rejection])
+        func check(_ range: Range<Int>) -> Piece {
+            body.withUnsafeBytes { bytes in Self.check(piece: UnsafeRawBufferPointer(rebasing: bytes[range]), host: host) }
+        }
+        let pieces: [Piece]
+        if bounds.count <= 2 {
+            pieces = [check(0..<body.count)]
+        } else {
+            pieces = await withTaskGroup(of: (Int, Piece).self) { group in
+                for index in 0..<(bounds.count - 1) {
+                    let range = bounds[index]..<bounds[index + 1]
+                    group.addTask { (index, check(range)) }
+                }
+                var pieces = [Piece?](repeating: nil, count: bounds.count - 1)
+                for await (index, piece) in group { pieces[index] = piece }
+                return pieces.map { $0! }
+            }
+        }
+        var count = 0
+        var rejected: [IngestResult.Rejection] = []
+        var offset = 0
+        for piece in pieces {
+            count += piece.events
+            rejected += piece.rejected.map { IngestResult.Rejection(line: $0.line + offset, reason: $0.reason) }
+            offset += piece.lines
+        }
+        return (count, rejected)
+    }
+
+    /// One piece's lines checked: how many lines it has (a piece cut after a newline has no line
+    /// after it), its events, and its rejected lines numbered from 1 within it.
+    static func check(piece: UnsafeRawBufferPointer, host: String?) -> (lines: Int, events: Int, rejected: [IngestResult.Rejection]) {
+        guard let base = piece.baseAddress else { return (0, 0, []) }
+        var lines = 0
+        var events = 0
+        var rejected: [IngestResult.Rejection] = []
+        var start = 0
+        while start < piece.count {
+            let found = memchr(base + start, 0x0A, piece.count - start)
+            let end = found.map { UnsafeRawPointer($0) - base } ?? piece.count
+            let line = UnsafeRawBufferPointer(rebasing: piece[start..<end])
+            lines += 1
+            if !StoredEvent.isBlank(line) {
+                do {
+                    _ = try StoredEvent.check(line, host: host)
+                    events += 1
+                } catch {
+                    rejected.append(IngestResult.Rejection(line: lines, reason: error.description))
+                }
+            }
+            start = end + 1
+        }
+        return (lines, events, rejected)
+    }
+
     /// The same on the caller's thread.
     public static func parse(body: [UInt8], host: String?) -> (lines: [Substring], batch: ParsedBatch) {
         let lines = body.withUnsafeBytes { Self.lines(utf8: $0) }

@@ -4,16 +4,24 @@ import Glibc
 import Darwin
 #endif
 
-/// Reads the fields the store keeps in columns from one ECS JSON line, over its bytes, in one pass
+/// Finds the fields the store keeps in columns in one ECS JSON line, over its bytes, in one pass
 /// that also checks the whole line is well-formed JSON. Ingest runs it on every event, so it makes
-/// no Foundation objects: only the values kept become Strings.
+/// nothing on the heap: it notes where each field's value is, and a value becomes a String only
+/// when asked for (`string(_:in:)`, given the same bytes again).
 ///
 /// Keys are compared as written; a key spelled with escapes (`"ho\u0073t"`) is not recognised (the
 /// event is still stored whole, in `json`).
 struct EventLineScanner {
-    /// The fields, by `Field`; strings unescaped, integers as written.
-    private(set) var strings = [String?](repeating: nil, count: Field.allCases.count)
-    private(set) var integers = [Int64?](repeating: nil, count: Field.allCases.count)
+    /// Where a field's value is in the line: a string's contents between its quotes (escapes as
+    /// written), an integer's text, or a whole array (category and tags).
+    struct Slot {
+        enum Kind: UInt8 { case absent, string, integer, array }
+        var start = 0
+        var end = 0
+        var kind = Kind.absent
+    }
+
+    private var slots = InlineArray<22, Slot>(repeating: Slot())
     /// The line has a `herdwatch.agent` object (a heartbeat): its figures are read separately.
     private(set) var hasAgentFigures = false
 
@@ -93,7 +101,6 @@ struct EventLineScanner {
 
     private var bytes: UnsafeRawBufferPointer
     private var index = 0
-    private var scratch: [UInt8] = []
 
     /// Scans `line`; throws `Malformed` when it is not one JSON object.
     init(_ line: UnsafeRawBufferPointer) throws(Malformed) {
@@ -106,8 +113,60 @@ struct EventLineScanner {
         bytes = UnsafeRawBufferPointer(start: nil, count: 0)
     }
 
-    subscript(field: Field) -> String? { strings[field.rawValue] }
-    func integer(_ field: Field) -> Int64? { integers[field.rawValue] }
+    /// The field's string, unescaped (an array's strings joined by commas); nil when the line has
+    /// none there. `line` is the line scanned.
+    func string(_ field: Field, in line: UnsafeRawBufferPointer) -> String? {
+        let slot = slots[field.rawValue]
+        switch slot.kind {
+        case .string: return Self.unescaped(UnsafeRawBufferPointer(rebasing: line[slot.start..<slot.end]))
+        case .array: return Self.joined(array: UnsafeRawBufferPointer(rebasing: line[slot.start..<slot.end]))
+        case .absent, .integer: return nil
+        }
+    }
+
+    /// The field's integer, when it is one of at most 18 digits.
+    func integer(_ field: Field, in line: UnsafeRawBufferPointer) -> Int64? {
+        let slot = slots[field.rawValue]
+        guard slot.kind == .integer else { return nil }
+        var number: Int64 = 0
+        for byte in line[(line[slot.start] == UInt8(ascii: "-") ? slot.start + 1 : slot.start)..<slot.end] {
+            number = number * 10 + Int64(byte &- 0x30)
+        }
+        return line[slot.start] == UInt8(ascii: "-") ? -number : number
+    }
+
+    /// Whether the field is a string with no characters.
+    func isEmptyString(_ field: Field) -> Bool {
+        slots[field.rawValue].kind == .string && slots[field.rawValue].start == slots[field.rawValue].end
+    }
+
+    /// Whether the field is a string (unescaped) equal to `text`, without making it a String when
+    /// both are plain ASCII.
+    func string(_ field: Field, in line: UnsafeRawBufferPointer, equals text: String) -> Bool {
+        let slot = slots[field.rawValue]
+        guard slot.kind == .string else { return false }
+        let value = UnsafeRawBufferPointer(rebasing: line[slot.start..<slot.end])
+        var text = text
+        let plain = text.withUTF8 { text in
+            value.count == text.count && (value.isEmpty || memcmp(value.baseAddress!, text.baseAddress!, value.count) == 0)
+        }
+        if plain { return true }
+        // Escapes, or text that compares equal as Unicode but not byte for byte.
+        guard value.contains(where: { $0 == UInt8(ascii: "\\") || $0 >= 0x80 }) || text.utf8.contains(where: { $0 >= 0x80 }) else {
+            return false
+        }
+        return Self.unescaped(value) == text
+    }
+
+    /// The field's string, unescaped, as bytes to `body` (nil when there is no string there).
+    func withString<T>(_ field: Field, in line: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> T) -> T? {
+        let slot = slots[field.rawValue]
+        guard slot.kind == .string else { return nil }
+        let value = UnsafeRawBufferPointer(rebasing: line[slot.start..<slot.end])
+        guard value.contains(UInt8(ascii: "\\")) else { return body(value) }
+        var text = Self.unescaped(value)
+        return text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
 
     // MARK: grammar
 
@@ -128,7 +187,7 @@ struct EventLineScanner {
         index += 1
     }
 
-    private mutating func object(_ node: Node?, depth: Int) throws(Malformed) {
+    private mutating func object(_ node: Node, depth: Int) throws(Malformed) {
         guard depth < 64 else { throw Malformed(offset: index) }
         try expect(UInt8(ascii: "{"))
         skipSpace()
@@ -144,7 +203,7 @@ struct EventLineScanner {
             let key = UnsafeRawBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
             try expect(UInt8(ascii: ":"))
             skipSpace()
-            switch node.flatMap({ Self.target($0, key) }) {
+            switch Self.target(node, key) {
             case .object(let child) where peek() == UInt8(ascii: "{"): try object(child, depth: depth + 1)
             case .field(let field): try value(for: field, depth: depth + 1)
             case .agentFigures:
@@ -160,145 +219,193 @@ struct EventLineScanner {
         }
     }
 
-    /// A wanted value: a string, an integer, or (category, tags) an array of strings joined by commas.
+    /// Notes where a wanted value is: a string, an integer, or (category, tags) an array.
     private mutating func value(for field: Field, depth: Int) throws(Malformed) {
         guard let first = peek() else { throw Malformed(offset: index) }
+        let start = index
         switch first {
         case UInt8(ascii: "\""):
-            strings[field.rawValue] = try string()
-        case UInt8(ascii: "["):
-            guard field == .category || field == .tags else { return try skipValue(depth: depth) }
-            index += 1
-            var joined = ""
-            var first = true
-            skipSpace()
-            if peek() == UInt8(ascii: "]") {
-                index += 1
-            } else {
-                while true {
-                    skipSpace()
-                    if peek() == UInt8(ascii: "\"") {
-                        if !first { joined += "," }
-                        joined += try string()
-                    } else {
-                        let start = index
-                        try skipValue(depth: depth + 1)
-                        if !first { joined += "," }
-                        joined += String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-                    }
-                    first = false
-                    skipSpace()
-                    guard let next = peek() else { throw Malformed(offset: index) }
-                    index += 1
-                    if next == UInt8(ascii: "]") { break }
-                    guard next == UInt8(ascii: ",") else { throw Malformed(offset: index - 1) }
-                }
-            }
-            strings[field.rawValue] = joined
+            try skipString()
+            slots[field.rawValue] = Slot(start: start + 1, end: index - 1, kind: .string)
+        case UInt8(ascii: "[") where field == .category || field == .tags:
+            try skipValue(depth: depth)
+            slots[field.rawValue] = Slot(start: start, end: index, kind: .array)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            let start = index
             let integral = try number()
-            if integral, index - start <= 18 {
-                var number: Int64 = 0
-                var negative = false
-                for position in start..<index {
-                    let byte = bytes[position]
-                    if byte == UInt8(ascii: "-") { negative = true } else { number = number * 10 + Int64(byte - 0x30) }
-                }
-                integers[field.rawValue] = negative ? -number : number
-            }
+            if integral, index - start <= 18 { slots[field.rawValue] = Slot(start: start, end: index, kind: .integer) }
         default:
             try skipValue(depth: depth)
         }
     }
 
+    /// An array already checked, as one string: its strings unescaped and anything else as
+    /// written, joined by commas.
+    private static func joined(array: UnsafeRawBufferPointer) -> String {
+        guard let base = array.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return "" }
+        var joined = ""
+        var first = true
+        var index = space(base, 1, array.count)
+        while index < array.count, base[index] != UInt8(ascii: "]") {
+            let start = index
+            // Checked by the scan already: this does not throw.
+            guard let end = try? skipValue(base, from: index, end: array.count, depth: 0) else { break }
+            if !first { joined += "," }
+            first = false
+            if base[start] == UInt8(ascii: "\"") {
+                joined += unescaped(UnsafeRawBufferPointer(rebasing: array[(start + 1)..<(end - 1)]))
+            } else {
+                joined += String(decoding: UnsafeRawBufferPointer(rebasing: array[start..<end]), as: UTF8.self)
+            }
+            index = space(base, end, array.count)
+            if index < array.count, base[index] == UInt8(ascii: ",") { index = space(base, index + 1, array.count) }
+        }
+        return joined
+    }
+
+    /// Skips the value at `index` and everything in it. Most of an event (its raw records) is
+    /// skipped, so this is where the check spends most of its time: one flat loop over the bytes,
+    /// the position in a register and the open containers as the bits of one word (set for an
+    /// array), instead of a call per value.
     private mutating func skipValue(depth: Int) throws(Malformed) {
-        skipSpace()
-        guard let byte = peek() else { throw Malformed(offset: index) }
-        switch byte {
-        case UInt8(ascii: "{"): try object(nil, depth: depth)
-        case UInt8(ascii: "["):
-            guard depth < 64 else { throw Malformed(offset: index) }
-            index += 1
-            skipSpace()
-            if peek() == UInt8(ascii: "]") {
-                index += 1
-                return
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw Malformed(offset: index) }
+        index = try Self.skipValue(base, from: index, end: bytes.count, depth: depth)
+    }
+
+    private static func skipValue(_ base: UnsafePointer<UInt8>, from start: Int, end: Int, depth: Int) throws(Malformed) -> Int {
+        var index = start
+        var arrays: UInt64 = 0
+        var open = 0
+        value: while true {
+            index = space(base, index, end)
+            guard index < end else { throw Malformed(offset: index) }
+            switch base[index] {
+            case UInt8(ascii: "\""):
+                index = try stringEnd(base, index, end)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let isArray = base[index] == UInt8(ascii: "[")
+                guard depth + open < 64 else { throw Malformed(offset: index) }
+                index = space(base, index + 1, end)
+                guard index < end else { throw Malformed(offset: index) }
+                if base[index] == (isArray ? UInt8(ascii: "]") : UInt8(ascii: "}")) {
+                    index += 1
+                    break
+                }
+                if isArray { arrays |= 1 << open } else { arrays &= ~(1 << open) }
+                open += 1
+                if !isArray { index = try key(base, index, end) }
+                continue value
+            case UInt8(ascii: "t"): index = try literal("true", base, index, end)
+            case UInt8(ascii: "f"): index = try literal("false", base, index, end)
+            case UInt8(ascii: "n"): index = try literal("null", base, index, end)
+            default: index = try number(base, index, end).end
             }
-            while true {
-                try skipValue(depth: depth + 1)
-                skipSpace()
-                guard let next = peek() else { throw Malformed(offset: index) }
+            // A value is done: the next one of its container, or the container's end.
+            while open > 0 {
+                index = space(base, index, end)
+                guard index < end else { throw Malformed(offset: index) }
+                let inArray = arrays >> (open - 1) & 1 == 1
+                let byte = base[index]
                 index += 1
-                if next == UInt8(ascii: "]") { return }
-                guard next == UInt8(ascii: ",") else { throw Malformed(offset: index - 1) }
+                if byte == UInt8(ascii: ",") {
+                    if !inArray { index = try key(base, space(base, index, end), end) }
+                    continue value
+                }
+                guard byte == (inArray ? UInt8(ascii: "]") : UInt8(ascii: "}")) else { throw Malformed(offset: index - 1) }
+                open -= 1
             }
-        case UInt8(ascii: "\""): try skipString()
-        case UInt8(ascii: "t"): try literal("true")
-        case UInt8(ascii: "f"): try literal("false")
-        case UInt8(ascii: "n"): try literal("null")
-        default: _ = try number()
+            return index
         }
     }
 
-    private mutating func literal(_ word: StaticString) throws(Malformed) {
-        let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count, memcmp(word.utf8Start, bytes.baseAddress! + index, count) == 0 else {
-            throw Malformed(offset: index)
+    /// Past the space at `index`.
+    @inline(__always)
+    private static func space(_ base: UnsafePointer<UInt8>, _ index: Int, _ end: Int) -> Int {
+        var index = index
+        while index < end {
+            switch base[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return index
+            }
         }
-        index += count
+        return index
+    }
+
+    /// Past a key at `index` (its opening quote), its colon and the space around it.
+    @inline(__always)
+    private static func key(_ base: UnsafePointer<UInt8>, _ index: Int, _ end: Int) throws(Malformed) -> Int {
+        guard index < end, base[index] == UInt8(ascii: "\"") else { throw Malformed(offset: index) }
+        let index = space(base, try stringEnd(base, index, end), end)
+        guard index < end, base[index] == UInt8(ascii: ":") else { throw Malformed(offset: index) }
+        return index + 1
+    }
+
+    private static func literal(_ word: StaticString, _ base: UnsafePointer<UInt8>, _ index: Int, _ end: Int) throws(Malformed) -> Int {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= end, memcmp(word.utf8Start, base + index, count) == 0 else { throw Malformed(offset: index) }
+        return index + count
     }
 
     /// Skips a number; true when it has no fraction or exponent.
     private mutating func number() throws(Malformed) -> Bool {
-        let start = index
-        if peek() == UInt8(ascii: "-") { index += 1 }
-        guard let first = peek(), (0x30...0x39).contains(first) else { throw Malformed(offset: start) }
-        index += 1
-        if first != 0x30 { while let byte = peek(), (0x30...0x39).contains(byte) { index += 1 } }
-        var integral = true
-        if peek() == UInt8(ascii: ".") {
-            integral = false
-            index += 1
-            guard let byte = peek(), (0x30...0x39).contains(byte) else { throw Malformed(offset: index) }
-            while let byte = peek(), (0x30...0x39).contains(byte) { index += 1 }
-        }
-        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
-            integral = false
-            index += 1
-            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
-            guard let byte = peek(), (0x30...0x39).contains(byte) else { throw Malformed(offset: index) }
-            while let byte = peek(), (0x30...0x39).contains(byte) { index += 1 }
-        }
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw Malformed(offset: index) }
+        let (end, integral) = try Self.number(base, index, bytes.count)
+        index = end
         return integral
+    }
+
+    /// Where the number at `index` ends, and whether it has no fraction or exponent.
+    private static func number(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int) throws(Malformed) -> (end: Int, integral: Bool) {
+        var index = start
+        func digit() -> Bool { index < end && (0x30...0x39).contains(base[index]) }
+        if index < end, base[index] == UInt8(ascii: "-") { index += 1 }
+        guard digit() else { throw Malformed(offset: start) }
+        let first = base[index]
+        index += 1
+        if first != 0x30 { while digit() { index += 1 } }
+        var integral = true
+        if index < end, base[index] == UInt8(ascii: ".") {
+            integral = false
+            index += 1
+            guard digit() else { throw Malformed(offset: index) }
+            while digit() { index += 1 }
+        }
+        if index < end, base[index] | 0x20 == UInt8(ascii: "e") {
+            integral = false
+            index += 1
+            if index < end, base[index] == UInt8(ascii: "+") || base[index] == UInt8(ascii: "-") { index += 1 }
+            guard digit() else { throw Malformed(offset: index) }
+            while digit() { index += 1 }
+        }
+        return (index, integral)
     }
 
     /// Skips a string at `index` (its opening quote), checking its escapes.
     private mutating func skipString() throws(Malformed) {
-        index += 1
-        while index < bytes.count {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw Malformed(offset: index) }
+        index = try Self.stringEnd(base, index, bytes.count)
+    }
+
+    /// Just past the closing quote of the string at `index` (its opening quote), its escapes checked.
+    private static func stringEnd(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int) throws(Malformed) -> Int {
+        var index = start + 1
+        while index < end {
             // To the next quote, backslash or control byte, eight bytes at a time while eight remain.
-            if index + 8 <= bytes.count {
-                let stops = Self.stringStops(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            if index + 8 <= end {
+                let stops = stringStops(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
                 guard stops != 0 else {
                     index += 8
                     continue
                 }
                 index += stops.trailingZeroBitCount >> 3
             }
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                index += 1
-                return
-            }
+            let byte = base[index]
+            if byte == UInt8(ascii: "\"") { return index + 1 }
             if byte < 0x20 { throw Malformed(offset: index) }
             if byte == UInt8(ascii: "\\") {
-                guard index + 1 < bytes.count else { throw Malformed(offset: index) }
-                switch bytes[index + 1] {
+                guard index + 1 < end else { throw Malformed(offset: index) }
+                switch base[index + 1] {
                 case UInt8(ascii: "u"):
-                    guard index + 6 <= bytes.count, (2..<6).allSatisfy({ Self.hex(bytes[index + $0]) != nil }) else {
-                        throw Malformed(offset: index)
-                    }
+                    guard index + 6 <= end, (2..<6).allSatisfy({ hex(base[index + $0]) != nil }) else { throw Malformed(offset: index) }
                     index += 6
                     continue
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
@@ -327,13 +434,11 @@ struct EventLineScanner {
         return quotes | backslashes | controls
     }
 
-    /// The string at `index`, unescaped.
-    private mutating func string() throws(Malformed) -> String {
-        let start = index + 1
-        try skipString()
-        let body = UnsafeRawBufferPointer(rebasing: bytes[start..<(index - 1)])
+    /// A string's contents (checked already), unescaped.
+    static func unescaped(_ body: UnsafeRawBufferPointer) -> String {
         guard body.contains(UInt8(ascii: "\\")) else { return String(decoding: body, as: UTF8.self) }
-        scratch.removeAll(keepingCapacity: true)
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(body.count)
         var position = 0
         while position < body.count {
             let byte = body[position]

@@ -264,31 +264,22 @@ struct StoredEvent: Sendable {
         var description: String
     }
 
-    init(json line: Substring) throws {
-        let scanned: EventLineScanner
-        do {
-            scanned = try line.utf8.withContiguousStorageIfAvailable { try EventLineScanner(UnsafeRawBufferPointer($0)) }
-                ?? Array(line.utf8).withUnsafeBytes { try EventLineScanner($0) }
-        } catch {
-            throw Invalid(description: "not a JSON object")
-        }
-        guard let host = scanned[.hostName], !host.isEmpty else {
-            throw Invalid(description: "no host.name (for logs without node=, replay with --host-name)")
-        }
-        guard let stamp = scanned[.timestamp], let time = CivilTime.milliseconds(iso8601: stamp) else {
-            throw Invalid(description: "no valid @timestamp")
-        }
+    /// The event on `line`; throws `Invalid` when `check` refuses it.
+    init(json line: Substring, host: String? = nil) throws {
+        self = try line.utf8.withContiguousStorageIfAvailable { try StoredEvent(line, bytes: UnsafeRawBufferPointer($0), host: host) }
+            ?? Array(line.utf8).withUnsafeBytes { try StoredEvent(line, bytes: $0, host: host) }
+    }
+
+    private init(_ line: Substring, bytes: UnsafeRawBufferPointer, host expected: String?) throws {
+        let (scanned, time) = try Self.check(bytes, host: expected)
+        func text(_ field: EventLineScanner.Field) -> ColumnValue { scanned.string(field, in: bytes).map { .text($0) } ?? .null }
+        func number(_ field: EventLineScanner.Field) -> ColumnValue { scanned.integer(field, in: bytes).map { .integer($0) } ?? .null }
+        let host = scanned.string(.hostName, in: bytes) ?? ""
+        self.host = host
         // Events from `herdwatch replay` have no event.id: the audit event's own identity (host,
         // time, serial) is as stable, so importing a log twice stores it once.
-        let sequence = scanned.integer(.sequence).map { "\(host)-\(time)-\($0)" }
-        guard let id = scanned[.eventID] ?? sequence, !id.isEmpty else {
-            throw Invalid(description: "no event.id (and no event.sequence to make one from)")
-        }
-        self.id = id
-        self.host = host
+        id = scanned.string(.eventID, in: bytes) ?? scanned.integer(.sequence, in: bytes).map { "\(host)-\(time)-\($0)" } ?? ""
         self.time = time
-        func text(_ field: EventLineScanner.Field) -> ColumnValue { scanned[field].map { .text($0) } ?? .null }
-        func number(_ field: EventLineScanner.Field) -> ColumnValue { scanned.integer(field).map { .integer($0) } ?? .null }
         values = [
             text(.kind), text(.action), text(.category), text(.outcome), text(.module), number(.pid), text(.executable),
             text(.commandLine), text(.entityID), text(.parentEntityID), text(.parentExecutable), text(.userName), text(.sourceIP),
@@ -299,8 +290,33 @@ struct StoredEvent: Sendable {
         if scanned.hasAgentFigures, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             let agent = (object["herdwatch"] as? [String: Any])?["agent"] as? [String: Any]
         {
-            health = HostHealth(agent: agent, version: scanned[.agentVersion])
+            health = HostHealth(agent: agent, version: scanned.string(.agentVersion, in: bytes))
         }
+    }
+
+    /// Whether a line is an event the store takes: one JSON object with a host name (`host`'s, when
+    /// given), a valid `@timestamp` and an id (`event.id`, or `event.sequence` to make one from).
+    /// The line's scan and its time; throws `Invalid` with the reason. It makes no strings, so the
+    /// ingest journal checks a batch this way before it answers and parses it fully behind.
+    static func check(_ bytes: UnsafeRawBufferPointer, host expected: String?) throws(Invalid) -> (EventLineScanner, time: Int64) {
+        let scanned: EventLineScanner
+        do {
+            scanned = try EventLineScanner(bytes)
+        } catch {
+            throw Invalid(description: "not a JSON object")
+        }
+        guard scanned.withString(.hostName, in: bytes, { !$0.isEmpty }) == true else {
+            throw Invalid(description: "no host.name (for logs without node=, replay with --host-name)")
+        }
+        guard let time = scanned.withString(.timestamp, in: bytes, CivilTime.milliseconds(iso8601:)) ?? nil else {
+            throw Invalid(description: "no valid @timestamp")
+        }
+        let hasID = scanned.withString(.eventID, in: bytes) { !$0.isEmpty } ?? (scanned.integer(.sequence, in: bytes) != nil)
+        guard hasID else { throw Invalid(description: "no event.id (and no event.sequence to make one from)") }
+        if let expected, !scanned.string(.hostName, in: bytes, equals: expected) {
+            throw Invalid(description: "host.name '\(scanned.string(.hostName, in: bytes) ?? "")' is not the token's host '\(expected)'")
+        }
+        return (scanned, time)
     }
 }
 

@@ -5,19 +5,25 @@ extension StoredEvent {
     static func parse(_ lines: [Substring], host: String? = nil) -> (rows: [StoredEvent], rejected: [IngestResult.Rejection]) {
         var rows: [StoredEvent] = []
         var rejected: [IngestResult.Rejection] = []
-        for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
+        for (index, line) in lines.enumerated() where !isBlank(line) {
             do {
-                var row = try StoredEvent(json: line)
+                var row = try StoredEvent(json: line, host: host)
                 row.line = index
-                if let host, row.host != host {
-                    throw Invalid(description: "host.name '\(row.host)' is not the token's host '\(host)'")
-                }
                 rows.append(row)
             } catch {
                 rejected.append(IngestResult.Rejection(line: index + 1, reason: "\(error)"))
             }
         }
         return (rows, rejected)
+    }
+
+    /// A line of nothing but spaces, tabs and carriage returns (skipped, not rejected).
+    static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0B || $0 == 0x0C }
+    }
+
+    static func isBlank(_ line: Substring) -> Bool {
+        line.utf8.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0B || $0 == 0x0C }
     }
 
     /// The rows whose `event.id` is not already earlier in the batch (the first one is kept, as

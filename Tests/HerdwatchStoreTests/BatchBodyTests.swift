@@ -43,6 +43,37 @@ import Testing
         #expect(serial.batch.count == 196 && serial.batch.rows[17].line == 18)
     }
 
+    /// The journal's check (no strings made) refuses exactly the lines the full parse refuses, for
+    /// the same reasons, and counts the same events, in pieces or not.
+    @Test(arguments: [1, 3, 64])
+    func theCheckAgreesWithTheParse(parts: Int) async {
+        let odd = [
+            "   ", "\t\r", "\u{A0}", #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":"h1"},"event":{"sequence":7}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":"h\u0031"},"event":{"id":"escaped-host"}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":"h1"},"event":{"id":""}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":"h1"},"event":{"id":5}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":""},"event":{"id":"x"}}"#,
+            #"{"@timestamp":"2026-11-23 10:00:00","host":{"name":"h1"},"event":{"id":"x"}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00\u005a","host":{"name":"h1"},"event":{"id":"x"}}"#,
+            #"{"host":{"name":"h1"},"event":{"id":"x"}}"#, #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":"h1"}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00Z","host":{"name":"e\u0301"},"event":{"id":"x"}}"#,
+            #"{"@timestamp":"2026-11-23T10:00:00Z","host":"h1","event":{"id":"x"}}"#, "[1]", "{} {}",
+        ]
+        let bodies = Self.bodies + [odd.joined(separator: "\n"), (odd + Self.bodies).joined(separator: "\n")]
+        for host in ["h1", "\u{E9}"] {
+            for body in bodies {
+                let bytes = Array(body.utf8)
+                let parsed = ParsedBatch.parse(body: bytes, host: host)
+                let checked = await ParsedBatch.check(body: bytes, host: host, parts: parts, minimumPieceBytes: 1)
+                #expect(checked.count == parsed.batch.count)
+                #expect(checked.rejected == parsed.batch.rejected)
+            }
+        }
+        let checked = await ParsedBatch.check(body: Array(odd.joined(separator: "\n").utf8), host: "h1", parts: parts, minimumPieceBytes: 1)
+        #expect(checked.count == 3, "the sequence, the escaped host name, the escaped Z")
+        #expect(checked.rejected.map(\.line) == [3, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16])
+    }
+
     /// A batch is cut at newline bytes as `split(omittingEmptySubsequences: false)` cuts it, and
     /// also between CR and LF (one Character for `split`, so such lines used to stay joined).
     @Test func batchLinesAreCutAtNewlines() {

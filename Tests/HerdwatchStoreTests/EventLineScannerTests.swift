@@ -6,9 +6,19 @@ import Testing
 /// The byte scanner ingest uses agrees with Foundation's JSON reader on what it keeps, and refuses
 /// what is not one JSON object.
 @Suite struct EventLineScannerTests {
-    func scan(_ line: String) throws -> EventLineScanner {
-        var line = line
-        return try line.withUTF8 { try EventLineScanner(UnsafeRawBufferPointer($0)) }
+    /// A line scanned, with its bytes: the scanner notes where values are, and makes them strings
+    /// from the same bytes when asked.
+    struct Scanned {
+        var scanner: EventLineScanner
+        var line: [UInt8]
+        subscript(field: EventLineScanner.Field) -> String? { line.withUnsafeBytes { scanner.string(field, in: $0) } }
+        func integer(_ field: EventLineScanner.Field) -> Int64? { line.withUnsafeBytes { scanner.integer(field, in: $0) } }
+        var hasAgentFigures: Bool { scanner.hasAgentFigures }
+    }
+
+    func scan(_ line: String) throws -> Scanned {
+        let bytes = Array(line.utf8)
+        return Scanned(scanner: try bytes.withUnsafeBytes { try EventLineScanner($0) }, line: bytes)
     }
 
     @Test func escapesNumbersAndNestingReadAsFoundationReadsThem() throws {
@@ -39,6 +49,31 @@ import Testing
     /// RFC 8259 strictly (Foundation lets trailing commas through; this does not).
     func malformedLinesAreRefused(line: String) {
         #expect(throws: EventLineScanner.Malformed.self) { try scan(line) }
+    }
+
+    /// The same refusals deep inside what the scan skips (the raw records), where a flat loop
+    /// rather than the field-reading descent checks the grammar.
+    @Test(arguments: [
+        "{", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":tru}", "{\"a\":\"\\x\"}", "{\"a\":\"\u{01}\"}",
+        "{\"a\":\"open}", "{\"a\":[1,]}", "{\"a\":\"\\u12\"}", "{'a':1}", "[1,2", "[1 2]", "{\"a\":1]", "[1}", "{,}", "[,1]", "nul", "-", "1e", "\"a",
+    ])
+    func malformedValuesInSkippedPartsAreRefused(value: String) {
+        #expect(throws: EventLineScanner.Malformed.self) { try scan(#"{"host":{"name":"h"},"auditd":{"records":[{"type":"X"},"# + value + "]}}") }
+        #expect(throws: EventLineScanner.Malformed.self) { try scan(#"{"unknown":"# + value + "}") }
+    }
+
+    /// Nesting up to 64 levels (the line's object is the first) is read; one more is refused,
+    /// wherever it is.
+    @Test func nestingIsBounded() throws {
+        for open in ["[", "{\"k\":"] {
+            let close = open == "[" ? "]" : "}"
+            let deepest = #"{"x":"# + String(repeating: open, count: 63) + "1" + String(repeating: close, count: 63) + "}"
+            #expect(try scan(deepest).integer(.pid) == nil)
+            let tooDeep = #"{"x":"# + String(repeating: open, count: 64) + "1" + String(repeating: close, count: 64) + "}"
+            #expect(throws: EventLineScanner.Malformed.self) { try scan(tooDeep) }
+        }
+        let mixed = #"{"x":[{"a":[{},[],"s",-0.5e+2,true,false,null]},{"b":{"c":[[1],[2,{"d":"\u00e9\""}]]}}]}"#
+        _ = try scan(mixed)
     }
 
     /// The eight-bytes-at-a-time search for where a string may stop finds the same first byte as
