@@ -121,9 +121,6 @@ public enum IngestRoutes {
             case let encoding?:
                 return reply(.unsupportedMediaType, ["error": "Content-Encoding '\(encoding)' is not supported; send zstd or no encoding"])
             }
-            // Cut and checked on every core: one connection's batches come one after another, so
-            // this is what bounds one agent's rate.
-            let (lines, batch) = await ParsedBatch.parse(body: bytes, host: host, parts: cores)
             func refuse(_ rejected: [IngestResult.Rejection]) -> Response {
                 logger.warning("batch refused", metadata: ["host": "\(host)", "first": "\(rejected[0])"])
                 return reply(
@@ -134,12 +131,13 @@ public enum IngestRoutes {
                     ])
             }
             if let journal {
-                // Checked now, acknowledged once in the journal, stored behind (IngestJournal).
-                guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
+                // Checked now (on every core, and without making strings: the loader parses it
+                // behind), acknowledged once in the journal, stored behind (IngestJournal).
+                let (count, rejected) = await ParsedBatch.check(body: bytes, host: host, parts: cores)
+                guard rejected.isEmpty else { return refuse(rejected) }
                 let taken = try await turn {
                     let accepted = try await journal.accept(
-                        host: host, body: encoding == "zstd" ? Array(body.readableBytesView) : bytes, zstd: encoding == "zstd", lines: lines,
-                        batch: batch)
+                        host: host, body: encoding == "zstd" ? Array(body.readableBytesView) : bytes, zstd: encoding == "zstd", events: count)
                     // Refused for a full journal: the ones sent after it wait for it, not go first.
                     if !accepted, let place { order.breakStream(host: host, stream: place.stream) }
                     return accepted
@@ -149,8 +147,11 @@ public enum IngestRoutes {
                     return reply(
                         .serviceUnavailable, ["error": "the server's ingest journal is full while the store catches up; send again later"], retryAfter: 5)
                 }
-                return reply(.ok, ["accepted": batch.count])
+                return reply(.ok, ["accepted": count])
             }
+            // Cut and checked on every core: one connection's batches come one after another, so
+            // this is what bounds one agent's rate.
+            let (lines, batch) = await ParsedBatch.parse(body: bytes, host: host, parts: cores)
             guard batch.rejected.isEmpty else { return refuse(batch.rejected) }
             let stored = try await turn {
                 let result = try await store.ingest(batch)

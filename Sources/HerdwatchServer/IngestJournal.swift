@@ -15,9 +15,9 @@ import Synchronization
 ///
 /// The journal is a `Spool` (checksummed records in segment files, a torn tail cut on open) with one
 /// cursor, `store`, that moves only once the store has committed what it passed: a crash or a
-/// restart loads the rest again, and the store drops what it already has by `event.id`. Batches
-/// are kept parsed in memory (up to `parsedBytes`) so that the loader does not parse them twice.
-/// Past `maximumBacklogBytes` not yet stored, batches are refused with 503 and wait in the agents'
+/// restart loads the rest again, and the store drops what it already has by `event.id`. A batch is
+/// checked before it is taken (`ParsedBatch.check`: no strings made) and parsed by the loader, on
+/// its queue under SCHED_IDLE, so agents wait on the check alone. Past `maximumBacklogBytes` not yet stored, batches are refused with 503 and wait in the agents'
 /// spools. Each record: format (1) · encoding (0 plain, 1 zstd) · host length (UInt16 LE) · host ·
 /// the body as received. Metrics: `herdwatch_server_journal_backlog_bytes`, and
 /// `herdwatch_server_journal_events_total` by stage (`accepted`, `stored`: new events only).
@@ -26,24 +26,16 @@ public final class IngestJournal: Service, Sendable {
         public var directory: String
         /// Journal bytes not yet stored past which batches are refused until the store catches up.
         public var maximumBacklogBytes = 4 << 30
-        /// Bodies kept parsed for the loader (beyond it, the loader reads and parses them again).
-        public var parsedBytes = 256 << 20
         /// Journal records handed to the store together (they share its commits).
         public var recordsPerLoad = 32
 
         public init(directory: String) { self.directory = directory }
     }
 
-    /// A batch accepted and kept parsed, by the journal position after its record.
+    /// A journal record parsed again by the loader.
     struct Parsed: Sendable {
         var lines: [Substring]
         var batch: ParsedBatch
-        var bytes: Int
-    }
-
-    struct Memory: ~Copyable {
-        var parsed: [SpoolPosition: Parsed] = [:]
-        var bytes = 0
     }
 
     public let configuration: Configuration
@@ -51,7 +43,6 @@ public final class IngestJournal: Service, Sendable {
     private let store: any FleetStore
     private let detection: DetectionStage?
     private let logger: Logger
-    private let memory = Mutex(Memory())
     /// Journal bytes (headers included) accepted and not yet stored.
     private let backlog: Atomic<Int>
     /// Whether the last batch was refused for a full backlog (to log the change once, not each refusal).
@@ -101,7 +92,7 @@ public final class IngestJournal: Service, Sendable {
 
     /// Appends a checked batch and returns once it is on disk; false (nothing appended) while the
     /// backlog is past its limit.
-    func accept(host: String, body: [UInt8], zstd: Bool, lines: [Substring], batch: ParsedBatch) async throws -> Bool {
+    func accept(host: String, body: [UInt8], zstd: Bool, events: Int) async throws -> Bool {
         guard backlog.load(ordering: .relaxed) < configuration.maximumBacklogBytes else {
             if refusing.exchange(true, ordering: .relaxed) == false {
                 logger.warning(
@@ -112,23 +103,15 @@ public final class IngestJournal: Service, Sendable {
         }
         if refusing.exchange(false, ordering: .relaxed) { logger.notice("ingest journal: accepting batches again") }
         let record = Self.record(host: host, body: body, zstd: zstd)
-        let keep = memory.withLock { $0.bytes } < configuration.parsedBytes
-        let parsed = Parsed(lines: lines, batch: batch, bytes: lines.reduce(0) { $0 + $1.utf8.count })
         try await appendQueue.perform { [self] in
             try spool.withLock { spool throws(SpoolError) in
-                let position = try spool.append(record)
-                // Counted and kept once appended: should the flush fail, a later flush writes it.
+                _ = try spool.append(record)
+                // Counted once appended: should the flush fail, a later flush writes it.
                 backlogGauge.record(backlog.add(record.count + Spool.headerSize, ordering: .relaxed).newValue)
-                if keep {
-                    self.memory.withLock { memory in
-                        memory.parsed[position] = parsed
-                        memory.bytes += parsed.bytes
-                    }
-                }
                 try spool.flush()
             }
         }
-        acceptedEvents.increment(by: batch.count)
+        acceptedEvents.increment(by: events)
         wake.yield()
         return true
     }
@@ -156,7 +139,7 @@ public final class IngestJournal: Service, Sendable {
             body = try body.withUnsafeBytes { bytes throws(Zstd.DecompressionError) in try Zstd.decompress(bytes, limit: maximumBytes) }
         }
         let lines = body.withUnsafeBytes { ParsedBatch.lines(utf8: $0) }
-        return Parsed(lines: lines, batch: ParsedBatch(lines: lines, host: host), bytes: body.count)
+        return Parsed(lines: lines, batch: ParsedBatch(lines: lines, host: host))
     }
 
     /// The loader: stores what the journal holds past its cursor, in order, until the task is
@@ -205,14 +188,12 @@ public final class IngestJournal: Service, Sendable {
             try spool.withLock { spool throws(SpoolError) in try spool.read(after: spool.cursor(for: Self.cursor), maximumRecords: limit) }
         }
         guard let last = records.last else { return 0 }
-        let kept = memory.withLock { memory in records.map { memory.parsed[$0.next] } }
-        // Records no longer kept parsed are read again on the loader's queue, at a lower priority:
-        // like the store's writes, this yields to the batches agents are waiting on.
+        // Parsed on the loader's queue under SCHED_IDLE: this yields the cores to the batches
+        // agents are waiting on.
         let logger = logger
         let batches = try await loadQueue.perform {
-            ThreadPriority.background {
-                zip(records, kept).compactMap { record, parsed -> Parsed? in
-                    if let parsed { return parsed }
+            ThreadPriority.idle {
+                records.compactMap { record -> Parsed? in
                     do {
                         return try Self.parse(record: record.payload, maximumBytes: 1 << 30)
                     } catch {
@@ -240,11 +221,6 @@ public final class IngestJournal: Service, Sendable {
         }
         try await loadQueue.perform { [spool] in
             try spool.withLock { spool throws(SpoolError) in try spool.acknowledge(sink: Self.cursor, through: last.next) }
-        }
-        memory.withLock { memory in
-            for position in records.map(\.next) {
-                if let parsed = memory.parsed.removeValue(forKey: position) { memory.bytes -= parsed.bytes }
-            }
         }
         let now = backlog.subtract(records.reduce(0) { $0 + $1.payload.count + Spool.headerSize }, ordering: .relaxed).newValue
         backlogGauge.record(now)
