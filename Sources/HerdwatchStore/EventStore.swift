@@ -268,7 +268,7 @@ public final class EventStore: FleetStore {
             // Off the concurrency pool: it has a thread per core, and a pool thread busy compressing
             // at a lowered priority is still a thread the server's own tasks cannot run on.
             prepared = await withCheckedContinuation { continuation in
-                backgroundPrepare.async { continuation.resume(returning: ThreadPriority.background { PreparedBatch(batch.rows) }) }
+                backgroundPrepare.async { continuation.resume(returning: ThreadPriority.idle { PreparedBatch(batch.rows) }) }
             }
         } else {
             prepared = PreparedBatch(batch.rows)
@@ -278,8 +278,8 @@ public final class EventStore: FleetStore {
     }
 
     /// In the background (the server's journal loader), a batch's compression (on a thread of its
-    /// own) and its SQLite write run 10 nice levels down: on a busy server they take what CPU the
-    /// acknowledgments leave.
+    /// own) runs under SCHED_IDLE and its SQLite write 10 nice levels down (it holds the writer, which
+    /// other writes wait for): on a busy server they take what CPU the acknowledgments leave.
     public func setBackgroundWrites(_ background: Bool) { backgroundWrites.store(background, ordering: .relaxed) }
 
     private func withWritePriority<T>(_ body: () throws -> T) rethrows -> T {

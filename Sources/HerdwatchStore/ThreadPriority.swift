@@ -17,10 +17,29 @@ public enum ThreadPriority {
     /// The calling thread's nice value.
     static func current() -> Int32 { getpriority(which, id_t(herdwatch_gettid())) }
 
-    /// Runs `body` 10 nice levels down: work that yields to the rest of the process (the server's
-    /// journal loader and the store's writes for it).
+    /// Runs `body` 10 nice levels down: work that yields to the rest of the process but holds
+    /// something others may wait for (the store's writes for the server's journal loader).
     public static func background<T>(_ body: () throws -> T) rethrows -> T {
         try lowered(by: 10, body)
+    }
+
+    /// Linux's SCHED_IDLE (not exported to Swift by Glibc's headers).
+    static let idlePolicy: Int32 = 5
+
+    /// The calling thread's scheduling policy.
+    static func policy() -> Int32 { sched_getscheduler(herdwatch_gettid()) }
+
+    /// Runs `body` under SCHED_IDLE: it gets a core only when nothing else of normal priority wants
+    /// it. For work that holds nothing others wait on (the journal loader's parsing and compression):
+    /// on a busy server the batch checks agents wait on get the cores, whatever nice 10 would leave.
+    /// Putting the thread back needs CAP_SYS_NICE; without it, `background`.
+    public static func idle<T>(_ body: () throws -> T) rethrows -> T {
+        let thread = herdwatch_gettid()
+        guard hasSysNice, sched_getscheduler(thread) == SCHED_OTHER else { return try background(body) }
+        var parameters = sched_param(sched_priority: 0)
+        guard sched_setscheduler(thread, idlePolicy, &parameters) == 0 else { return try background(body) }
+        defer { sched_setscheduler(thread, SCHED_OTHER, &parameters) }
+        return try body()
     }
 
     /// Runs `body` with the calling thread's nice value raised by `niceness` (a lower priority),

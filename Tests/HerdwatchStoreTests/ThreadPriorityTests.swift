@@ -19,6 +19,18 @@ import Testing
         #expect(ThreadPriority.current() == before)
     }
 
+    @Test func idleWorkRunsUnderSchedIdleAndTheThreadGetsItsPolicyBack() {
+        let before = (ThreadPriority.policy(), ThreadPriority.current())
+        let inside = ThreadPriority.idle { (ThreadPriority.policy(), ThreadPriority.current()) }
+        if ThreadPriority.hasSysNice {
+            #expect(inside.0 == ThreadPriority.idlePolicy)
+        } else {
+            // Without CAP_SYS_NICE: 10 nice levels down when it can be put back, as `background`.
+            #expect(inside.0 == before.0)
+        }
+        #expect(ThreadPriority.policy() == before.0 && ThreadPriority.current() == before.1)
+    }
+
     @Test func backgroundWritesStoreTheSameEvents() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-priority-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
