@@ -77,6 +77,8 @@ case "http":
     }
     // CONNECTIONS=N: the sink's connections to the server (default: the agent's).
     if let connections = ProcessInfo.processInfo.environment["CONNECTIONS"].flatMap({ Int($0) }) { configuration.connections = connections }
+    // IN_FLIGHT=N: batches sent before the oldest one's answer is read (default: the agent's).
+    if let window = ProcessInfo.processInfo.environment["IN_FLIGHT"].flatMap({ Int($0) }) { configuration.maximumInFlight = window }
     sink = HTTPSink(configuration: configuration)
     (file, countText) = (arguments[4], arguments[5])
 case "file":
