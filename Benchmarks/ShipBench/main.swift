@@ -66,6 +66,11 @@ case "nats":
         guard let perMessage = Int(arguments[5]), perMessage > 0 else { usage() }
         configuration.eventsPerMessage = perMessage
     }
+    // COMPRESSION=zstd|none: the messages' compression (default: the agent's, zstd).
+    if let compression = ProcessInfo.processInfo.environment["COMPRESSION"] {
+        guard let value = JetStreamSink.Configuration.Compression(rawValue: compression) else { usage() }
+        configuration.compression = value
+    }
     sink = JetStreamSink(configuration: configuration, hostName: "bench")
     (file, countText) = (arguments[3], arguments[4])
 case "http":

@@ -41,6 +41,7 @@ public struct AgentConfiguration: Equatable, Sendable {
     public var natsSubjectPrefix = "herdwatch.events"
     public var natsCreatesStream = true
     public var natsEventsPerMessage = 32
+    public var natsCompression = JetStreamSink.Configuration.Compression.zstd
     /// HTTP sink to `herdwatch server`: off without a URL; the token is read from a file.
     public var httpURL: String?
     public var httpTokenFile: String?
@@ -131,6 +132,7 @@ public struct AgentConfiguration: Equatable, Sendable {
         #   subject_prefix: herdwatch.events   # events go to SUBJECT_PREFIX.HOST
         #   create_stream: true
         #   events_per_message: 32  # JSON lines per message (1: one event per message, its id the message id)
+        #   compression: zstd       # zstd | none: a message's lines compressed together (header Content-Encoding: zstd), or as they are
         # http:                     # send to `herdwatch server` (acknowledged once stored)
         #   url: http://127.0.0.1:8080       # or https://HOST:PORT (TLS 1.2+, the server's certificate verified)
         #   token_file: /etc/herdwatch/token   # this host's token (as in the server's --tokens file)
@@ -263,7 +265,7 @@ public struct AgentConfiguration: Equatable, Sendable {
             }
         }
         if let nats = try map("nats") {
-            try unknown(nats, ["url", "stream", "subject_prefix", "create_stream", "events_per_message"], prefix: "nats.")
+            try unknown(nats, ["url", "stream", "subject_prefix", "create_stream", "events_per_message", "compression"], prefix: "nats.")
             guard let url = try string(nats, "url", "nats.url") else { throw Problem(file: file, key: "nats.url", reason: "required") }
             guard url.hasPrefix("nats://") || url.hasPrefix("tls://") else {
                 throw Problem(file: file, key: "nats.url", reason: "expected nats://HOST:PORT or tls://HOST:PORT")
@@ -277,6 +279,11 @@ public struct AgentConfiguration: Equatable, Sendable {
                     throw Problem(file: file, key: "nats.events_per_message", reason: "a whole number from 1 to 1000")
                 }
                 configuration.natsEventsPerMessage = Int(perMessage)
+            }
+            if let compression = try string(
+                nats, "compression", "nats.compression", allowed: Set(JetStreamSink.Configuration.Compression.allCases.map(\.rawValue)))
+            {
+                configuration.natsCompression = JetStreamSink.Configuration.Compression(rawValue: compression) ?? .zstd
             }
         }
         if let http = try map("http") {

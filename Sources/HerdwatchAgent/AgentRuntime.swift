@@ -84,6 +84,7 @@ public enum AgentRuntime {
             nats.subjectPrefix = settings.natsSubjectPrefix
             nats.createsStream = settings.natsCreatesStream
             nats.eventsPerMessage = settings.natsEventsPerMessage
+            nats.compression = settings.natsCompression
             ship(JetStreamSink(configuration: nats, hostName: hostName))
             logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
         }

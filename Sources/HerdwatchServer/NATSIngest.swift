@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// Stores what agents publish to NATS JetStream (`herdwatch.events.>`, one event or several JSON
-/// lines per message): a durable pull consumer fetches batches, stores them, and acknowledges them
+/// lines per message, zstd-compressed when the message's `Content-Encoding` says so): a durable pull consumer fetches batches, stores them, and acknowledges them
 /// only then; several servers with the same durable name share the stream. Lines that are not
 /// events are logged and skipped (the bus has no per-host tokens: its own authorization decides who
 /// publishes).
@@ -54,17 +54,25 @@ public final class NATSIngest: Service, Sendable {
         var failing = false
         while !Task.isCancelled {
             do {
-                let batch = try await queue.perform { () throws -> [[UInt8]] in
+                let batch = try await queue.perform { () throws -> [(id: String?, payload: [UInt8], encoding: String?)] in
                     if connection.consumer == nil {
                         connection.consumer = try JetStreamConsumer(
                             stream: JetStream(url: configuration.url, name: "herdwatch-server"), subject: configuration.subject,
                             durable: configuration.durable)
                     }
-                    return try connection.consumer!.fetch(batch: configuration.batch, waitMilliseconds: 1000).map(\.payload)
+                    return try connection.consumer!.fetch(batch: configuration.batch, waitMilliseconds: 1000)
                 }
                 guard !batch.isEmpty else { continue }
-                // A message holds one event or several, one JSON line each (JetStreamSink).
-                let lines = batch.flatMap { JetStreamSink.events(in: $0).map { Substring(String(decoding: $0, as: UTF8.self)) } }
+                // A message holds one event or several, one JSON line each, zstd-compressed together
+                // or not (JetStreamSink). One that does not decompress is logged and skipped.
+                let lines = batch.flatMap { message -> [Substring] in
+                    do {
+                        return try JetStreamSink.events(in: message.payload, encoding: message.encoding).map { Substring(String(decoding: $0, as: UTF8.self)) }
+                    } catch {
+                        logger.warning("NATS message skipped", metadata: ["id": "\(message.id ?? "")", "error": "\(error)"])
+                        return []
+                    }
+                }
                 let result: IngestResult
                 do {
                     result = try await store.ingest(lines: lines, allOrNothing: false)

@@ -128,10 +128,12 @@ public final class JetStream {
     /// Publishes every message and returns once the stream has acknowledged all of them (a
     /// repeated id is acknowledged as a duplicate and stored once). Throws when any is refused or
     /// not acknowledged within `timeoutMilliseconds`; the caller sends the batch again.
-    public func publish(_ messages: [(subject: String, id: String, payload: [UInt8])], timeoutMilliseconds: Int64) throws(NATSError) {
+    public func publish(
+        _ messages: [(subject: String, id: String, payload: [UInt8])], contentEncoding: String? = nil, timeoutMilliseconds: Int64
+    ) throws(NATSError) {
         guard !messages.isEmpty else { return }
         abandon()
-        let target = try publishWithoutWaiting(messages)
+        let target = try publishWithoutWaiting(messages, contentEncoding: contentEncoding)
         try waitForAcknowledgments(through: target, timeoutMilliseconds: timeoutMilliseconds)
     }
 
@@ -139,8 +141,11 @@ public final class JetStream {
     public private(set) var published = 0
 
     /// Publishes every message without waiting for the stream; returns `published` after them,
-    /// the count to wait for. On an error nothing is waited for any more (`abandon()`).
-    public func publishWithoutWaiting(_ messages: [(subject: String, id: String, payload: [UInt8])]) throws(NATSError) -> Int {
+    /// the count to wait for. On an error nothing is waited for any more (`abandon()`). With a
+    /// `contentEncoding`, each message carries it as its `Content-Encoding` header.
+    public func publishWithoutWaiting(
+        _ messages: [(subject: String, id: String, payload: [UInt8])], contentEncoding: String? = nil
+    ) throws(NATSError) -> Int {
         for message in messages {
             let status = message.subject.withCString { subject in
                 message.id.withCString { id in
@@ -148,7 +153,16 @@ public final class JetStream {
                         var options = jsPubOptions()
                         jsPubOptions_Init(&options)
                         options.MsgId = id
-                        return js_PublishAsync(context, subject, bytes.baseAddress, Int32(bytes.count), &options)
+                        guard let contentEncoding else {
+                            return js_PublishAsync(context, subject, bytes.baseAddress, Int32(bytes.count), &options)
+                        }
+                        var built: OpaquePointer?
+                        var status = natsMsg_Create(&built, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+                        if status == NATS_OK { status = natsMsgHeader_Set(built, "Content-Encoding", contentEncoding) }
+                        // The library takes the message (and sets `built` to nil) once it is queued.
+                        if status == NATS_OK { status = js_PublishMsgAsync(context, &built, &options) }
+                        if built != nil { natsMsg_Destroy(built) }
+                        return status
                     }
                 }
             }
@@ -210,12 +224,13 @@ public final class JetStream {
     }
 
     /// Reads what a durable pull consumer on `subject` has not yet taken, acknowledging each
-    /// message: (message id header, payload). Stops when a fetch brings nothing for `waitMilliseconds`.
+    /// message: (message id header, payload, `Content-Encoding` header). Stops when a fetch brings
+    /// nothing for `waitMilliseconds`.
     public func drain(subject: String, durable: String, batch: Int = 512, waitMilliseconds: Int64 = 500) throws(NATSError)
-        -> [(id: String?, payload: [UInt8])]
+        -> [(id: String?, payload: [UInt8], encoding: String?)]
     {
         let consumer = try JetStreamConsumer(stream: self, subject: subject, durable: durable)
-        var messages: [(id: String?, payload: [UInt8])] = []
+        var messages: [(id: String?, payload: [UInt8], encoding: String?)] = []
         while true {
             let fetched = try consumer.fetch(batch: batch, waitMilliseconds: waitMilliseconds)
             guard !fetched.isEmpty else { break }
@@ -258,9 +273,10 @@ public final class JetStreamConsumer {
         natsSubscription_Destroy(subscription)
     }
 
-    /// Up to `batch` messages (message id header, payload), waiting up to `waitMilliseconds`; empty
-    /// when none came. The previous batch must have been acknowledged or handed back.
-    public func fetch(batch: Int, waitMilliseconds: Int64) throws(NATSError) -> [(id: String?, payload: [UInt8])] {
+    /// Up to `batch` messages (message id header, payload, `Content-Encoding` header), waiting up
+    /// to `waitMilliseconds`; empty when none came. The previous batch must have been acknowledged
+    /// or handed back.
+    public func fetch(batch: Int, waitMilliseconds: Int64) throws(NATSError) -> [(id: String?, payload: [UInt8], encoding: String?)] {
         handBack()
         var code = jsErrCode(rawValue: 0)
         let status = natsSubscription_Fetch(&fetched, subscription, Int32(batch), waitMilliseconds, &code)
@@ -272,7 +288,9 @@ public final class JetStreamConsumer {
             let payload = natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
             var header: UnsafePointer<CChar>?
             let id = natsMsgHeader_Get(message, "Nats-Msg-Id", &header) == NATS_OK ? header.map { String(cString: $0) } : nil
-            return (id, payload)
+            header = nil
+            let encoding = natsMsgHeader_Get(message, "Content-Encoding", &header) == NATS_OK ? header.map { String(cString: $0) } : nil
+            return (id, payload, encoding)
         }
     }
 

@@ -12,6 +12,12 @@ import Testing
             text: "nats:\n  url: tls://bus:4222\n  stream: FLEET\n  events_per_message: 1\n", file: "agent.yaml")
         #expect(one.natsStream == "FLEET")
         #expect(one.natsEventsPerMessage == 1)
+        #expect(defaults.natsCompression == .zstd)
+        let plain = try AgentConfiguration.load(text: "nats:\n  url: nats://127.0.0.1:4222\n  compression: none\n", file: "agent.yaml")
+        #expect(plain.natsCompression == .none)
+        #expect {
+            _ = try AgentConfiguration.load(text: "nats:\n  url: nats://127.0.0.1:4222\n  compression: gzip\n", file: "agent.yaml")
+        } throws: { "\($0)".contains("agent.yaml") && "\($0)".contains("nats.compression") }
     }
 
     @Test(arguments: ["0", "1001", "2.5", "many"])

@@ -54,7 +54,7 @@ import Testing
         /// message, one JSON line each), in stream order, and their event ids.
         func collect(_ stream: JetStream, into seen: inout [(marker: Int, id: String?)]) throws {
             for message in try stream.drain(subject: "herdwatch.events.web1_example", durable: "check", waitMilliseconds: 300) {
-                for line in JetStreamSink.events(in: message.payload) {
+                for line in try JetStreamSink.events(in: message.payload, encoding: message.encoding) {
                     guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                         let args = (object["process"] as? [String: Any])?["args"] as? [String],
                         let last = args.last, last.hasPrefix("MARK-"), let marker = Int(last.dropFirst(5))

@@ -1,4 +1,5 @@
 import Foundation
+import HerdwatchCompression
 import HerdwatchShipping
 import HerdwatchStore
 import HerdwatchTestSupport
@@ -11,8 +12,8 @@ import Testing
 @Suite(.serialized) struct NATSIngestTests {
     static let available = NATSServer.binary != nil
 
-    /// What agents publish (some twice, one line not an event, one event or several per message) is
-    /// stored once each, and only then
+    /// What agents publish (some twice, one line not an event, one event or several per message,
+    /// compressed or not, one message damaged) is stored once each, and only then
     /// acknowledged: a second consumer with the same durable name gets nothing left over.
     @Test(.enabled(if: available, "needs nats-server (scripts/setup installs it)"))
     func publishedEventsAreStoredOnceAndAcknowledgedAfter() async throws {
@@ -39,18 +40,28 @@ import Testing
             return ("herdwatch.events.web4", "web4-\(range.lowerBound)+\(range.count)", Array(lines.joined(separator: [UInt8(ascii: "\n")])))
         }
         try publisher.publish(stride(from: 290, to: 400, by: 10).map { message($0..<($0 + 10)) } + [message(295..<305)], timeoutMilliseconds: 5000)
+        // Compressed as the sink does by default (Content-Encoding: zstd): 20 events of web5, and
+        // one message that says zstd but is not, skipped.
+        let compressor = Zstd.Compressor()
+        let compressed = [0..<10, 10..<20].map { range in
+            let lines = Array(range.map { event($0, host: "web5") }.joined(separator: [UInt8(ascii: "\n")]))
+            return (subject: "herdwatch.events.web5", id: "web5-\(range.lowerBound)+10", payload: compressor.compress(lines))
+        }
+        try publisher.publish(
+            compressed + [(subject: "herdwatch.events.web5", id: "damaged", payload: Array("not zstd".utf8))], contentEncoding: "zstd",
+            timeoutMilliseconds: 5000)
 
         let ingest = NATSIngest(configuration: NATSIngest.Configuration(url: server.url), store: store, logger: Logger(label: "test"))
         let running = Task { try await ingest.consume() }
         var stored: [[QueryValue]] = []
         for _ in 0..<100 {
             stored = try store.query("SELECT count(*), count(DISTINCT host) FROM events").rows
-            if stored == [[.integer(410), .integer(4)]] { break }
+            if stored == [[.integer(430), .integer(5)]] { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         running.cancel()
         _ = await running.result
-        #expect(stored == [[.integer(410), .integer(4)]])
+        #expect(stored == [[.integer(430), .integer(5)]])
 
         // Everything was acknowledged: the durable has nothing more to give.
         let consumer = try JetStreamConsumer(stream: JetStream(url: server.url), subject: "herdwatch.events.>", durable: "herdwatch-server")

@@ -64,15 +64,26 @@ import HerdwatchTestSupport
         range.map { (Array("{\"event\":{\"id\":\"h-\($0)\"},\"n\":\($0)}".utf8), SpoolPosition(segment: 1, offset: UInt64($0 + 1))) }
     }
 
-    @Test func severalEventsGoInOneMessageUpToTheLimits() {
+    @Test func severalEventsGoInOneMessageUpToTheLimits() throws {
         var configuration = JetStreamSink.Configuration(url: "nats://127.0.0.1:1")
         let sink = JetStreamSink(configuration: configuration, hostName: "web 1")
         let batch = records(0..<70)
         let messages = sink.messages(batch[...])
         #expect(messages.map(\.id) == ["h-0+32", "h-32+32", "h-64+6"])
         #expect(messages.allSatisfy { $0.subject == "herdwatch.events.web_1" })
-        let lines = messages.flatMap { JetStreamSink.events(in: $0.payload).map(Array.init) }
+        #expect(sink.contentEncoding == "zstd")
+        let lines = try messages.flatMap { try JetStreamSink.events(in: $0.payload, encoding: "zstd").map(Array.init) }
         #expect(lines == batch.map(\.payload), "every event once, in order, one line each")
+        #expect(messages.reduce(0) { $0 + $1.payload.count } < batch.reduce(0) { $0 + $1.payload.count } / 3, "compressed")
+
+        // Uncompressed: the lines as they are, no encoding.
+        var plain = configuration
+        plain.compression = .none
+        let plainSink = JetStreamSink(configuration: plain, hostName: "web 1")
+        #expect(plainSink.contentEncoding == nil)
+        #expect(plainSink.messages(batch[...]).flatMap { JetStreamSink.events(in: $0.payload).map(Array.init) } == batch.map(\.payload))
+        #expect(throws: JetStreamSink.UnknownEncoding.self) { try JetStreamSink.events(in: messages[0].payload, encoding: "gzip") }
+        #expect(throws: (any Error).self) { try JetStreamSink.events(in: Array("not zstd".utf8), encoding: "zstd") }
 
         // A message is closed before it passes the byte limit; a larger event goes alone.
         configuration.maximumMessageBytes = 3 * batch[0].payload.count + 2
@@ -124,7 +135,8 @@ import HerdwatchTestSupport
         #expect(try sink.confirmed() == all[119].next)
 
         let read = try JetStream(url: server.url).drain(subject: "herdwatch.events.>", durable: "check")
-        let events = read.flatMap { JetStreamSink.events(in: $0.payload).map { String(decoding: $0, as: UTF8.self) } }
+        #expect(read.allSatisfy { $0.encoding == "zstd" }, "the sink's messages say how they are compressed")
+        let events = try read.flatMap { try JetStreamSink.events(in: $0.payload, encoding: $0.encoding).map { String(decoding: $0, as: UTF8.self) } }
         #expect(events == all.map { String(decoding: $0.payload, as: UTF8.self) }, "each event once, in order (\(events.count))")
         #expect(read.map(\.id).first == "h-0+30")
     }
