@@ -1,8 +1,9 @@
 // herdwatch-bench-ship — how fast the agent's shipping path moves events: a spool filled with N
 // events (ECS JSON lines from FILE, cycled, each copy with an event id of its own), then one sink run
 // by the agent's SinkRunner until its cursor reaches the end (every event acknowledged by the
-// receiver). Prints one JSON line: events, bytes, seconds, events_per_second and cpu_seconds (this
-// process's user + system time while shipping: the agent's side of the cost).
+// receiver). Prints one JSON line: events, bytes, seconds, events_per_second, cpu_seconds (this
+// process's user + system time while shipping: the agent's side of the cost) and started_at (when
+// shipping began, after the spool was filled: seconds since the epoch).
 //
 //   herdwatch-bench-ship nats NATS_URL FILE N [EVENTS_PER_MESSAGE]
 //   herdwatch-bench-ship http URL TOKEN FILE N        (to `herdwatch server`)
@@ -94,11 +95,19 @@ default: usage()
 }
 guard let count = Int(countText), count > 0 else { usage() }
 
-// Each line cut after `"event":{`, so a copy with its own event id is two appends.
-let templates: [(head: [UInt8], tail: [UInt8])] = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").compactMap { line in
-    guard let open = line.range(of: #""event":{"#) else { return nil }
-    return (Array(line[..<open.upperBound].utf8), Array(line[open.upperBound...].utf8))
-}
+// Each line cut after `"event":{`, so a copy with its own event id is two appends (bytes, not
+// String: a file of a few hundred MB is cut in a second).
+let marker = Array(#""event":{"#.utf8)
+let templates: [(head: [UInt8], tail: [UInt8])] = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+    .split(separator: UInt8(ascii: "\n")).prefix(count).compactMap { line in
+        var at = line.startIndex
+        while at + marker.count <= line.endIndex, !line[at..<(at + marker.count)].elementsEqual(marker) {
+            guard let next = line[(at + 1)...].firstIndex(of: marker[0]) else { return nil }
+            at = next
+        }
+        guard at + marker.count <= line.endIndex else { return nil }
+        return (Array(line[..<(at + marker.count)]), Array(line[(at + marker.count)...]))
+    }
 guard !templates.isEmpty else { fatalError("no event lines in \(file)") }
 
 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-bench-ship-\(UUID().uuidString)")
@@ -138,4 +147,5 @@ let seconds = Date().timeIntervalSince(started)
 let cpu = cpuSeconds() - cpuBefore
 print(
     "{\"events\":\(count),\"bytes\":\(bytes),\"seconds\":\(String(format: "%.3f", seconds)),"
-        + "\"events_per_second\":\(Int(Double(count) / seconds)),\"cpu_seconds\":\(String(format: "%.3f", cpu))}")
+        + "\"events_per_second\":\(Int(Double(count) / seconds)),\"cpu_seconds\":\(String(format: "%.3f", cpu)),"
+        + "\"started_at\":\(String(format: "%.3f", started.timeIntervalSince1970))}")
