@@ -135,11 +135,6 @@ struct EventLineScanner {
         return line[slot.start] == UInt8(ascii: "-") ? -number : number
     }
 
-    /// Whether the field is a string with no characters.
-    func isEmptyString(_ field: Field) -> Bool {
-        slots[field.rawValue].kind == .string && slots[field.rawValue].start == slots[field.rawValue].end
-    }
-
     /// Whether the field is a string (unescaped) equal to `text`, without making it a String when
     /// both are plain ASCII.
     func string(_ field: Field, in line: UnsafeRawBufferPointer, equals text: String) -> Bool {
