@@ -17,9 +17,9 @@ import Synchronization
 /// cursor, `store`, that moves only once the store has committed what it passed: a crash or a
 /// restart loads the rest again, and the store drops what it already has by `event.id`. A batch is
 /// checked before it is taken (`ParsedBatch.check`: no strings made) and parsed by the loader, on
-/// its queue under SCHED_IDLE, so agents wait on the check alone. Past `maximumBacklogBytes` not yet stored, batches are refused with 503 and wait in the agents'
-/// spools. Each record: format (1) · encoding (0 plain, 1 zstd) · host length (UInt16 LE) · host ·
-/// the body as received. Metrics: `herdwatch_server_journal_backlog_bytes`, and
+/// its queue under SCHED_IDLE, so agents wait on the check alone. Past `maximumBacklogBytes` not
+/// yet stored, batches are refused with 503 and wait in the agents' spools. Each record: format
+/// (1) · encoding (0 plain, 1 zstd) · host length (UInt16 LE) · host · the body as received. Metrics: `herdwatch_server_journal_backlog_bytes`, and
 /// `herdwatch_server_journal_events_total` by stage (`accepted`, `stored`: new events only).
 public final class IngestJournal: Service, Sendable {
     public struct Configuration: Sendable {
