@@ -7,6 +7,7 @@
 //
 //   herdwatch-bench-ship nats NATS_URL FILE N [EVENTS_PER_MESSAGE]
 //   herdwatch-bench-ship http URL TOKEN FILE N        (to `herdwatch server`)
+//   herdwatch-bench-ship syslog HOST:PORT FILE N      (RFC 5424 over TCP, e.g. to rsyslog)
 //   herdwatch-bench-ship file PATH FILE N             (the baseline: the same lines to a plain file)
 import Foundation
 import HerdwatchShipping
@@ -18,6 +19,7 @@ func usage() -> Never {
             """
             usage: herdwatch-bench-ship nats NATS_URL EVENTS.jsonl N [EVENTS_PER_MESSAGE]
                    herdwatch-bench-ship http URL TOKEN EVENTS.jsonl N [zstd|none]
+                   herdwatch-bench-ship syslog HOST:PORT EVENTS.jsonl N
                    herdwatch-bench-ship file PATH EVENTS.jsonl N
 
             """.utf8))
@@ -87,6 +89,15 @@ case "http":
     if let window = ProcessInfo.processInfo.environment["IN_FLIGHT"].flatMap({ Int($0) }) { configuration.maximumInFlight = window }
     sink = HTTPSink(configuration: configuration)
     (file, countText) = (arguments[4], arguments[5])
+case "syslog":
+    guard arguments.count == 5, let colon = arguments[2].lastIndex(of: ":"), let port = Int(arguments[2][arguments[2].index(after: colon)...])
+    else { usage() }
+    var configuration = SyslogSink.Configuration(host: String(arguments[2][..<colon]), port: port)
+    // SETTLE_MS=N: how long the receiver's TCP acknowledgment must stand before a record counts as
+    // delivered (default: the agent's, 2 s; it delays the end of a run by as much).
+    if let settle = ProcessInfo.processInfo.environment["SETTLE_MS"].flatMap({ Int64($0) }) { configuration.settleMilliseconds = settle }
+    sink = SyslogSink(configuration: configuration, hostName: "bench")
+    (file, countText) = (arguments[3], arguments[4])
 case "file":
     guard arguments.count == 5 else { usage() }
     sink = try PlainFileSink(path: arguments[2])

@@ -109,18 +109,30 @@ public enum SpooledEvent {
     /// actions have none.
     public static func firstString(_ key: String, in payload: [UInt8]) -> String? {
         let pattern = Array("\"\(key)\":\"".utf8)
-        let limit = min(payload.count, 2048) - pattern.count
-        guard limit > 0 else { return nil }
-        var index = 0
-        while index < limit {
-            if payload[index] == pattern[0], payload[index..<(index + pattern.count)].elementsEqual(pattern) {
-                let start = index + pattern.count
-                guard let end = payload[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-                return String(decoding: payload[start..<end], as: UTF8.self)
-            }
-            index += 1
+        return payload.withUnsafeBytes { payload in
+            firstStringBytes(pattern: pattern, in: payload).map { String(decoding: $0, as: UTF8.self) }
         }
-        return nil
+    }
+
+    /// The same as bytes, for `pattern` (`"KEY":"`, made once by the caller): found with memchr
+    /// and memcmp, no string made.
+    public static func firstStringBytes(pattern: [UInt8], in payload: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        let window = min(payload.count, 2048)
+        guard let base = payload.baseAddress, let first = pattern.first, window >= pattern.count else { return nil }
+        var at = 0
+        var found: Int?
+        while at + pattern.count <= window, let hit = memchr(base + at, Int32(first), window - pattern.count + 1 - at) {
+            let offset = UnsafeRawPointer(hit) - base
+            if pattern.withUnsafeBytes({ memcmp(base + offset, $0.baseAddress!, pattern.count) }) == 0 {
+                found = offset
+                break
+            }
+            at = offset + 1
+        }
+        guard let found else { return nil }
+        let start = found + pattern.count
+        guard let end = memchr(base + start, Int32(UInt8(ascii: "\"")), payload.count - start) else { return nil }
+        return UnsafeRawBufferPointer(rebasing: payload[start..<(UnsafeRawPointer(end) - base)])
     }
 }
 

@@ -79,6 +79,20 @@ public struct SyslogMessage: Sendable {
         return Array("\(body.count) ".utf8) + body
     }
 
+    /// `field(value, maximum)` appended as bytes, without making strings: a byte outside 33...126
+    /// is dropped, as a scalar outside printable US-ASCII is (every byte of a multi-byte UTF-8
+    /// scalar is 0x80 or above). The syslog sink builds each message's header this way.
+    static func appendField(_ value: UnsafeRawBufferPointer?, _ maximum: Int, to bytes: inout [UInt8]) {
+        let start = bytes.count
+        if let value {
+            for byte in value where byte > 32 && byte < 127 {
+                bytes.append(byte)
+                if bytes.count - start == maximum { break }
+            }
+        }
+        if bytes.count == start { bytes.append(UInt8(ascii: "-")) }
+    }
+
     /// Printable US-ASCII without spaces (and without `excluded`), at most `maximum`, or `-`.
     static func field(_ value: String?, _ maximum: Int, excluding excluded: String = "") -> String {
         guard let value else { return "-" }

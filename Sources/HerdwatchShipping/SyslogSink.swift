@@ -132,14 +132,35 @@ public final class SyslogSink: SpoolSink {
         inFlightHead = 0
     }
 
-    /// `LENGTH SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`.
+    /// `LENGTH SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`: what
+    /// `SyslogMessage(...).octetCounted` makes, built over bytes with the fields that do not change
+    /// (priority, host, program, pid) made once (`headerParts`).
     func frame(_ payload: [UInt8]) -> [UInt8] {
-        SyslogMessage(
-            facility: configuration.facility, severity: 6, timestamp: SpooledEvent.firstString("@timestamp", in: payload),
-            hostName: hostName, appName: "herdwatch-agent", processID: processID,
-            messageID: SpooledEvent.firstString("action", in: payload), message: payload
-        ).octetCounted
+        var header: [UInt8] = []
+        header.reserveCapacity(headerParts.start.count + headerParts.middle.count + 64 + 32 + 3)
+        header += headerParts.start
+        payload.withUnsafeBytes { payload in
+            SyslogMessage.appendField(SpooledEvent.firstStringBytes(pattern: Self.timestampKey, in: payload), 64, to: &header)
+            header += headerParts.middle
+            SyslogMessage.appendField(SpooledEvent.firstStringBytes(pattern: Self.actionKey, in: payload), 32, to: &header)
+        }
+        header += Array(" - ".utf8)
+        var frame = Array("\(header.count + payload.count) ".utf8)
+        frame.reserveCapacity(frame.count + header.count + payload.count)
+        frame += header
+        frame += payload
+        return frame
     }
+
+    private static let timestampKey = Array(#""@timestamp":""#.utf8)
+    private static let actionKey = Array(#""action":""#.utf8)
+
+    /// `<PRI>1 ` and ` HOSTNAME APP-NAME PROCID `, made valid once.
+    private lazy var headerParts: (start: [UInt8], middle: [UInt8]) = {
+        let priority = min(max(configuration.facility, 0), 23) * 8 + 6
+        let middle = " \(hostName) herdwatch-agent \(SyslogMessage.field(processID, 128)) "
+        return (Array("<\(priority)>1 ".utf8), Array(middle.utf8))
+    }()
 
     private func connect() throws {
         connection = try TCPConnection(

@@ -17,6 +17,18 @@ import Testing
         #expect(message.hasPrefix("<86>1 2026-11-23T10:00:00.123Z web1.example herdwatch-agent \(getpid()) process-started - {"))
         #expect(message.hasSuffix(event))
         #expect(SpooledEvent.firstString("id", in: Array(event.utf8)) == "abc-1")
+        // The frame is what SyslogMessage makes from the same fields, for odd events too.
+        for payload in [
+            event, "{}", #"{"@timestamp":"","event":{"action":"a b\u00e9"}}"#, #"{"@timestamp":"2026-11-23T10:00:00Z","action":"\#(String(repeating: "x", count: 40))é"}"#,
+            String(repeating: " ", count: 3000) + #""action":"late""#,
+        ] {
+            let bytes = Array(payload.utf8)
+            let expected = SyslogMessage(
+                facility: 10, severity: 6, timestamp: SpooledEvent.firstString("@timestamp", in: bytes), hostName: "web 1.example",
+                appName: "herdwatch-agent", processID: String(getpid()), messageID: SpooledEvent.firstString("action", in: bytes), message: bytes
+            ).octetCounted
+            #expect(sink.frame(bytes) == expected, "\(payload.prefix(80))")
+        }
         #expect(SpooledEvent.firstString("missing", in: Array(event.utf8)) == nil)
     }
 
