@@ -46,30 +46,18 @@ extension ParsedBatch {
     public static func parse(
         body: [UInt8], host: String?, parts: Int, minimumPieceBytes: Int = 256 << 10
     ) async -> (lines: [Substring], batch: ParsedBatch) {
-        let parts = max(1, min(parts, body.count / max(minimumPieceBytes, 1)))
-        let bounds = body.withUnsafeBytes { pieceBounds($0, parts: parts) }
-        if bounds.count <= 2 { return parse(body: body, host: host) }
         typealias Piece = (lines: [Substring], rows: [StoredEvent], rejected: [IngestResult.Rejection])
-        let pieces = await withTaskGroup(of: (Int, Piece).self) { group in
-            for index in 0..<(bounds.count - 1) {
-                let range = bounds[index]..<bounds[index + 1]
-                // The last piece's end is the body's: a body ending in a newline has an empty last line.
-                let last = index == bounds.count - 2
-                group.addTask {
-                    let lines = body.withUnsafeBytes { bytes in
-                        var lines = Self.lines(utf8: UnsafeRawBufferPointer(rebasing: bytes[range]))
-                        // A piece cut after a newline ends with an empty line that is not in the body.
-                        if !last { lines.removeLast() }
-                        return lines
-                    }
-                    let (rows, rejected) = StoredEvent.parse(lines, host: host)
-                    return (index, (lines, rows, rejected))
-                }
+        let pieces = await inPieces(body, parts: parts, minimumPieceBytes: minimumPieceBytes) { range, last -> Piece in
+            let lines = body.withUnsafeBytes { bytes in
+                var lines = Self.lines(utf8: UnsafeRawBufferPointer(rebasing: bytes[range]))
+                // A piece cut after a newline ends with an empty line that is not in the body.
+                if !last { lines.removeLast() }
+                return lines
             }
-            var pieces = [Piece?](repeating: nil, count: bounds.count - 1)
-            for await (index, piece) in group { pieces[index] = piece }
-            return pieces.map { $0! }
+            let (rows, rejected) = StoredEvent.parse(lines, host: host)
+            return (lines, rows, rejected)
         }
+        if pieces.count == 1 { return (pieces[0].lines, ParsedBatch(rows: pieces[0].rows, rejected: pieces[0].rejected)) }
         var lines: [Substring] = []
         var rows: [StoredEvent] = []
         var rejected: [IngestResult.Rejection] = []
@@ -95,25 +83,8 @@ extension ParsedBatch {
     public static func check(
         body: [UInt8], host: String?, parts: Int, minimumPieceBytes: Int = 256 << 10
     ) async -> (count: Int, rejected: [IngestResult.Rejection]) {
-        let parts = max(1, min(parts, body.count / max(minimumPieceBytes, 1)))
-        let bounds = body.withUnsafeBytes { pieceBounds($0, parts: parts) }
-        typealias Piece = (lines: Int, events: Int, rejected: [IngestResult.Rejection])
-        func check(_ range: Range<Int>) -> Piece {
+        let pieces = await inPieces(body, parts: parts, minimumPieceBytes: minimumPieceBytes) { range, _ in
             body.withUnsafeBytes { bytes in Self.check(piece: UnsafeRawBufferPointer(rebasing: bytes[range]), host: host) }
-        }
-        let pieces: [Piece]
-        if bounds.count <= 2 {
-            pieces = [check(0..<body.count)]
-        } else {
-            pieces = await withTaskGroup(of: (Int, Piece).self) { group in
-                for index in 0..<(bounds.count - 1) {
-                    let range = bounds[index]..<bounds[index + 1]
-                    group.addTask { (index, check(range)) }
-                }
-                var pieces = [Piece?](repeating: nil, count: bounds.count - 1)
-                for await (index, piece) in group { pieces[index] = piece }
-                return pieces.map { $0! }
-            }
         }
         var count = 0
         var rejected: [IngestResult.Rejection] = []
@@ -124,6 +95,27 @@ extension ParsedBatch {
             offset += piece.lines
         }
         return (count, rejected)
+    }
+
+    /// `work` over `body` cut into up to `parts` pieces (of at least `minimumPieceBytes`, cut just
+    /// after newlines), at once on the concurrency pool; the results in the body's order. `last`
+    /// is true for the piece that ends where the body does. One piece runs on the caller's task.
+    static func inPieces<Piece: Sendable>(
+        _ body: [UInt8], parts: Int, minimumPieceBytes: Int, _ work: @escaping @Sendable (_ range: Range<Int>, _ last: Bool) -> Piece
+    ) async -> [Piece] {
+        let parts = max(1, min(parts, body.count / max(minimumPieceBytes, 1)))
+        let bounds = body.withUnsafeBytes { pieceBounds($0, parts: parts) }
+        if bounds.count <= 2 { return [work(0..<body.count, true)] }
+        return await withTaskGroup(of: (Int, Piece).self) { group in
+            for index in 0..<(bounds.count - 1) {
+                let range = bounds[index]..<bounds[index + 1]
+                let last = index == bounds.count - 2
+                group.addTask { (index, work(range, last)) }
+            }
+            var pieces = [Piece?](repeating: nil, count: bounds.count - 1)
+            for await (index, piece) in group { pieces[index] = piece }
+            return pieces.map { $0! }
+        }
     }
 
     /// One piece's lines checked: how many lines it has (a piece cut after a newline has no line

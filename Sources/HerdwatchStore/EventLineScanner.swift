@@ -128,11 +128,10 @@ struct EventLineScanner {
     func integer(_ field: Field, in line: UnsafeRawBufferPointer) -> Int64? {
         let slot = slots[field.rawValue]
         guard slot.kind == .integer else { return nil }
+        let negative = line[slot.start] == UInt8(ascii: "-")
         var number: Int64 = 0
-        for byte in line[(line[slot.start] == UInt8(ascii: "-") ? slot.start + 1 : slot.start)..<slot.end] {
-            number = number * 10 + Int64(byte &- 0x30)
-        }
-        return line[slot.start] == UInt8(ascii: "-") ? -number : number
+        for byte in line[(negative ? slot.start + 1 : slot.start)..<slot.end] { number = number * 10 + Int64(byte &- 0x30) }
+        return negative ? -number : number
     }
 
     /// Whether the field is a string (unescaped) equal to `text`, without making it a String when
@@ -168,12 +167,13 @@ struct EventLineScanner {
     private func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
 
     private mutating func skipSpace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
+        if let base = try? start() { index = Self.space(base, index, bytes.count) }
+    }
+
+    /// The line's first byte, for the static scanners below (an empty line has none).
+    private func start() throws(Malformed) -> UnsafePointer<UInt8> {
+        guard let base = bytes.baseAddress else { throw Malformed(offset: index) }
+        return base.assumingMemoryBound(to: UInt8.self)
     }
 
     private mutating func expect(_ byte: UInt8) throws(Malformed) {
@@ -262,8 +262,7 @@ struct EventLineScanner {
     /// the position in a register and the open containers as the bits of one word (set for an
     /// array), instead of a call per value.
     private mutating func skipValue(depth: Int) throws(Malformed) {
-        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw Malformed(offset: index) }
-        index = try Self.skipValue(base, from: index, end: bytes.count, depth: depth)
+        index = try Self.skipValue(try start(), from: index, end: bytes.count, depth: depth)
     }
 
     private static func skipValue(_ base: UnsafePointer<UInt8>, from start: Int, end: Int, depth: Int) throws(Malformed) -> Int {
@@ -342,8 +341,7 @@ struct EventLineScanner {
 
     /// Skips a number; true when it has no fraction or exponent.
     private mutating func number() throws(Malformed) -> Bool {
-        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw Malformed(offset: index) }
-        let (end, integral) = try Self.number(base, index, bytes.count)
+        let (end, integral) = try Self.number(try start(), index, bytes.count)
         index = end
         return integral
     }
@@ -376,8 +374,7 @@ struct EventLineScanner {
 
     /// Skips a string at `index` (its opening quote), checking its escapes.
     private mutating func skipString() throws(Malformed) {
-        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw Malformed(offset: index) }
-        index = try Self.stringEnd(base, index, bytes.count)
+        index = try Self.stringEnd(try start(), index, bytes.count)
     }
 
     /// Just past the closing quote of the string at `index` (its opening quote), its escapes checked.

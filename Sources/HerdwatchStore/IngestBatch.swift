@@ -5,7 +5,7 @@ extension StoredEvent {
     static func parse(_ lines: [Substring], host: String? = nil) -> (rows: [StoredEvent], rejected: [IngestResult.Rejection]) {
         var rows: [StoredEvent] = []
         var rejected: [IngestResult.Rejection] = []
-        for (index, line) in lines.enumerated() where !isBlank(line) {
+        for (index, line) in lines.enumerated() where !isBlank(line.utf8) {
             do {
                 var row = try StoredEvent(json: line, host: host)
                 row.line = index
@@ -17,13 +17,10 @@ extension StoredEvent {
         return (rows, rejected)
     }
 
-    /// A line of nothing but spaces, tabs and carriage returns (skipped, not rejected).
-    static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+    /// A line of nothing but ASCII white space: spaces, tabs, carriage returns, vertical tabs and
+    /// form feeds (skipped, not rejected).
+    static func isBlank(_ line: some Sequence<UInt8>) -> Bool {
         line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0B || $0 == 0x0C }
-    }
-
-    static func isBlank(_ line: Substring) -> Bool {
-        line.utf8.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0B || $0 == 0x0C }
     }
 
     /// The rows whose `event.id` is not already earlier in the batch (the first one is kept, as
