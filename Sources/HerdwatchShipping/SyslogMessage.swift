@@ -79,26 +79,26 @@ public struct SyslogMessage: Sendable {
         return Array("\(body.count) ".utf8) + body
     }
 
-    /// `field(value, maximum)` appended as bytes, without making strings: a byte outside 33...126
-    /// is dropped, as a scalar outside printable US-ASCII is (every byte of a multi-byte UTF-8
-    /// scalar is 0x80 or above). The syslog sink builds each message's header this way.
-    static func appendField(_ value: UnsafeRawBufferPointer?, _ maximum: Int, to bytes: inout [UInt8]) {
+    /// Printable US-ASCII without spaces (and without `excluded`), at most `maximum`, or `-`.
+    static func field(_ value: String?, _ maximum: Int, excluding excluded: String = "") -> String {
+        guard var value else { return "-" }
+        var bytes: [UInt8] = []
+        value.withUTF8 { appendField(UnsafeRawBufferPointer($0), maximum, excluding: Array(excluded.utf8), to: &bytes) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `field(value, maximum)` appended as bytes (nil: `-`). A byte outside 33...126 is dropped,
+    /// as a scalar outside printable US-ASCII is: every byte of a multi-byte UTF-8 scalar is 0x80 or
+    /// above. The syslog sink builds each message's header this way, without making strings.
+    static func appendField(_ value: UnsafeRawBufferPointer?, _ maximum: Int, excluding excluded: [UInt8] = [], to bytes: inout [UInt8]) {
         let start = bytes.count
-        if let value {
-            for byte in value where byte > 32 && byte < 127 {
+        if let value, maximum > 0 {
+            for byte in value where byte > 32 && byte < 127 && !excluded.contains(byte) {
                 bytes.append(byte)
                 if bytes.count - start == maximum { break }
             }
         }
         if bytes.count == start { bytes.append(UInt8(ascii: "-")) }
-    }
-
-    /// Printable US-ASCII without spaces (and without `excluded`), at most `maximum`, or `-`.
-    static func field(_ value: String?, _ maximum: Int, excluding excluded: String = "") -> String {
-        guard let value else { return "-" }
-        let kept = value.unicodeScalars.lazy.filter { $0.value > 32 && $0.value < 127 && !excluded.unicodeScalars.contains($0) }
-        let text = String(String.UnicodeScalarView(kept.prefix(maximum)))
-        return text.isEmpty ? "-" : text
     }
 
     /// PARAM-VALUE: UTF-8 with `"`, `\` and `]` escaped by a backslash.

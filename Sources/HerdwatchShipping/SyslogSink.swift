@@ -40,8 +40,9 @@ public final class SyslogSink: SpoolSink {
 
     public let configuration: Configuration
     public let name = "syslog"
-    private let hostName: String
-    private let processID: String
+    /// `<PRI>1 ` and ` HOSTNAME APP-NAME PROCID `: the header's fields that do not change, made valid once.
+    private let headerStart: [UInt8]
+    private let headerMiddle: [UInt8]
     private var connection: TCPConnection?
     /// Bytes written on this connection (on the wire: TLS records included).
     private var written: UInt64 = 0
@@ -52,9 +53,10 @@ public final class SyslogSink: SpoolSink {
 
     public init(configuration: Configuration, hostName: String) {
         self.configuration = configuration
+        let priority = min(max(configuration.facility, 0), 23) * 8 + 6
+        headerStart = Array("<\(priority)>1 ".utf8)
         // HOSTNAME: printable ASCII without spaces, at most 255 (RFC 5424 section 6.2.4).
-        self.hostName = SyslogMessage.field(hostName, 255)
-        processID = String(getpid())
+        headerMiddle = Array(" \(SyslogMessage.field(hostName, 255)) herdwatch-agent \(SyslogMessage.field(String(getpid()), 128)) ".utf8)
     }
 
     deinit { reset() }
@@ -134,14 +136,14 @@ public final class SyslogSink: SpoolSink {
 
     /// `LENGTH SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`: what
     /// `SyslogMessage(...).octetCounted` makes, built over bytes with the fields that do not change
-    /// (priority, host, program, pid) made once (`headerParts`).
+    /// (priority, host, program, pid) made once (`headerStart`, `headerMiddle`).
     func frame(_ payload: [UInt8]) -> [UInt8] {
         var header: [UInt8] = []
-        header.reserveCapacity(headerParts.start.count + headerParts.middle.count + 64 + 32 + 3)
-        header += headerParts.start
+        header.reserveCapacity(headerStart.count + headerMiddle.count + 64 + 32 + 3)
+        header += headerStart
         payload.withUnsafeBytes { payload in
             SyslogMessage.appendField(SpooledEvent.firstStringBytes(pattern: Self.timestampKey, in: payload), 64, to: &header)
-            header += headerParts.middle
+            header += headerMiddle
             SyslogMessage.appendField(SpooledEvent.firstStringBytes(pattern: Self.actionKey, in: payload), 32, to: &header)
         }
         header += Array(" - ".utf8)
@@ -154,13 +156,6 @@ public final class SyslogSink: SpoolSink {
 
     private static let timestampKey = Array(#""@timestamp":""#.utf8)
     private static let actionKey = Array(#""action":""#.utf8)
-
-    /// `<PRI>1 ` and ` HOSTNAME APP-NAME PROCID `, made valid once.
-    private lazy var headerParts: (start: [UInt8], middle: [UInt8]) = {
-        let priority = min(max(configuration.facility, 0), 23) * 8 + 6
-        let middle = " \(hostName) herdwatch-agent \(SyslogMessage.field(processID, 128)) "
-        return (Array("<\(priority)>1 ".utf8), Array(middle.utf8))
-    }()
 
     private func connect() throws {
         connection = try TCPConnection(
