@@ -227,6 +227,16 @@ public struct JSONWriter {
                     index += 8
                 }
                 if index >= count { break }
+                // Fewer than eight left (most values are short): test them as one word, padded
+                // with plain bytes, instead of one by one.
+                if count - index < 8 {
+                    var tail = Self.plainWord
+                    withUnsafeMutableBytes(of: &tail) { $0.baseAddress!.copyMemory(from: base + index, byteCount: count - index) }
+                    if !Self.needsEscaping(tail) {
+                        index = count
+                        break
+                    }
+                }
             }
             let byte = buffer[index]
             if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
@@ -255,6 +265,9 @@ public struct JSONWriter {
         if count > runStart { storage.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[runStart..<count])) }
         storage.append(UInt8(ascii: "\""))
     }
+
+    /// Eight plain bytes ("aaaaaaaa"), the padding of a short tail.
+    @inlinable static var plainWord: UInt64 { 0x6161_6161_6161_6161 }
 
     /// Whether any of the eight bytes in `word` needs escaping or UTF-8 validation (may say yes for a
     /// plain word after a byte that does, never no for one that does).

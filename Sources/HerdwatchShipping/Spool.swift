@@ -156,11 +156,10 @@ public final class Spool {
         {
             try roll()
         }
-        var header = [UInt8](repeating: 0, count: Self.headerSize)
-        Self.put(UInt32(payload.count) | (mustKeep ? Self.mustKeepFlag : 0), into: &header, at: 0)
-        Self.put(CRC32C.checksum(payload), into: &header, at: 4)
+        // The header: length (and the must-keep flag), then the payload's checksum, little-endian.
+        let header = ((UInt32(payload.count) | (mustKeep ? Self.mustKeepFlag : 0)).littleEndian, CRC32C.checksum(payload).littleEndian)
         let before = end
-        pending += header
+        withUnsafeBytes(of: header) { pending.append(contentsOf: $0) }
         pending += payload
         let after = end
         recent.append((before, payload, after))

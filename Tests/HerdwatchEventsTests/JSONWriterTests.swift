@@ -50,6 +50,42 @@ import Testing
         #expect(json { $0.string(bytes: bytes) } == expected)
     }
 
+    /// The escaper tests words of eight bytes, and a short tail as one padded word: every length
+    /// up to 20 with one byte that must be escaped (or checked as UTF-8) at each position agrees
+    /// with escaping byte by byte.
+    @Test func wordAtATimeAgreesWithByteByByte() {
+        func reference(_ bytes: [UInt8]) -> String {
+            var out = "\""
+            for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
+        }
+        let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0x1F], [0x7F], [0xC3, 0xA9], [0xFF], [0x00]]
+        for length in 0...20 {
+            let plain = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            #expect(json { $0.string(bytes: plain) } == reference(plain))
+            for special in specials {
+                for position in 0...length {
+                    var bytes = plain
+                    bytes.insert(contentsOf: special, at: position)
+                    let text = json { $0.string(bytes: bytes) }
+                    #expect(text == reference(bytes), "length \(length), \(special) at \(position)")
+                }
+            }
+        }
+    }
+
     @Test func largeNumbers() {
         #expect(json { $0.number(UInt64.max) } == "18446744073709551615")
         #expect(json { $0.number(Int64.min) } == "-9223372036854775808")

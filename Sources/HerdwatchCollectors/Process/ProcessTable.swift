@@ -31,6 +31,13 @@ public final class ProcessTable {
         public var sessionID: Int32?
         /// Milliseconds since the epoch; nil while running.
         public var exitedAt: Int64?
+        /// The root of its tree (see `sessionLeader`), once an event asked for it.
+        var leader: Leader?
+    }
+
+    struct Leader: Sendable, Equatable, Codable {
+        var entityID: String
+        var pid: Int32
     }
 
     public let bootID: String
@@ -53,6 +60,7 @@ public final class ProcessTable {
     ) {
         self.procRoot = procRoot
         self.bootID = bootID ?? Self.readBootID(procRoot) ?? "00000000-0000-0000-0000-000000000000"
+        entityIDPrefix = "\(self.bootID.prefix(8))-"
         self.maximumEntries = maximumEntries
         self.exitGraceMilliseconds = exitGraceMilliseconds
         self.maximumAncestry = maximumAncestry
@@ -68,8 +76,15 @@ public final class ProcessTable {
     public func entry(pid: Int32, at time: Int64) -> Entry? { lookup(pid: pid, at: time) }
 
     public func entityID(pid: Int32, startTicks: UInt64) -> String {
-        "\(bootID.prefix(8))-\(pid)-\(startTicks)"
+        var id = entityIDPrefix
+        id += String(pid)
+        id += "-"
+        id += String(startTicks)
+        return id
     }
+
+    /// The boot id's first eight characters and a dash: every entity id starts with it.
+    private let entityIDPrefix: String
 
     // MARK: Sources
 
@@ -149,8 +164,8 @@ public final class ProcessTable {
     public func setsid(pid: Int32) {
         guard var entry = entries[pid]?.last, entry.exitedAt == nil else { return }
         entry.sessionID = pid
+        entry.leader = nil
         replaceLast(entry)
-        leaders[entry.entityID] = nil
     }
 
     /// The process with this pid that was running at `now` ended then.
@@ -214,21 +229,21 @@ public final class ProcessTable {
         if event.kind == .processExit { exit(pid: pid, now: now) }
     }
 
-    private var leaders: [String: (entityID: String, pid: Int32)] = [:]
-
     /// The root of a process's tree: itself when it leads its session (sshd's session child, a cron
     /// job, a container's init, a daemon), else its parent's root; a process whose parent is init
     /// or kthreadd (or unknown) roots its own tree. Sessions are inherited at fork, so this is the
-    /// session leader while it runs, and stays the same after it exits. Cached per process.
-    private func sessionLeader(of entry: Entry, at time: Int64) -> (entityID: String, pid: Int32) {
+    /// session leader while it runs, and stays the same after it exits. Kept in each entry of the
+    /// chain walked, so a process's later events (its exit) and its children's find it there.
+    private func sessionLeader(of entry: Entry, at time: Int64) -> Leader {
+        if let known = entry.leader { return known }
         var chain: [Entry] = []
         var cursor = entry
-        var result: (entityID: String, pid: Int32)?
+        var result: Leader?
         while result == nil {
-            if let known = leaders[cursor.entityID] {
+            if let known = cursor.leader {
                 result = known
             } else if cursor.sessionID == cursor.pid || cursor.parentPID <= 2 || chain.count >= 64 {
-                result = (cursor.entityID, cursor.pid)
+                result = Leader(entityID: cursor.entityID, pid: cursor.pid)
                 chain.append(cursor)
             } else if let parent = lookup(pid: cursor.parentPID, at: time) ?? resolve(pid: cursor.parentPID),
                 parent.pid != cursor.pid, !chain.contains(where: { $0.entityID == parent.entityID })
@@ -236,12 +251,14 @@ public final class ProcessTable {
                 chain.append(cursor)
                 cursor = parent
             } else {
-                result = (cursor.entityID, cursor.pid)
+                result = Leader(entityID: cursor.entityID, pid: cursor.pid)
                 chain.append(cursor)
             }
         }
-        if leaders.count >= 16_384 { leaders.removeAll(keepingCapacity: true) }
-        for member in chain { leaders[member.entityID] = result! }
+        for var member in chain {
+            member.leader = result
+            replace(member)
+        }
         return result!
     }
 
