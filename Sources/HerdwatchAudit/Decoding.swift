@@ -183,7 +183,9 @@ public struct FileMode: Sendable, Equatable {
     /// Permission bits in four octal digits, including setuid/setgid/sticky: `4755`.
     public var permissions: String {
         let bits = rawValue & 0o7777
-        let digits = String(bits, radix: 8)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+        return String(unsafeUninitializedCapacity: 4) { digits in
+            for index in 0..<4 { digits[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: bits >> (9 - 3 * index) & 7) }
+            return 4
+        }
     }
 }

@@ -70,7 +70,12 @@ public struct JSONWriter {
     public mutating func key(_ key: StaticString) {
         separate()
         storage.append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { storage.append(contentsOf: $0) }
+        if key.hasPointerRepresentation {
+            // Straight from the literal's bytes: a closure here retained the storage per key.
+            storage.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        } else {
+            key.withUTF8Buffer { storage.append(contentsOf: $0) }
+        }
         storage.append(UInt8(ascii: "\""))
         storage.append(UInt8(ascii: ":"))
         pendingValue = true
