@@ -190,7 +190,7 @@ struct Pages: Sendable {
                 }
                 body += "</tr>"
             }
-            body += "</tbody></table><p class=\"note\">\(result.rows.count) hosts. Cost/day: bytes kept per day at the last heartbeat's rate.</p>"
+            body += "</tbody></table><p class=\"note\">\(result.rows.count) hosts. Cost/day: bytes kept per day at the last heartbeat's rate (not from the first one after an agent starts).</p>"
         }
         return page("Hosts", body)
     }

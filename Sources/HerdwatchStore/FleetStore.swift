@@ -337,8 +337,12 @@ struct HostHealth: Sendable {
         if let rates = agent["events_per_second"] as? [String: Any] {
             eventsPerSecond = rates.values.compactMap { ($0 as? NSNumber)?.doubleValue }.reduce(0, +)
         }
+        // The first heartbeat after an agent starts also counts what the start itself sent (its
+        // rules being loaded, a resumed level, the spool of an earlier run): a whole day at that
+        // rate would overstate the cost, so it leaves the figure as it was.
+        let uptime = (agent["uptime_seconds"] as? NSNumber)?.doubleValue
         if let interval = (agent["interval_seconds"] as? NSNumber)?.doubleValue, interval > 0,
-            let cost = agent["cost"] as? [String: Any]
+            let cost = agent["cost"] as? [String: Any], !(uptime.map { $0 < interval * 1.5 } ?? false)
         {
             let bytes = cost.values.compactMap { (($0 as? [String: Any])?["bytes_after"] as? NSNumber)?.doubleValue }.reduce(0, +)
             bytesPerDay = bytes / interval * 86_400

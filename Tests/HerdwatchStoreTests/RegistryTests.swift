@@ -6,9 +6,9 @@ import HerdwatchEvents
 
 /// The hosts registry (tags, heartbeat figures), tag selectors, and retention by day, in both engines.
 @Suite struct RegistryTests {
-    func heartbeat(host: String, second: Int, profile: String) -> Substring {
+    func heartbeat(host: String, second: Int, profile: String, uptime: Int? = nil) -> Substring {
         Substring(
-            #"{"@timestamp":"2026-11-23T10:00:\#(String(format: "%02d", second)).000Z","event":{"kind":"metric","module":"agent","category":["host"],"action":"agent-heartbeat","id":"hb-\#(host)-\#(second)"},"host":{"name":"\#(host)"},"agent":{"type":"herdwatch","version":"0.9.0"},"herdwatch":{"agent":{"interval_seconds":10,"events_per_second":{"auditd":20.5,"proc-connector":4.5},"lost_total":3,"rss_bytes":1000,"cpu_percent":1.5,"profile":"\#(profile)","cost":{"process":{"events_before":10,"events_after":5,"bytes_before":2000,"bytes_after":1000},"network":{"events_before":1,"events_after":1,"bytes_before":100,"bytes_after":100}}}}}"#
+            #"{"@timestamp":"2026-11-23T10:00:\#(String(format: "%02d", second)).000Z","event":{"kind":"metric","module":"agent","category":["host"],"action":"agent-heartbeat","id":"hb-\#(host)-\#(second)"},"host":{"name":"\#(host)"},"agent":{"type":"herdwatch","version":"0.9.0"},"herdwatch":{"agent":{\#(uptime.map { #""uptime_seconds":\#($0),"# } ?? "")"interval_seconds":10,"events_per_second":{"auditd":20.5,"proc-connector":4.5},"lost_total":3,"rss_bytes":1000,"cpu_percent":1.5,"profile":"\#(profile)","cost":{"process":{"events_before":10,"events_after":5,"bytes_before":2000,"bytes_after":1000},"network":{"events_before":1,"events_after":1,"bytes_before":100,"bytes_after":100}}}}}"#
         )
     }
 
@@ -46,6 +46,24 @@ import HerdwatchEvents
             // An older heartbeat arriving late does not overwrite a newer one.
             _ = try await store.ingest([heartbeats[1], heartbeats[2]])
             #expect(try await store.read("SELECT level FROM hosts WHERE name = 'web1'").rows == [[.text("cattle")]])
+        }
+    }
+
+    /// The first heartbeat after a start (uptime about one interval) counts the start's own events:
+    /// it sets no cost per day; the next one does, and a restart keeps the figure it had.
+    @Test(arguments: Engine.allCases)
+    func theFirstHeartbeatAfterAStartSetsNoCostPerDay(engine: Engine) async throws {
+        try await engine.withStore { store in
+            func costPerDay() async throws -> QueryValue? {
+                try await store.read("SELECT bytes_per_day FROM hosts WHERE name = 'web1'").rows.first?.first
+            }
+            _ = try await store.ingest([heartbeat(host: "web1", second: 10, profile: "pet", uptime: 10)])
+            #expect(try await costPerDay() == .null)
+            _ = try await store.ingest([heartbeat(host: "web1", second: 20, profile: "pet", uptime: 20)])
+            #expect(try await costPerDay() == .real(1100.0 / 10 * 86_400))
+            _ = try await store.ingest([heartbeat(host: "web1", second: 40, profile: "pet", uptime: 12)])
+            #expect(try await costPerDay() == .real(1100.0 / 10 * 86_400), "after a restart, the figure from before stays")
+            #expect(try await store.read("SELECT level FROM hosts WHERE name = 'web1'").rows == [[.text("pet")]])
         }
     }
 
