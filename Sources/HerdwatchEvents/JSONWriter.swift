@@ -232,11 +232,25 @@ public struct JSONWriter {
                     index += 8
                 }
                 if index >= count { break }
-                // Fewer than eight left (most values are short): test them as one word, padded
-                // with plain bytes, instead of one by one.
+                // Fewer than eight left (most values are short): test them as one word instead of
+                // one by one, read with loads only (a copy into a padded word stalls the load).
                 if count - index < 8 {
-                    var tail = Self.plainWord
-                    withUnsafeMutableBytes(of: &tail) { $0.baseAddress!.copyMemory(from: base + index, byteCount: count - index) }
+                    let tail: UInt64
+                    if count >= 8 {
+                        // The last eight bytes; those before `index` were found plain already.
+                        tail = base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+                    } else if count >= 4 {
+                        // Two overlapping halves cover all four to seven bytes.
+                        tail = UInt64(base.loadUnaligned(as: UInt32.self))
+                            | UInt64(base.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)) << 32
+                    } else {
+                        var word = Self.plainWord
+                        for offset in 0..<count {
+                            let shift = UInt64(8 * offset)
+                            word = word & ~(0xFF << shift) | UInt64(base.load(fromByteOffset: offset, as: UInt8.self)) << shift
+                        }
+                        tail = word
+                    }
                     if !Self.needsEscaping(tail) {
                         index = count
                         break
@@ -271,7 +285,7 @@ public struct JSONWriter {
         storage.append(UInt8(ascii: "\""))
     }
 
-    /// Eight plain bytes ("aaaaaaaa"), the padding of a short tail.
+    /// Eight plain bytes ("aaaaaaaa"), the padding of a value shorter than four bytes.
     @inlinable static var plainWord: UInt64 { 0x6161_6161_6161_6161 }
 
     /// Whether any of the eight bytes in `word` needs escaping or UTF-8 validation (may say yes for a
