@@ -32,7 +32,7 @@ def main() -> int:
     schema = db.execute(
         "SELECT type, name, sql FROM source.sqlite_master WHERE sql IS NOT NULL AND "
         "(tbl_name IN ('event_store', 'event_block', 'command_search')) ORDER BY type = 'index', rowid").fetchall()
-    for kind, name, sql in schema:
+    for _, name, sql in schema:
         if name.startswith("command_search_"):
             continue  # the full-text index's own tables, made with it
         db.execute(sql)
