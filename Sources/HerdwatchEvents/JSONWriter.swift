@@ -70,12 +70,7 @@ public struct JSONWriter {
     public mutating func key(_ key: StaticString) {
         separate()
         storage.append(UInt8(ascii: "\""))
-        if key.hasPointerRepresentation {
-            // Straight from the literal's bytes: a closure here retained the storage per key.
-            storage.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
-        } else {
-            key.withUTF8Buffer { storage.append(contentsOf: $0) }
-        }
+        storage.append(literal: key)
         storage.append(UInt8(ascii: "\""))
         storage.append(UInt8(ascii: ":"))
         pendingValue = true
@@ -157,8 +152,7 @@ public struct JSONWriter {
         beginValue()
         // Two array literals here, one per branch, were merged into "true" for both by the Swift
         // 6.3 optimizer when inlined into another module (release builds wrote `false` as `true`).
-        let literal: StaticString = value ? "true" : "false"
-        literal.withUTF8Buffer { storage.append(contentsOf: $0) }
+        storage.append(literal: value ? "true" : "false")
     }
 
     /// Writes `"key":value` for a non-nil string.
@@ -222,6 +216,7 @@ public struct JSONWriter {
         let count = buffer.count
         var runStart = 0
         var index = 0
+        var tailTested = false
         let base = UnsafeRawPointer(buffer.baseAddress)
         while index < count {
             // Skip eight plain bytes at a time: none below 0x20, none from 0x80, no quote, no backslash.
@@ -232,26 +227,11 @@ public struct JSONWriter {
                     index += 8
                 }
                 if index >= count { break }
-                // Fewer than eight left (most values are short): test them as one word instead of
-                // one by one, read with loads only (a copy into a padded word stalls the load).
-                if count - index < 8 {
-                    let tail: UInt64
-                    if count >= 8 {
-                        // The last eight bytes; those before `index` were found plain already.
-                        tail = base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-                    } else if count >= 4 {
-                        // Two overlapping halves cover all four to seven bytes.
-                        tail = UInt64(base.loadUnaligned(as: UInt32.self))
-                            | UInt64(base.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)) << 32
-                    } else {
-                        var word = Self.plainWord
-                        for offset in 0..<count {
-                            let shift = UInt64(8 * offset)
-                            word = word & ~(0xFF << shift) | UInt64(base.load(fromByteOffset: offset, as: UInt8.self)) << shift
-                        }
-                        tail = word
-                    }
-                    if !Self.needsEscaping(tail) {
+                // Fewer than eight left (most values are short): tested once as one word instead
+                // of one by one; if that word needs escaping, the bytes go one by one from here.
+                if !tailTested && count - index < 8 {
+                    tailTested = true
+                    if !Self.needsEscaping(Self.tailWord(base, count: count)) {
                         index = count
                         break
                     }
@@ -285,8 +265,23 @@ public struct JSONWriter {
         storage.append(UInt8(ascii: "\""))
     }
 
-    /// Eight plain bytes ("aaaaaaaa"), the padding of a value shorter than four bytes.
-    @inlinable static var plainWord: UInt64 { 0x6161_6161_6161_6161 }
+    /// The value's last bytes (up to eight, every byte of a shorter value) as one word, read with
+    /// loads only: a copy into a padded word would stall the load that follows it.
+    @inlinable @inline(__always)
+    static func tailWord(_ base: UnsafeRawPointer, count: Int) -> UInt64 {
+        if count >= 8 { return base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) }
+        if count >= 4 {
+            // Two overlapping halves cover all four to seven bytes.
+            return UInt64(base.loadUnaligned(as: UInt32.self)) | UInt64(base.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)) << 32
+        }
+        // Fewer than four: each byte in place over eight plain ones ("aaaaaaaa").
+        var word: UInt64 = 0x6161_6161_6161_6161
+        for offset in 0..<count {
+            let shift = UInt64(8 * offset)
+            word = word & ~(0xFF << shift) | UInt64(base.load(fromByteOffset: offset, as: UInt8.self)) << shift
+        }
+        return word
+    }
 
     /// Whether any of the eight bytes in `word` needs escaping or UTF-8 validation (may say yes for a
     /// plain word after a byte that does, never no for one that does).
@@ -377,6 +372,17 @@ final class ByteStorage {
         if count == capacity { grow(to: count + 1) }
         base[count] = byte
         count += 1
+    }
+
+    /// A literal's bytes, straight from where they lie (a `withUTF8Buffer` closure retained the
+    /// storage at every call).
+    @inlinable @inline(__always)
+    func append(literal: StaticString) {
+        if literal.hasPointerRepresentation {
+            append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        } else {
+            literal.withUTF8Buffer { append(contentsOf: $0) }
+        }
     }
 
     @inlinable @inline(__always)

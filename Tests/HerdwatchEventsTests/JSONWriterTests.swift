@@ -50,7 +50,7 @@ import Testing
         #expect(json { $0.string(bytes: bytes) } == expected)
     }
 
-    /// The escaper tests words of eight bytes, and a short tail as one padded word: every length
+    /// The escaper tests words of eight bytes, and a short tail once as one word: every length
     /// up to 20 with one byte that must be escaped (or checked as UTF-8) at each position agrees
     /// with escaping byte by byte.
     @Test func wordAtATimeAgreesWithByteByByte() {
