@@ -235,7 +235,6 @@ public final class ProcessTable {
     /// session leader while it runs, and stays the same after it exits. Kept in each entry of the
     /// chain walked, so a process's later events (its exit) and its children's find it there.
     private func sessionLeader(of entry: Entry, at time: Int64) -> Leader {
-        if let known = entry.leader { return known }
         var chain: [Entry] = []
         var cursor = entry
         var result: Leader?
