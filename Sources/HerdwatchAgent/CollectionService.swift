@@ -116,14 +116,13 @@ final class CollectionService: Service, Sendable {
             now: SystemClock.wallMilliseconds())
         let encoder = ECSEncoder()
         var writer = JSONWriter()
-        let idPrefix = "\(Self.machineID().prefix(8))-\(SystemClock.wallMilliseconds())"
+        let idPrefix = "\(Self.machineID().prefix(8))-\(SystemClock.wallMilliseconds())-"
         var sequence = 0
 
         /// One event through the policy into the spool. `produced`: made by the policy itself
         /// (aggregates, level changes), so it counts as sent only.
-        func emit(_ event: Event, produced: Bool = false) throws {
+        func emit(_ event: consuming Event, produced: Bool = false) throws {
             health.record(event)
-            var event = event
             let now = SystemClock.wallMilliseconds()
             let verdict = produced ? .keep(EventClass(event.kind)) : policy.admit(&event, now: now)
             let level = policy.profile.name
@@ -138,7 +137,7 @@ final class CollectionService: Service, Sendable {
                 return
             }
             sequence += 1
-            event.id = "\(idPrefix)-\(sequence)"
+            event.id = idPrefix + String(sequence)
             writer.reset()
             encoder.encode(event, into: &writer)
             let bytes = writer.bytes
@@ -249,8 +248,7 @@ final class CollectionService: Service, Sendable {
                         logger.error("reload failed; the current rules stay", metadata: ["error": "\(error)"])
                     }
                 }
-                let enriched: (Event) throws -> Void = { event in
-                    var event = event
+                let enriched: (consuming Event) throws -> Void = { (event: consuming Event) in
                     collector.enrich(&event)
                     try emit(event)
                 }

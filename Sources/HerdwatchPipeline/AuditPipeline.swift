@@ -52,7 +52,7 @@ public struct AuditPipeline {
     /// never stops the pipeline.
     @discardableResult
     public mutating func process(
-        line: [UInt8], source: String, lineNumber: Int, emit: (Event) throws -> Void
+        line: [UInt8], source: String, lineNumber: Int, emit: (consuming Event) throws -> Void
     ) rethrows -> MalformedLine? {
         statistics.lines += 1
         let record: AuditRecord
@@ -71,7 +71,7 @@ public struct AuditPipeline {
     }
 
     /// Feeds one parsed record (the agent's netlink path).
-    public mutating func add(_ record: consuming AuditRecord, emit: (Event) throws -> Void) rethrows {
+    public mutating func add(_ record: consuming AuditRecord, emit: (consuming Event) throws -> Void) rethrows {
         statistics.records += 1
         if interprets {
             let interpreter = self.interpreter
@@ -83,7 +83,7 @@ public struct AuditPipeline {
     }
 
     /// Completes events older than the timeout relative to `now` (milliseconds since the epoch).
-    public mutating func flush(olderThan now: Int64, emit: (Event) throws -> Void) rethrows {
+    public mutating func flush(olderThan now: Int64, emit: (consuming Event) throws -> Void) rethrows {
         let interpreter = self.interpreter
         let interprets = self.interprets
         try assembler.flush(olderThan: now) { if interprets { try emit(interpreter.interpret($0)) } }
@@ -91,7 +91,7 @@ public struct AuditPipeline {
     }
 
     /// Completes every pending event: the end of the input.
-    public mutating func finish(emit: (Event) throws -> Void) rethrows {
+    public mutating func finish(emit: (consuming Event) throws -> Void) rethrows {
         let interpreter = self.interpreter
         let interprets = self.interprets
         try assembler.flushAll { if interprets { try emit(interpreter.interpret($0)) } }

@@ -366,7 +366,7 @@ public final class AuditCollector {
     /// runs after each batch of records, so output can be flushed while the host is busy or quiet.
     public func run(
         pollMilliseconds: Int32 = 200, shouldStop: () -> Bool, afterBatch: () throws -> Void = {},
-        emit: (Event) throws -> Void
+        emit: (consuming Event) throws -> Void
     ) throws {
         while !shouldStop() {
             try poll(timeoutMilliseconds: pollMilliseconds, emit: emit)
@@ -380,10 +380,9 @@ public final class AuditCollector {
     }
 
     /// One pass: waits up to `timeoutMilliseconds` for records, handles what came.
-    public func poll(timeoutMilliseconds: Int32, emit: (Event) throws -> Void) throws {
+    public func poll(timeoutMilliseconds: Int32, emit: (consuming Event) throws -> Void) throws {
         guard let netlink else { return }
-        let enrich: (Event) throws -> Void = { event in
-            var event = event
+        let enrich: (consuming Event) throws -> Void = { (event: consuming Event) in
             self.claimOwnRuleChange(&event)
             self.enrich(&event)
             try emit(event)
@@ -409,7 +408,7 @@ public final class AuditCollector {
         if now - lastLossCheck >= 1000 { try checkLoss(netlink, now: now, emit: emit) }
     }
 
-    private func drainConnector(emit: (Event) throws -> Void) throws {
+    private func drainConnector(emit: (consuming Event) throws -> Void) throws {
         guard let connector, let processes else { return }
         let now = SystemClock.wallMilliseconds()
         for event in try connector.drain() {
@@ -442,7 +441,7 @@ public final class AuditCollector {
     private var pendingExits: [(pid: Int32, code: UInt32, at: Int64)] = []
 
     /// Marks exits in the table (and emits them, unless process events are off), oldest first.
-    private func emitExits(olderThan limit: Int64, emit: (Event) throws -> Void) throws {
+    private func emitExits(olderThan limit: Int64, emit: (consuming Event) throws -> Void) throws {
         guard let processes, let first = pendingExits.first, first.at <= limit else { return }
         let due = pendingExits.prefix { $0.at <= limit }
         pendingExits.removeFirst(due.count)
@@ -476,7 +475,7 @@ public final class AuditCollector {
         return event
     }
 
-    private func handle(_ message: AuditNetlinkMessage, emit: (Event) throws -> Void) throws {
+    private func handle(_ message: AuditNetlinkMessage, emit: (consuming Event) throws -> Void) throws {
         // Control replies and netlink's own messages are not records.
         guard AuditNetlink.isRecord(message.type) else { return }
         do {
@@ -488,7 +487,7 @@ public final class AuditCollector {
         }
     }
 
-    private func checkLoss(_ netlink: AuditNetlink, now: Int64, emit: (Event) throws -> Void) throws {
+    private func checkLoss(_ netlink: AuditNetlink, now: Int64, emit: (consuming Event) throws -> Void) throws {
         let windowStart = lastLossCheck == 0 ? now : lastLossCheck
         lastLossCheck = now
         var losses: [(String, Int, String)] = []
