@@ -201,15 +201,18 @@ public struct AuditInterpreter: Sendable {
 
     private func userInfo(_ record: AuditRecord) -> Event.User? {
         var user = Event.User()
-        user.user = identity(record, "uid", "UID", group: false)
-        user.group = identity(record, "gid", "GID", group: true)
-        user.effective = identity(record, "euid", "EUID", group: false)
-        user.effectiveGroup = identity(record, "egid", "EGID", group: true)
-        user.saved = identity(record, "suid", "SUID", group: false)
-        user.savedGroup = identity(record, "sgid", "SGID", group: true)
-        user.filesystem = identity(record, "fsuid", "FSUID", group: false)
-        user.filesystemGroup = identity(record, "fsgid", "FSGID", group: true)
-        user.audit = identity(record, "auid", "AUID", group: false)
+        // Real, effective, saved and filesystem ids are nearly always the same: each name is
+        // looked up once per record.
+        var names = ResolvedNames()
+        user.user = identity(record, "uid", "UID", group: false, &names)
+        user.group = identity(record, "gid", "GID", group: true, &names)
+        user.effective = identity(record, "euid", "EUID", group: false, &names)
+        user.effectiveGroup = identity(record, "egid", "EGID", group: true, &names)
+        user.saved = identity(record, "suid", "SUID", group: false, &names)
+        user.savedGroup = identity(record, "sgid", "SGID", group: true, &names)
+        user.filesystem = identity(record, "fsuid", "FSUID", group: false, &names)
+        user.filesystemGroup = identity(record, "fsgid", "FSGID", group: true, &names)
+        user.audit = identity(record, "auid", "AUID", group: false, &names)
         // User-space messages name the account acted on: acct="alice" or id=1000.
         if record.type != RecordTypes.syscall {
             // The account's id is only known when the record gives it: `uid=` is the id of the process
@@ -228,14 +231,21 @@ public struct AuditInterpreter: Sendable {
         return user
     }
 
+    /// The last user and group name the resolver gave for one record.
+    private struct ResolvedNames {
+        var user: (id: UInt64, name: String?)?
+        var group: (id: UInt64, name: String?)?
+    }
+
     private func identity(
-        _ record: AuditRecord, _ key: StaticString, _ enrichedKey: StaticString, group: Bool
+        _ record: AuditRecord, _ key: StaticString, _ enrichedKey: StaticString, group: Bool, _ names: inout ResolvedNames
     ) -> Event.Identity? {
         guard let raw = record.value(key), let id = raw.decimal, id != 4_294_967_295 else { return nil }
-        var name = record.enrichedValue(enrichedKey)?.string
-        if name == nil, let resolver = userNames, id <= UInt64(UInt32.max) {
-            name = group ? resolver.groupName(gid: UInt32(id)) : resolver.userName(uid: UInt32(id))
-        }
+        if let name = record.enrichedValue(enrichedKey)?.string { return Event.Identity(id: raw.string, name: name) }
+        guard let resolver = userNames, id <= UInt64(UInt32.max) else { return Event.Identity(id: raw.string, name: nil) }
+        if let last = group ? names.group : names.user, last.id == id { return Event.Identity(id: raw.string, name: last.name) }
+        let name = group ? resolver.groupName(gid: UInt32(id)) : resolver.userName(uid: UInt32(id))
+        if group { names.group = (id, name) } else { names.user = (id, name) }
         return Event.Identity(id: raw.string, name: name)
     }
 

@@ -206,6 +206,24 @@ private func hex(_ text: String) -> String {
         #expect(e.user?.audit?.name == "alice")
     }
 
+    @Test func resolvedNamesFollowEachID() {
+        // sudo's shape: real ids 1000, effective, saved and filesystem ids 0, login uid 1000.
+        let e = event(
+            [
+                #"type=SYSCALL msg=audit(1.000:12): arch=c000003e syscall=59 success=yes exit=0 pid=5 ppid=4 auid=1000 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=1000 comm="id" exe="/usr/bin/id""#
+            ], interpreter: AuditInterpreter(userNames: FixedNames()))
+        let user = e.user
+        #expect(user?.user == Event.Identity(id: "1000", name: "alice"))
+        #expect(user?.group == Event.Identity(id: "1000", name: "staff"))
+        #expect(user?.effective == Event.Identity(id: "0", name: "root"))
+        #expect(user?.saved == Event.Identity(id: "0", name: "root"))
+        #expect(user?.filesystem == Event.Identity(id: "0", name: "root"))
+        #expect(user?.effectiveGroup == Event.Identity(id: "0", name: "wheel"))
+        #expect(user?.savedGroup == Event.Identity(id: "0", name: "wheel"))
+        #expect(user?.filesystemGroup == Event.Identity(id: "1000", name: "staff"))
+        #expect(user?.audit == Event.Identity(id: "1000", name: "alice"))
+    }
+
     @Test func unknownRecordTypeIsKept() {
         let e = event(["type=UNKNOWN[1999] msg=audit(1.000:11): pid=1 foo=bar"])
         #expect(e.kind == .other)
@@ -231,4 +249,10 @@ private func hex(_ text: String) -> String {
         #expect(FileMode(octal: Array("040755".utf8)[...])?.typeName == "dir")
         #expect(FileMode(octal: Array("9".utf8)[...]) == nil)
     }
+}
+
+/// Users 0 and 1000 are root and alice, groups 0 and 1000 wheel and staff.
+private struct FixedNames: UserNameResolver {
+    func userName(uid: UInt32) -> String? { [0: "root", 1000: "alice"][uid] }
+    func groupName(gid: UInt32) -> String? { [0: "wheel", 1000: "staff"][gid] }
 }
