@@ -84,8 +84,8 @@ public struct AuditInterpreter: Sendable {
             }
         }
         if let cwd { event.process = (event.process ?? .init()).with { $0.workingDirectory = cwd } }
-        if let proctitle, let args = AuditDecoding.proctitleArguments(proctitle) {
-            event.process = (event.process ?? .init()).with { $0.title = args.joined(separator: " ") }
+        if let proctitle, let title = AuditDecoding.proctitle(proctitle) {
+            event.process = (event.process ?? .init()).with { $0.title = title }
         }
 
         // Kind.

@@ -55,6 +55,19 @@ public enum AuditDecoding {
     }
 
     /// PROCTITLE: the command line with NUL separators, hex-encoded unless it was printable.
+    /// `process.title`: the proctitle's arguments joined by spaces, decoded in one pass (the same
+    /// as `proctitleArguments(record)?.joined(separator: " ")`).
+    public static func proctitle(_ record: AuditRecord) -> String? {
+        guard let field = record.field("proctitle") else { return nil }
+        let value = record.value(field)
+        if field.quoting != .none { return value.string }
+        if isAbsent(value) { return nil }
+        guard var bytes = hexBytes(value) else { return value.string }
+        while bytes.last == 0 { bytes.removeLast() }
+        for index in bytes.indices where bytes[index] == 0 { bytes[index] = UInt8(ascii: " ") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     public static func proctitleArguments(_ record: AuditRecord) -> [String]? {
         guard let field = record.field("proctitle") else { return nil }
         let value = record.value(field)

@@ -224,6 +224,15 @@ private func hex(_ text: String) -> String {
         #expect(user?.audit == Event.Identity(id: "1000", name: "alice"))
     }
 
+    @Test(arguments: [
+        "proctitle=7368002D63006563686F", "proctitle=6C730000", "proctitle=61000062", "proctitle=00",
+        #"proctitle="bash""#, "proctitle=(null)", "proctitle=6C7", "proctitle=C3A9002D78",
+    ])
+    func titleIsTheArgumentsJoined(_ field: String) throws {
+        let record = try AuditRecordParser().parse(line: Array("type=PROCTITLE msg=audit(1.000:13): \(field)".utf8))
+        #expect(AuditDecoding.proctitle(record) == AuditDecoding.proctitleArguments(record)?.joined(separator: " "))
+    }
+
     @Test func unknownRecordTypeIsKept() {
         let e = event(["type=UNKNOWN[1999] msg=audit(1.000:11): pid=1 foo=bar"])
         #expect(e.kind == .other)
