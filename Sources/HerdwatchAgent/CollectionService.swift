@@ -250,7 +250,7 @@ final class CollectionService: Service, Sendable {
                 }
                 let enriched: (consuming Event) throws -> Void = { (event: consuming Event) in
                     collector.enrich(&event)
-                    try emit(event)
+                    try emit(consume event)
                 }
                 try auth?.poll(emit: enriched)
                 try journal?.poll(emit: enriched)
@@ -297,8 +297,8 @@ final class CollectionService: Service, Sendable {
                     lastFlush = now
                 }
             }
-        ) { event in
-            try emit(event)
+        ) { (event: consuming Event) in
+            try emit(consume event)
         }
         for event in policy.finish(now: SystemClock.wallMilliseconds()) { try emit(event, produced: true) }
         // The last flush may drop too: report it and flush the report, until a flush drops

@@ -385,7 +385,7 @@ public final class AuditCollector {
         let enrich: (consuming Event) throws -> Void = { (event: consuming Event) in
             self.claimOwnRuleChange(&event)
             self.enrich(&event)
-            try emit(event)
+            try emit(consume event)
         }
         // Connector events first: a fork must be in the table before the exec record that follows it.
         try drainConnector(emit: emit)
@@ -423,7 +423,7 @@ public final class AuditCollector {
                 processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
                 var exec = connectorEvent(.processStart, pid: pid, at: at, processes)
                 processes.enrich(&exec, now: at)
-                try emit(exec)
+                try emit(consume exec)
             case .exit(let pid, let code, _, let time):
                 // Held back a moment: the audit record of the process's last exec may still be on
                 // its way (kauditd lags the connector), and the exit should name that program.
@@ -454,7 +454,7 @@ public final class AuditCollector {
             // The wait status: exit code in bits 8-15, or the signal in the low 7 bits.
             exit.process?.exitCode = code & 0x7F == 0 ? Int64(code >> 8) : 128 + Int64(code & 0x7F)
             processes.enrich(&exit, now: at)  // also marks the exit in the table
-            try emit(exit)
+            try emit(consume exit)
         }
     }
 
