@@ -393,9 +393,17 @@ extension JSONWriter {
     @inline(__always)
     mutating func rawMember(_ bytes: UnsafeBufferPointer<UInt8>, _ field: AuditField) {
         separate()
-        appendEscaped(buffer: UnsafeBufferPointer(rebasing: bytes[Int(field.keyStart)..<Int(field.keyEnd)]))
+        let key = UnsafeBufferPointer(rebasing: bytes[Int(field.keyStart)..<Int(field.keyEnd)])
+        let value = UnsafeBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
+        // Nearly every field of a kernel record is plain: tested a word at a time, then copied with
+        // its quotes and colon in one go.
+        if Self.isPlain(key), Self.isPlain(value) {
+            storage.appendQuotedPair(key, value)
+            return
+        }
+        appendEscaped(buffer: key)
         storage.append(UInt8(ascii: ":"))
-        appendEscaped(buffer: UnsafeBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
+        appendEscaped(buffer: value)
     }
 
     @inlinable

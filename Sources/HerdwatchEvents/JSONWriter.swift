@@ -265,6 +265,19 @@ public struct JSONWriter {
         storage.append(UInt8(ascii: "\""))
     }
 
+    /// Whether no byte needs escaping or UTF-8 validation: whole words, then the tail as one word.
+    @inlinable @inline(__always)
+    static func isPlain(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = UnsafeRawPointer(buffer.baseAddress) else { return true }
+        let count = buffer.count
+        var index = 0
+        while index + 8 <= count {
+            if needsEscaping(base.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { return false }
+            index += 8
+        }
+        return index == count || !needsEscaping(tailWord(base, count: count))
+    }
+
     /// The value's last bytes (up to eight, every byte of a shorter value) as one word, read with
     /// loads only: a copy into a padded word would stall the load that follows it.
     @inlinable @inline(__always)
@@ -392,6 +405,26 @@ final class ByteStorage {
         if count + length > capacity { grow(to: count + length) }
         (base + count).update(from: buffer.baseAddress!, count: length)
         count += length
+    }
+
+    /// `"first":"second"`, for bytes that need no escaping: one capacity check for all of it.
+    @inlinable @inline(__always)
+    func appendQuotedPair(_ first: UnsafeBufferPointer<UInt8>, _ second: UnsafeBufferPointer<UInt8>) {
+        let total = first.count + second.count + 5
+        if count + total > capacity { grow(to: count + total) }
+        var cursor = base + count
+        cursor.pointee = UInt8(ascii: "\"")
+        cursor += 1
+        if let start = first.baseAddress { cursor.update(from: start, count: first.count) }
+        cursor += first.count
+        cursor[0] = UInt8(ascii: "\"")
+        cursor[1] = UInt8(ascii: ":")
+        cursor[2] = UInt8(ascii: "\"")
+        cursor += 3
+        if let start = second.baseAddress { cursor.update(from: start, count: second.count) }
+        cursor += second.count
+        cursor.pointee = UInt8(ascii: "\"")
+        count += total
     }
 
     @inlinable

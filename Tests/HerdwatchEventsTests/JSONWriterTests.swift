@@ -86,6 +86,45 @@ import Testing
         }
     }
 
+    /// A raw record member takes the plain fast path or the escaping one; both must write the same
+    /// as escaping key and value one by one, for every length and special byte in either.
+    @Test func rawMembersAgreeWithEscapingEachPart() {
+        let specials: [[UInt8]] = [[0x22], [0x5C], [0x0A], [0x01], [0xC3, 0xA9], [0xFF], [0x00]]
+        var cases: [(key: [UInt8], value: [UInt8])] = []
+        for length in 0...17 {
+            let plain = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            cases.append((Array("k".utf8), plain))
+            cases.append((plain, Array("v".utf8)))
+            for special in specials {
+                for position in stride(from: 0, through: length, by: max(1, length / 4)) {
+                    var bytes = plain
+                    bytes.insert(contentsOf: special, at: position)
+                    cases.append((Array("key".utf8), bytes))
+                    cases.append((bytes, Array("value".utf8)))
+                }
+            }
+        }
+        for (key, value) in cases {
+            // As a record lays them out: key=value, with a byte before and after.
+            let record = [UInt8(ascii: " ")] + key + [UInt8(ascii: "=")] + value + [UInt8(ascii: " ")]
+            let field = AuditField(
+                keyStart: 1, keyEnd: UInt32(1 + key.count), valueStart: UInt32(2 + key.count),
+                valueEnd: UInt32(2 + key.count + value.count), quoting: .none, isEnriched: false)
+            let fast = json { w in
+                w.beginObject()
+                record.withUnsafeBufferPointer { w.rawMember($0, field) }
+                w.endObject()
+            }
+            let slow = json { w in
+                w.beginObject()
+                w.key(bytes: key)
+                w.string(bytes: value)
+                w.endObject()
+            }
+            #expect(fast == slow, "key \(key), value \(value)")
+        }
+    }
+
     @Test func largeNumbers() {
         #expect(json { $0.number(UInt64.max) } == "18446744073709551615")
         #expect(json { $0.number(Int64.min) } == "-9223372036854775808")
