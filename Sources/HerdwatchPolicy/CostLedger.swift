@@ -30,8 +30,11 @@ public final class CostLedger {
         public static func < (a: Key, b: Key) -> Bool { (a.profile, a.eventClass) < (b.profile, b.eventClass) }
     }
 
-    private var total: [Key: Counts] = [:]
-    private var minute: [Key: Counts] = [:]
+    /// Every profile and class seen: counts since start and in the minute in progress, and metrics.
+    private var entries: [Key: Entry] = [:]
+    /// The entries of the profile recorded last, by class: most events find theirs without hashing
+    /// a profile name.
+    private var recent: (profile: String, entries: [Entry?])?
     public private(set) var minuteStart: Int64
     /// The last complete minute.
     public private(set) var lastMinute: [Key: Counts] = [:]
@@ -56,7 +59,14 @@ public final class CostLedger {
             bytesAfter = counter("herdwatch_policy_bytes_total", "after")
         }
     }
-    private var counters: [Key: Counters] = [:]
+
+    private final class Entry {
+        var total = Counts()
+        /// Zero when the class had no event in the minute in progress.
+        var minute = Counts()
+        let counters: Counters
+        init(_ key: Key) { counters = Counters(key) }
+    }
 
     public init(now: Int64) {
         minuteStart = now - now % 60_000
@@ -90,11 +100,11 @@ public final class CostLedger {
             counts.eventsAfter = 1
             counts.bytesAfter = size
         }
-        let key = Key(profile: profile, eventClass: eventClass)
-        total[key, default: Counts()].add(counts)
-        minute[key, default: Counts()].add(counts)
+        let entry = entry(eventClass, profile: profile)
+        entry.total.add(counts)
+        entry.minute.add(counts)
         sinceBeat[eventClass, default: Counts()].add(counts)
-        let metrics = counters(key)
+        let metrics = entry.counters
         metrics.eventsBefore.increment()
         metrics.bytesBefore.increment(by: size)
         if kept {
@@ -109,11 +119,11 @@ public final class CostLedger {
         var counts = Counts()
         counts.eventsAfter = 1
         counts.bytesAfter = bytes
-        let key = Key(profile: profile, eventClass: eventClass)
-        total[key, default: Counts()].add(counts)
-        minute[key, default: Counts()].add(counts)
+        let entry = entry(eventClass, profile: profile)
+        entry.total.add(counts)
+        entry.minute.add(counts)
         sinceBeat[eventClass, default: Counts()].add(counts)
-        let metrics = counters(key)
+        let metrics = entry.counters
         metrics.eventsAfter.increment()
         metrics.bytesAfter.increment(by: bytes)
     }
@@ -128,28 +138,58 @@ public final class CostLedger {
         }
     }
 
-    public func totals() -> [Key: Counts] { total }
+    public func totals() -> [Key: Counts] { entries.mapValues(\.total) }
 
     /// The minute in progress (so far).
     public func currentMinute(now: Int64) -> [Key: Counts] {
         rollMinute(now: now)
-        return minute
+        return minuteCounts()
+    }
+
+    private func minuteCounts() -> [Key: Counts] {
+        entries.filter { $0.value.minute != Counts() }.mapValues(\.minute)
     }
 
     private func rollMinute(now: Int64) {
         guard now - minuteStart >= 60_000 else { return }
         let start = now - now % 60_000
         // A quiet gap leaves an empty last minute, not a stale one.
-        lastMinute = start - minuteStart == 60_000 ? minute : [:]
+        lastMinute = start - minuteStart == 60_000 ? minuteCounts() : [:]
         lastMinuteStart = start - 60_000
-        minute = [:]
+        for entry in entries.values { entry.minute = Counts() }
         minuteStart = start
     }
 
-    private func counters(_ key: Key) -> Counters {
-        if let existing = counters[key] { return existing }
-        let made = Counters(key)
-        counters[key] = made
-        return made
+    private func entry(_ eventClass: EventClass, profile: String) -> Entry {
+        let index = eventClass.ledgerIndex
+        if let recent, recent.profile == profile, let found = recent.entries[index] { return found }
+        let key = Key(profile: profile, eventClass: eventClass)
+        let found: Entry
+        if let existing = entries[key] {
+            found = existing
+        } else {
+            found = Entry(key)
+            entries[key] = found
+        }
+        if recent?.profile != profile { recent = (profile, Array(repeating: nil, count: EventClass.allCases.count)) }
+        recent?.entries[index] = found
+        return found
+    }
+}
+
+extension EventClass {
+    /// The class's place in `allCases`, without a search.
+    fileprivate var ledgerIndex: Int {
+        switch self {
+        case .process: 0
+        case .file: 1
+        case .network: 2
+        case .login: 3
+        case .privilege: 4
+        case .module: 5
+        case .auditConfig: 6
+        case .health: 7
+        case .other: 8
+        }
     }
 }

@@ -247,6 +247,29 @@ func cattlePolicy(executables: ExecutableRegistry? = nil, configure: (inout Poli
 }
 
 @Suite struct CostTests {
+    @Test func eachProfileAndClassKeepsItsOwnCounts() {
+        let ledger = CostLedger(now: 0)
+        // Classes in turn and profiles switching back and forth: no two may share counts.
+        for round in 1...3 {
+            for profile in ["pet", "cattle"] {
+                for (offset, eventClass) in EventClass.allCases.enumerated() {
+                    ledger.record(eventClass, profile: profile, bytes: 100 * (offset + 1) + (profile == "pet" ? 1 : 2), kept: round != 2, now: 10)
+                }
+            }
+        }
+        let totals = ledger.totals()
+        #expect(totals.count == 2 * EventClass.allCases.count)
+        for (offset, eventClass) in EventClass.allCases.enumerated() {
+            for (profile, extra) in [("pet", 1), ("cattle", 2)] {
+                let size = 100 * (offset + 1) + extra
+                let counts = totals[CostLedger.Key(profile: profile, eventClass: eventClass)]
+                #expect(counts?.eventsBefore == 3 && counts?.eventsAfter == 2, "\(profile) \(eventClass)")
+                #expect(counts?.bytesBefore == 3 * size && counts?.bytesAfter == 2 * size, "\(profile) \(eventClass)")
+            }
+        }
+        #expect(ledger.currentMinute(now: 20) == totals)
+    }
+
     @Test func costIsCountedBeforeAndAfterPerClassAndMinute() {
         let ledger = CostLedger(now: 60_000)
         ledger.record(.process, profile: "cattle", bytes: 1000, kept: true, now: 60_001)
