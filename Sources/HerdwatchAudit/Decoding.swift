@@ -55,29 +55,45 @@ public enum AuditDecoding {
     }
 
     /// PROCTITLE: the command line with NUL separators, hex-encoded unless it was printable.
+    private enum ProctitleValue {
+        /// Quoted, or not hex: the text as printed.
+        case text(ArraySlice<UInt8>)
+        /// Hex-decoded: arguments separated by NULs.
+        case decoded([UInt8])
+    }
+
+    private static func proctitleValue(_ record: AuditRecord) -> ProctitleValue? {
+        guard let field = record.field("proctitle") else { return nil }
+        let value = record.value(field)
+        if field.quoting != .none { return .text(value) }
+        if isAbsent(value) { return nil }
+        guard let bytes = hexBytes(value) else { return .text(value) }
+        return .decoded(bytes)
+    }
+
     /// `process.title`: the proctitle's arguments joined by spaces, decoded in one pass (the same
     /// as `proctitleArguments(record)?.joined(separator: " ")`).
     public static func proctitle(_ record: AuditRecord) -> String? {
-        guard let field = record.field("proctitle") else { return nil }
-        let value = record.value(field)
-        if field.quoting != .none { return value.string }
-        if isAbsent(value) { return nil }
-        guard var bytes = hexBytes(value) else { return value.string }
-        while bytes.last == 0 { bytes.removeLast() }
-        for index in bytes.indices where bytes[index] == 0 { bytes[index] = UInt8(ascii: " ") }
-        return String(decoding: bytes, as: UTF8.self)
+        switch proctitleValue(record) {
+        case nil: return nil
+        case .text(let value): return value.string
+        case .decoded(var bytes):
+            while bytes.last == 0 { bytes.removeLast() }
+            for index in bytes.indices where bytes[index] == 0 { bytes[index] = UInt8(ascii: " ") }
+            return String(decoding: bytes, as: UTF8.self)
+        }
     }
 
     public static func proctitleArguments(_ record: AuditRecord) -> [String]? {
-        guard let field = record.field("proctitle") else { return nil }
-        let value = record.value(field)
-        if field.quoting != .none { return [value.string] }
-        if isAbsent(value) { return nil }
-        guard let bytes = hexBytes(value) else { return [value.string] }
-        var args: [String] = []
-        for part in bytes.split(separator: 0, omittingEmptySubsequences: false) { args.append(part.string) }
-        while let last = args.last, last.isEmpty { args.removeLast() }
-        return args
+        switch proctitleValue(record) {
+        case nil: return nil
+        case .text(let value): return [value.string]
+        case .decoded(let bytes):
+            var args: [String] = []
+            for part in bytes.split(separator: 0, omittingEmptySubsequences: false) { args.append(part.string) }
+            while let last = args.last, last.isEmpty { args.removeLast() }
+            return args
+        }
     }
 }
 
