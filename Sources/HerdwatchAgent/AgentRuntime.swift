@@ -89,6 +89,8 @@ public enum AgentRuntime {
             logger.info("publishing to NATS JetStream", metadata: ["url": "\(url)", "stream": "\(nats.stream)"])
         }
         var commands: (inbox: CommandInbox, server: (host: String, port: Int))?
+        // Wakes the collection loop from other threads (a stop, a reload, a server command).
+        let waker = Waker()
         if let url = settings.httpURL, let tokenFile = settings.httpTokenFile {
             guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
                 !token.isEmpty
@@ -105,7 +107,7 @@ public enum AgentRuntime {
                 } catch {
                     throw AgentSetupError(description: "commands: \(error)")
                 }
-                let inbox = CommandInbox()
+                let inbox = CommandInbox(waker: waker)
                 let channel = CommandChannel(
                     client: http, verifier: verifier, ledgerPath: settings.stateDirectory + "/command-ids", inbox: inbox, logger: logger)
                 shippers.append(.init(service: LoopService(label: "herdwatch.commands", loop: channel.run)))
@@ -122,7 +124,8 @@ public enum AgentRuntime {
                 "sending to syslog", metadata: ["address": "\(address.host):\(address.port)", "transport": "\(syslog.tls == nil ? "TCP" : "TLS")"])
         }
         let collection = CollectionService(
-            settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, commands: commands, logger: logger,
+            settings: settings, configuration: configuration, spool: spool, sinkNames: sinkNames, commands: commands, waker: waker,
+            logger: logger,
             rulesFor: { profile, reread in
                 try Self.rules(reread ? try rereadSettings() : settings, profile: profile, logger: reloadLogger)
             })

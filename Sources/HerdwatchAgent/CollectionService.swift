@@ -16,8 +16,9 @@ import Glibc
 /// The agent's collection loop as a service: kernel audit, proc connector, auth events and
 /// heartbeats, through the telemetry policy, into the spool and out. The loop polls sockets
 /// synchronously, so it runs on a thread of its own; graceful shutdown (SIGTERM, SIGINT through the
-/// service group) ends it within one poll interval, after which the collector removes its rules and
-/// restores the kernel. Between batches it serves the control socket (`level`, `stats`).
+/// service group) wakes and ends it, after which the collector removes its rules and restores the
+/// kernel. Between batches it serves the control socket (`level`, `stats`). On an idle host it
+/// wakes about once a second (see `AuditCollector.run`).
 final class CollectionService: Service, Sendable {
     private final class Flags: Sendable {
         let stop = Atomic(false)
@@ -36,12 +37,16 @@ final class CollectionService: Service, Sendable {
     private let sinkNames: [String]
     /// Verified commands from the server, and the server's address (kept reachable by an isolation).
     private let commands: (inbox: CommandInbox, server: (host: String, port: Int))?
+    /// Ends the loop's wait on a stop or a reload (the inbox has it too, for server commands).
+    private let waker: Waker?
 
     init(
         settings: AgentConfiguration, configuration: AuditCollector.Configuration, spool: SharedSpool, sinkNames: [String],
-        commands: (inbox: CommandInbox, server: (host: String, port: Int))?, logger: Logger, rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
+        commands: (inbox: CommandInbox, server: (host: String, port: Int))?, waker: Waker?, logger: Logger,
+        rulesFor: @escaping @Sendable (_ profile: String, _ reread: Bool) throws -> [AuditRuleLine]
     ) {
         self.spool = spool
+        self.waker = waker
         self.sinkNames = sinkNames
         self.commands = commands
         self.settings = settings
@@ -51,7 +56,10 @@ final class CollectionService: Service, Sendable {
     }
 
     /// Asks the loop to read its rule files again (SIGHUP).
-    func requestReload() { flags.reload.store(true, ordering: .relaxed) }
+    func requestReload() {
+        flags.reload.store(true, ordering: .relaxed)
+        waker?.wake()
+    }
 
     func run() async throws {
         try await withGracefulShutdownHandler {
@@ -68,6 +76,7 @@ final class CollectionService: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.flags.stop.store(true, ordering: .relaxed)
+            self.waker?.wake()
         }
     }
 
@@ -116,6 +125,8 @@ final class CollectionService: Service, Sendable {
             now: SystemClock.wallMilliseconds())
         let encoder = ECSEncoder()
         var writer = JSONWriter()
+        /// Events appended to the spool since the last flush: the loop must wake within 50 ms.
+        var unflushed = false
         let idPrefix = "\(Self.machineID().prefix(8))-\(SystemClock.wallMilliseconds())-"
         var sequence = 0
 
@@ -143,6 +154,7 @@ final class CollectionService: Service, Sendable {
             let bytes = writer.bytes
             let critical = produced || policy.mustKeep(event)
             _ = try spool.withLock { spool throws(SpoolError) in try spool.append(bytes, mustKeep: critical) }
+            unflushed = true
             if produced {
                 policy.cost.recordProduced(verdict.eventClass, profile: level, bytes: writer.count, now: now)
             } else {
@@ -215,7 +227,6 @@ final class CollectionService: Service, Sendable {
 
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
-        var lastControlCheck: Int64 = 0
         // Every drop since the spool opened: delivering what an earlier run left, and the first
         // events of this one, may already have made room in a full spool.
         var spoolDrops = (count: 0, since: started)
@@ -234,10 +245,18 @@ final class CollectionService: Service, Sendable {
             spoolDrops = (dropped, now)
             return true
         }
+        // Idle (nothing to flush, no output to retry), the loop sleeps until a source has
+        // something, up to a second (or the heartbeat interval when shorter).
+        let heartbeatMilliseconds = Int32(clamping: Int64(settings.heartbeatSeconds * 1000))
+        let waker = self.waker
         try collector.run(
             pollMilliseconds: 50,
+            idleMilliseconds: heartbeatMilliseconds > 0 ? min(1000, heartbeatMilliseconds) : 1000,
+            wakeDescriptors: { [waker?.pollDescriptor, control?.pollDescriptor, journal?.pollDescriptor].compactMap { $0 } },
+            isIdle: { !unflushed && !delivery.failing },
             shouldStop: { flags.stop.load(ordering: .relaxed) },
             afterBatch: {
+                waker?.reset()
                 if flags.reload.exchange(false, ordering: .relaxed) {
                     // SIGHUP: read the configuration and rule files again and swap the rules.
                     do {
@@ -258,22 +277,19 @@ final class CollectionService: Service, Sendable {
                 for event in policy.tick(now: now) { try emit(event, produced: true) }
                 applyLevel()
                 var failure: (any Error)?
-                // `herdwatch-agent stats` and `level` are answered within 100 ms, without an accept
-                // call after every batch.
-                if now - lastControlCheck >= 100 {
-                    lastControlCheck = now
-                    control?.serve { request in
-                        let (reply, events) = controlCommands.handle(request, now: SystemClock.wallMilliseconds())
-                        do {
-                            for event in events { try emit(event, produced: true) }
-                            applyLevel()
-                            // A level change is on its way out before the command returns.
-                            if !events.isEmpty { try delivery.deliver() }
-                        } catch {
-                            failure = error
-                        }
-                        return reply
+                // `herdwatch-agent stats` and `level`: the wait ends when a client connects, and
+                // an accept that finds none is one cheap syscall per batch.
+                control?.serve { request in
+                    let (reply, events) = controlCommands.handle(request, now: SystemClock.wallMilliseconds())
+                    do {
+                        for event in events { try emit(event, produced: true) }
+                        applyLevel()
+                        // A level change is on its way out before the command returns.
+                        if !events.isEmpty { try delivery.deliver() }
+                    } catch {
+                        failure = error
                     }
+                    return reply
                 }
                 if let failure { throw failure }
                 // Commands from the server: carried out, and their outcome on its way before the next batch.
@@ -295,6 +311,7 @@ final class CollectionService: Service, Sendable {
                 if now - lastFlush >= 50 {
                     try delivery.deliver()
                     lastFlush = now
+                    unflushed = false
                 }
             }
         ) { (event: consuming Event) in
@@ -322,7 +339,8 @@ final class Delivery {
     let logger: Logger
     private var retryAt: Int64 = 0
     private var backoff: Int64 = 100
-    private var failing = false
+    /// The output failed and delivery is retried (the loop keeps waking for it).
+    private(set) var failing = false
 
     init(spool: SharedSpool, sink: OutputFile?, output: String, logger: Logger) {
         self.spool = spool

@@ -14,8 +14,15 @@ enum ReceivedCommand: Sendable {
 /// policy and carries them out between batches, within one poll interval).
 final class CommandInbox: Sendable {
     private let received = Mutex<[ReceivedCommand]>([])
+    /// Wakes the collection loop, so a command is carried out at once even on an idle host.
+    let waker: Waker?
 
-    func put(_ command: ReceivedCommand) { received.withLock { $0.append(command) } }
+    init(waker: Waker? = nil) { self.waker = waker }
+
+    func put(_ command: ReceivedCommand) {
+        received.withLock { $0.append(command) }
+        waker?.wake()
+    }
     func take() -> [ReceivedCommand] { received.withLock { list in defer { list = [] }; return list } }
 }
 

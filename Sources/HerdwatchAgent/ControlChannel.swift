@@ -4,11 +4,14 @@ import Glibc
 
 /// The running agent's local command socket (`STATE_DIR/control.sock`, owner only): one request
 /// line in, one reply out, then the connection closes. `herdwatch-agent level` and `stats` use it.
-/// The collection loop serves it between batches, so a command is answered (and in force) within
-/// one poll interval; the loop never waits on a slow client for more than `clientTimeout` ms.
+/// The collection loop waits on it beside its sources and serves it between batches, so a command
+/// is answered (and in force) at once, busy or idle; the loop never waits on a slow client for more
+/// than `clientTimeout` ms.
 public final class ControlServer {
     let path: String
     private let descriptor: Int32
+    /// The listening socket, to wait on (readable: a client is waiting to be accepted).
+    var pollDescriptor: Int32 { descriptor }
     static let clientTimeout: Int32 = 200
 
     init(path: String) throws(ControlError) {

@@ -82,6 +82,9 @@ public struct AuditPipeline {
         syncAssemblerStatistics()
     }
 
+    /// Events begun and not yet complete (their records are still arriving, or their timeout is).
+    public var inFlightEvents: Int { assembler.inFlightEvents }
+
     /// Completes events older than the timeout relative to `now` (milliseconds since the epoch).
     public mutating func flush(olderThan now: Int64, emit: (consuming Event) throws -> Void) rethrows {
         let interpreter = self.interpreter

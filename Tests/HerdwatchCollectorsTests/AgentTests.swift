@@ -117,6 +117,82 @@ import Testing
         }
     }
 
+    /// An idle host costs about one wake-up a second, not twenty; the control socket and SIGTERM
+    /// still end the agent's wait at once.
+    @Test(.enabled(if: available, "needs root, the kernel's audit subsystem and the built agent"))
+    func idleAgentSleepsAndStillAnswersAtOnce() throws {
+        try withKernelAudit {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("herdwatch-idle-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let key = "hw-idle-\(getpid())"
+            let rules = folder.appendingPathComponent("idle.rules")
+            try "-a always,exit -F arch=b64 -S execve -k \(key)\n".write(to: rules, atomically: true, encoding: .utf8)
+            let pid = try spawnWithDefaultSignals(
+                Self.agent,
+                [
+                    "run", "--mode", "unicast", "--rules", rules.path, "--output", folder.appendingPathComponent("events.jsonl").path,
+                    "--auth-log", "none", "--state-dir", folder.path,
+                ],
+                standardError: folder.appendingPathComponent("agent.log").path)
+            var exited = false
+            defer {
+                if !exited {
+                    kill(pid, SIGKILL)
+                    var status: Int32 = 0
+                    waitpid(pid, &status, 0)
+                }
+            }
+            let netlink = try AuditNetlink(mode: .unicast)
+            waitUntil(seconds: 10) { (try? netlink.listRules().contains { AuditRuleData.keys(of: $0).contains(key) }) ?? false }
+            // Let the start settle (the rule change's own events, exits held back), then count how
+            // often the agent's threads went to sleep over three seconds. No process is started
+            // meanwhile: each would wake the agent through the proc connector.
+            usleep(3_000_000)
+            func sleeps() -> [String: Int] {
+                let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+                var counts: [String: Int] = [:]
+                for task in tasks {
+                    let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+                    let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
+                    counts[task] = line.flatMap { Int($0.split(separator: "\t").last.map(String.init) ?? "") }
+                }
+                return counts
+            }
+            let before = sleeps()
+            usleep(3_000_000)
+            let after = sleeps()
+            let wakes = after.reduce(0) { total, task in total + max(0, task.value - (before[task.key] ?? 0)) }
+            // Polling every 50 ms, as it did, is 60 and more.
+            let byThread = after.map { "\($0.key): \($0.value - (before[$0.key] ?? 0))" }.sorted()
+            #expect(wakes < 30, "the idle agent woke \(wakes) times in 3 s (by thread: \(byThread))")
+
+            let asked = Date()
+            let (status, reply) = try runAgent(["stats", "--state-dir", folder.path])
+            #expect(status == 0 && reply.contains("level"), "stats: \(reply)")
+            #expect(Date().timeIntervalSince(asked) < 0.5, "stats took \(Date().timeIntervalSince(asked)) s on an idle agent")
+
+            usleep(300_000)
+            let stopped = Date()
+            kill(pid, SIGTERM)
+            var code: Int32 = 0
+            for _ in 0..<500 where !exited {
+                exited = waitpid(pid, &code, WNOHANG) == pid
+                if !exited { usleep(10_000) }
+            }
+            #expect(exited && code == 0, "exit status \(code)")
+            #expect(Date().timeIntervalSince(stopped) < 0.8, "stopping took \(Date().timeIntervalSince(stopped)) s on an idle agent")
+            #expect(try netlink.status().pid == 0)
+            // The kernel answers each status request from a thread of its own: those come and go
+            // without events (they were one process-exited event a second).
+            let text = (try? String(contentsOf: folder.appendingPathComponent("events.jsonl"), encoding: .utf8)) ?? ""
+            let kernelThreadExits = text.split(separator: "\n").filter {
+                $0.contains("\"process-exited\"") && $0.contains("\"parent\":{\"pid\":2,")
+            }
+            #expect(kernelThreadExits.isEmpty, "kernel threads reported: \(kernelThreadExits.prefix(2))")
+        }
+    }
+
     /// Runs the agent binary to completion and returns its exit status and standard output.
     func runAgent(_ arguments: [String]) throws -> (Int32, String) {
         let process = Process()

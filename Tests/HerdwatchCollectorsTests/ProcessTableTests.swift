@@ -43,6 +43,19 @@ import Testing
         #expect((event.process?.ancestry.count ?? 0) >= 1)
     }
 
+    @Test func kthreaddsChildrenAreKernelThreadsUntilTheyRunAProgram() throws {
+        let table = ProcessTable(procRoot: "/nonexistent", bootID: "b00710d0")
+        table.fork(child: 900, parent: 2, nanosecondsSinceBoot: 5_000_000_000, now: 0)
+        table.fork(child: 901, parent: 1, nanosecondsSinceBoot: 5_000_000_000, now: 0)
+        let started = try #require(table.entry(pid: 900)?.startedAt)
+        #expect(table.isKernelThread(pid: 900, at: started))
+        #expect(!table.isKernelThread(pid: 901, at: started), "a child of init is a process")
+        #expect(!table.isKernelThread(pid: 902, at: started), "an unknown pid is not called a kernel thread")
+        // A usermode helper: the kernel thread runs a program and is a process from then on.
+        table.exec(pid: 900, executable: "/sbin/modprobe", args: ["/sbin/modprobe", "-q", "nf_tables"], name: "modprobe", at: started + 1)
+        #expect(!table.isKernelThread(pid: 900, at: started + 1))
+    }
+
     @Test func exitedProcessesLeaveAfterTheGracePeriodAndTheTableStaysBounded() {
         let table = ProcessTable(procRoot: "/nonexistent", bootID: "b00710d0", maximumEntries: 100, exitGraceMilliseconds: 1000)
         for pid in Int32(1)...500 {

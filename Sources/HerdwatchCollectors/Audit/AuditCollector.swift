@@ -94,6 +94,9 @@ public final class AuditCollector {
     private var lastConnectorOverflows = 0
     private var lastFlushedEarly = 0
     private var lastLossCheck: Int64 = 0
+    /// When the kernel's status was last asked for, and the records read by then.
+    private var lastStatusQuery: Int64 = 0
+    private var recordsAtStatusQuery = 0
 
     public var statistics: PipelineStatistics { pipeline.statistics }
 
@@ -362,14 +365,24 @@ public final class AuditCollector {
         }
     }
 
-    /// Reads until `shouldStop` returns true (checked at least every `pollMilliseconds`). `afterBatch`
-    /// runs after each batch of records, so output can be flushed while the host is busy or quiet.
+    /// Reads until `shouldStop` returns true. `afterBatch` runs after each batch of records, so
+    /// output can be flushed while the host is busy or quiet.
+    ///
+    /// Each wait lasts at most `pollMilliseconds` while anything waits on a timer: an audit event
+    /// whose records are still arriving, a process exit held back, or whatever `isIdle` says the
+    /// caller has (unflushed output). When nothing does, it lasts up to `idleMilliseconds`, so an
+    /// idle host costs about one wake-up a second instead of twenty. Any wait ends as soon as
+    /// audit records or proc-connector events arrive, or one of `wakeDescriptors` (the caller's
+    /// other sources: a control socket, a pipe, an eventfd signalled on stop) is readable.
     public func run(
-        pollMilliseconds: Int32 = 200, shouldStop: () -> Bool, afterBatch: () throws -> Void = {},
+        pollMilliseconds: Int32 = 200, idleMilliseconds: Int32? = nil, wakeDescriptors: () -> [Int32] = { [] },
+        isIdle: () -> Bool = { true }, shouldStop: () -> Bool, afterBatch: () throws -> Void = {},
         emit: (consuming Event) throws -> Void
     ) throws {
         while !shouldStop() {
-            try poll(timeoutMilliseconds: pollMilliseconds, emit: emit)
+            var timeout = pollMilliseconds
+            if let idleMilliseconds, isQuiet, isIdle() { timeout = max(idleMilliseconds, pollMilliseconds) }
+            try poll(timeoutMilliseconds: timeout, alsoWaitingOn: wakeDescriptors(), emit: emit)
             try afterBatch()
         }
         // What the kernel had already queued when the stop came.
@@ -379,8 +392,12 @@ public final class AuditCollector {
         try afterBatch()
     }
 
-    /// One pass: waits up to `timeoutMilliseconds` for records, handles what came.
-    public func poll(timeoutMilliseconds: Int32, emit: (consuming Event) throws -> Void) throws {
+    /// Nothing waits on a timer here: no audit event still assembling, no process exit held back.
+    public var isQuiet: Bool { pipeline.inFlightEvents == 0 && pendingExits.isEmpty }
+
+    /// One pass: waits up to `timeoutMilliseconds` for records or proc-connector events (or for one
+    /// of `others` to be readable), handles what came.
+    public func poll(timeoutMilliseconds: Int32, alsoWaitingOn others: [Int32] = [], emit: (consuming Event) throws -> Void) throws {
         guard let netlink else { return }
         let enrich: (consuming Event) throws -> Void = { (event: consuming Event) in
             self.claimOwnRuleChange(&event)
@@ -389,10 +406,16 @@ public final class AuditCollector {
         }
         // Connector events first: a fork must be in the table before the exec record that follows it.
         try drainConnector(emit: emit)
-        var messages = try netlink.receive(timeoutMilliseconds: timeoutMilliseconds)
-        if !messages.isEmpty && messages.count < configuration.coalesceBelow {
+        var waitingOn = others
+        if let connector { waitingOn.append(connector.pollDescriptor) }
+        var ready: [Int32] = []
+        var messages = try netlink.receive(timeoutMilliseconds: timeoutMilliseconds, alsoWaitingOn: waitingOn, ready: &ready)
+        let connectorReady = connector.map { ready.contains($0.pollDescriptor) } ?? false
+        if (connectorReady || !messages.isEmpty) && messages.count < configuration.coalesceBelow {
             // A trickle: wait a moment and take what came meanwhile, so a busy host costs one
-            // wake-up per few milliseconds instead of one per record.
+            // wake-up per few milliseconds instead of one per record (a fork on the connector
+            // comes just before the audit records of its exec). The caller's own sources (a
+            // command, a stop) are handled at once.
             var pause = timespec(tv_sec: 0, tv_nsec: Int(configuration.coalesceMicroseconds) * 1000)
             nanosleep(&pause, nil)
             messages += try netlink.receive(timeoutMilliseconds: 0)
@@ -418,8 +441,15 @@ public final class AuditCollector {
             case .exec(let pid, let time):
                 // The audit record of the exec (when a rule asks for it) brings the program and its
                 // arguments; /proc is read only when this event is emitted itself.
-                guard processEvents == .all else { continue }
                 let at = processes.bootMillis + Int64(time / 1_000_000)
+                guard processEvents == .all else {
+                    // A kernel thread running a program (a usermode helper: modprobe, a core dump
+                    // handler) is a process from now on: its program read while it is there.
+                    if processes.isKernelThread(pid: pid, at: at) {
+                        processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
+                    }
+                    continue
+                }
                 processes.exec(pid: pid, executable: nil, args: nil, name: nil, at: at)
                 var exec = connectorEvent(.processStart, pid: pid, at: at, processes)
                 processes.enrich(&exec, now: at)
@@ -446,7 +476,9 @@ public final class AuditCollector {
         let due = pendingExits.prefix { $0.at <= limit }
         pendingExits.removeFirst(due.count)
         for (pid, code, at) in due {
-            guard processEvents != .none else {
+            // Kernel threads come and go with the kernel's work (one for each audit status reply):
+            // they leave the table without an event.
+            guard processEvents != .none, !processes.isKernelThread(pid: pid, at: at) else {
                 processes.exit(pid: pid, now: at)
                 continue
             }
@@ -490,25 +522,36 @@ public final class AuditCollector {
     private func checkLoss(_ netlink: AuditNetlink, now: Int64, emit: (consuming Event) throws -> Void) throws {
         let windowStart = lastLossCheck == 0 ? now : lastLossCheck
         lastLossCheck = now
-        var losses: [(String, Int, String)] = []
-        if mode == .unicast || mode == .multicast, let status = try? netlink.status() {
-            if let last = lastLost, status.lost > last { losses.append(("kernel-audit", Int(status.lost - last), "records")) }
+        var losses: [(source: String, count: Int, unit: String, since: Int64)] = []
+        // The kernel's lost counter takes a status request, and the kernel answers each from a
+        // thread it starts for the purpose (`audit_send_reply`), which the proc connector reports
+        // like any process. So: once a second while records flow, once a minute while none do
+        // (records are lost only where records are made; the minute covers the rest).
+        let records = pipeline.statistics.records
+        if mode == .unicast || mode == .multicast, records != recordsAtStatusQuery || now - lastStatusQuery >= 60_000,
+            let status = try? netlink.status()
+        {
+            if let last = lastLost, status.lost > last {
+                losses.append(("kernel-audit", Int(status.lost - last), "records", lastStatusQuery == 0 ? now : lastStatusQuery))
+            }
             lastLost = status.lost
+            lastStatusQuery = now
+            recordsAtStatusQuery = records
         }
         if netlink.overflows > lastOverflows {
-            losses.append(("audit-socket", netlink.overflows - lastOverflows, "overflows"))
+            losses.append(("audit-socket", netlink.overflows - lastOverflows, "overflows", windowStart))
             lastOverflows = netlink.overflows
         }
         if let connector, connector.overflows > lastConnectorOverflows {
-            losses.append(("proc-connector", connector.overflows - lastConnectorOverflows, "overflows"))
+            losses.append(("proc-connector", connector.overflows - lastConnectorOverflows, "overflows", windowStart))
             lastConnectorOverflows = connector.overflows
         }
         let flushed = pipeline.statistics.earlyFlushedEvents
         if flushed > lastFlushedEarly {
-            losses.append(("assembler", flushed - lastFlushedEarly, "events"))
+            losses.append(("assembler", flushed - lastFlushedEarly, "events", windowStart))
             lastFlushedEarly = flushed
         }
-        for (source, count, unit) in losses {
+        for (source, count, unit, windowStart) in losses {
             var event = Event(timestamp: AuditTimestamp(milliseconds: now), kind: .telemetryLoss, outcome: .failure)
             event.host.name = configuration.hostName
             event.loss = Event.Loss(source: source, count: count, unit: unit, windowStart: windowStart, windowEnd: now)

@@ -207,21 +207,39 @@ public final class AuditNetlink {
     /// Waits up to `timeoutMilliseconds` (0: no wait) for messages; returns what arrived, possibly
     /// nothing. ENOBUFS is counted in `overflows` and does not end the stream.
     public func receive(timeoutMilliseconds: Int32) throws(AuditNetlinkError) -> [AuditNetlinkMessage] {
+        var ready: [Int32] = []
+        return try receive(timeoutMilliseconds: timeoutMilliseconds, alsoWaitingOn: [], ready: &ready)
+    }
+
+    /// The same, and the wait also ends as soon as one of `others` (the caller's other sources) is
+    /// readable; `ready` is set to those that are. What is returned is only what the audit socket had.
+    public func receive(timeoutMilliseconds: Int32, alsoWaitingOn others: [Int32], ready: inout [Int32]) throws(AuditNetlinkError)
+        -> [AuditNetlinkMessage]
+    {
         if !backlog.isEmpty {
             defer { backlog.removeAll() }
             return backlog
         }
-        return try read(timeoutMilliseconds: timeoutMilliseconds)
+        return try read(timeoutMilliseconds: timeoutMilliseconds, alsoWaitingOn: others, ready: &ready)
     }
 
     private func read(timeoutMilliseconds: Int32) throws(AuditNetlinkError) -> [AuditNetlinkMessage] {
-        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, timeoutMilliseconds)
-        if ready < 0 {
+        var ready: [Int32] = []
+        return try read(timeoutMilliseconds: timeoutMilliseconds, alsoWaitingOn: [], ready: &ready)
+    }
+
+    private func read(timeoutMilliseconds: Int32, alsoWaitingOn others: [Int32], ready: inout [Int32]) throws(AuditNetlinkError)
+        -> [AuditNetlinkMessage]
+    {
+        var pollers = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+        for other in others where other >= 0 { pollers.append(pollfd(fd: other, events: Int16(POLLIN), revents: 0)) }
+        let count = poll(&pollers, nfds_t(pollers.count), timeoutMilliseconds)
+        if count < 0 {
             if errno == EINTR { return [] }
             throw AuditNetlinkError("poll", code: errno)
         }
-        guard ready > 0 else { return [] }
+        ready = pollers.dropFirst().filter { $0.revents != 0 }.map(\.fd)
+        guard count > 0, pollers[0].revents != 0 else { return [] }
         var messages: [AuditNetlinkMessage] = []
         // Drain what is queued without blocking, so a burst is read in one go.
         try NetlinkSocket.drain(descriptor, receiver: receiver, overflows: &overflows, name: "NETLINK_AUDIT") { datagram in

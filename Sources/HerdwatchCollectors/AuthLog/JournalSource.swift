@@ -37,6 +37,10 @@ public final class JournalSource {
 
     deinit { stop() }
 
+    /// journalctl's output, to wait on beside other sources (readable: `poll` has lines to read, or
+    /// journalctl ended); nil once stopped.
+    public var pollDescriptor: Int32? { descriptor >= 0 ? descriptor : nil }
+
     /// Whether systemd-journald is listening (its socket file outlives it, so connect to see).
     public static func journaldRunning(socketPath: String = "/run/systemd/journal/socket") -> Bool {
         let probe = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -17,6 +17,8 @@ public final class ProcConnector {
     }
 
     private let descriptor: Int32
+    /// The socket, to wait on beside others (readable: events are queued; `drain` takes them).
+    public var pollDescriptor: Int32 { descriptor }
     /// Connector messages are under 100 bytes.
     private let receiver = NetlinkSocket.Receiver(slots: 64, slotBytes: 512)
     /// Times the socket overflowed (ENOBUFS): events were lost.

@@ -168,6 +168,14 @@ public final class ProcessTable {
         replaceLast(entry)
     }
 
+    /// A kernel thread: kthreadd, or a child of it that never ran a program (a usermode helper
+    /// such as modprobe becomes a process once its exec is seen). The kernel starts them for its
+    /// own work, e.g. one for each audit status reply.
+    public func isKernelThread(pid: Int32, at time: Int64) -> Bool {
+        guard let entry = lookup(pid: pid, at: time) else { return false }
+        return entry.executable == nil && (entry.pid == 2 || entry.parentPID == 2)
+    }
+
     /// The process with this pid that was running at `now` ended then.
     public func exit(pid: Int32, now: Int64) {
         guard var entry = lookup(pid: pid, at: now), entry.exitedAt == nil else { return }
