@@ -227,6 +227,14 @@ final class CollectionService: Service, Sendable {
 
         // Events leave the process within 50 ms of being read.
         var lastFlush: Int64 = 0
+        /// Flushes the spool and feeds the output. Only a flush that carried events counts as the
+        /// last one, so a wake-up with nothing to send (a fork seen before its exec's records)
+        /// does not hold back the events that follow it.
+        func deliver(now: Int64) throws {
+            try delivery.deliver()
+            if unflushed { lastFlush = now }
+            unflushed = false
+        }
         // Every drop since the spool opened: delivering what an earlier run left, and the first
         // events of this one, may already have made room in a full spool.
         var spoolDrops = (count: 0, since: started)
@@ -285,7 +293,7 @@ final class CollectionService: Service, Sendable {
                         for event in events { try emit(event, produced: true) }
                         applyLevel()
                         // A level change is on its way out before the command returns.
-                        if !events.isEmpty { try delivery.deliver() }
+                        if !events.isEmpty { try deliver(now: SystemClock.wallMilliseconds()) }
                     } catch {
                         failure = error
                     }
@@ -298,7 +306,7 @@ final class CollectionService: Service, Sendable {
                 if !outcomes.isEmpty {
                     for event in outcomes { try emit(event, produced: true) }
                     applyLevel()
-                    try delivery.deliver()
+                    try deliver(now: SystemClock.wallMilliseconds())
                 }
                 now = SystemClock.wallMilliseconds()
                 try reportSpoolDrops(now: now)
@@ -307,12 +315,9 @@ final class CollectionService: Service, Sendable {
                     beat.agentHealth?.cost = policy.cost.takeSinceHeartbeat()
                     try emit(beat, produced: true)
                 }
-                // Out within 50 ms: one write for a burst instead of one per record.
-                if now - lastFlush >= 50 {
-                    try delivery.deliver()
-                    lastFlush = now
-                    unflushed = false
-                }
+                // Out at once, and within 50 ms of the last flush under load: one write for a
+                // burst instead of one per record.
+                if now - lastFlush >= 50 { try deliver(now: now) }
             }
         ) { (event: consuming Event) in
             try emit(consume event)
