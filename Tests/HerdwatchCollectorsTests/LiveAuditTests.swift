@@ -8,6 +8,10 @@ import Testing
 
 @testable import HerdwatchCollectors
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The kernel's audit state before a test, put back after it whatever happened: settings, rules,
 /// and the audit daemon pid.
 struct KernelAuditState {

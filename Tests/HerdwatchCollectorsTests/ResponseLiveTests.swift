@@ -5,6 +5,10 @@ import Testing
 
 @testable import HerdwatchCollectors
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Automated response end to end on this host's kernel: the agent (pet rules) ships to
 /// `herdwatch server` with response policies; alerts turn into signed commands that the agent
 /// carries out — a raised level that expires, a reverse shell killed by entity id, an address

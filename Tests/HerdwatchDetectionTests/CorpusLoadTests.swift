@@ -3,6 +3,10 @@ import Testing
 
 @testable import HerdwatchDetection
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The whole SigmaHQ Linux corpus (shared/corpus/sigma, read-only) loads and runs.
 @Suite struct CorpusLoadTests {
     static let loaded = SigmaLoader.load(path: SigmaCorpus.root)

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A nats-server with JetStream on 127.0.0.1, started by the test, in a folder of its own.
 public final class NATSServer {
     public static let binary = ["/usr/bin/nats-server", "/usr/sbin/nats-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
