@@ -9,15 +9,84 @@ import Glibc
 
 /// The spool shared between the collection loop (appending) and the sinks' threads (reading and
 /// acknowledging). Every call holds the lock; reads are served from memory when the sink keeps up.
+/// A call that writes records to the segment wakes the threads waiting in `waitForWrite`.
 public final class SharedSpool: Sendable {
     private let spool: Mutex<Spool>
+    private let written = WriteSignal()
 
     public init(configuration: Spool.Configuration) throws(SpoolError) {
         spool = Mutex(try Spool(configuration: configuration))
     }
 
     public func withLock<Result: Sendable, Failure: Error>(_ body: (Spool) throws(Failure) -> Result) throws(Failure) -> Result {
-        try spool.withLock { (spool: inout Spool) throws(Failure) -> Result in try body(spool) }
+        let (result, wrote) = try spool.withLock { (spool: inout Spool) throws(Failure) -> (Result, Bool) in
+            let before = spool.written
+            let result = try body(spool)
+            return (result, spool.written != before)
+        }
+        if wrote { written.notify() }
+        return result
+    }
+
+    /// Counts the writes: take it before reading, then `waitForWrite(after:)` misses none.
+    public var writes: UInt64 { written.generation }
+
+    /// Waits until records are written after the `writes` count `seen`, or the time is up; returns
+    /// the count then.
+    @discardableResult
+    public func waitForWrite(after seen: UInt64, timeoutMilliseconds: Int) -> UInt64 {
+        written.wait(after: seen, timeoutMilliseconds: timeoutMilliseconds)
+    }
+}
+
+/// A counter and a condition variable: `notify` counts and wakes every waiter.
+final class WriteSignal: @unchecked Sendable {
+    // Allocated once and never moved, as pthread objects must be; guarded by `mutex`.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var count: UInt64 = 0
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    var generation: UInt64 {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return count
+    }
+
+    func notify() {
+        pthread_mutex_lock(mutex)
+        count &+= 1
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func wait(after seen: UInt64, timeoutMilliseconds: Int) -> UInt64 {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let nanoseconds = deadline.tv_nsec + (timeoutMilliseconds % 1000) * 1_000_000
+        deadline.tv_sec += timeoutMilliseconds / 1000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while count == seen {
+            if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT { break }
+        }
+        return count
     }
 }
 
@@ -54,7 +123,8 @@ public final class SinkRunner: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Runs until `shouldStop` (checked at least every 100 ms while idle or backing off).
+    /// Runs until `shouldStop` (checked at least every 250 ms while idle, every 100 ms while
+    /// backing off). An idle runner sleeps until the spool writes records.
     public func run(shouldStop: () -> Bool) {
         let name = sink.name
         var backoff: Int64 = 100
@@ -77,12 +147,13 @@ public final class SinkRunner: @unchecked Sendable {
         while !shouldStop() {
             do {
                 let from = sentThrough
+                let writes = spool.writes
                 let batch = try spool.withLock { spool throws(SpoolError) in
                     try spool.read(after: from ?? spool.cursor(for: name), maximumRecords: batchSize)
                 }
                 guard let last = batch.last else {
                     try acknowledge(try sink.confirmed())
-                    pause(20)
+                    spool.waitForWrite(after: writes, timeoutMilliseconds: 250)
                     continue
                 }
                 let confirmed = try sink.send(batch)

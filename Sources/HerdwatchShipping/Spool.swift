@@ -140,6 +140,9 @@ public final class Spool {
     /// Where the next record will go.
     public var end: SpoolPosition { SpoolPosition(segment: segments.last!, offset: writeOffset + UInt64(pending.count)) }
 
+    /// The end of what is written to the segment files (what sinks can read).
+    public var written: SpoolPosition { SpoolPosition(segment: segments.last!, offset: writeOffset) }
+
     /// The oldest record still kept.
     public var start: SpoolPosition { SpoolPosition(segment: segments.first!, offset: 0) }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import HerdwatchShipping
@@ -30,6 +31,37 @@ import Testing
                 #expect(CRC32C.checksum(slice) == CRC32C.tableChecksum(slice), "length \(length) from \(start)")
             }
         }
+    }
+
+    /// A sink's thread sleeps until records are written, not a poll interval: appending alone
+    /// (still in memory) wakes no one, the flush that writes them does.
+    @Test func waitingForWritesWakesOnTheFlushThatWritesRecords() throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
+        let shared = try SharedSpool(configuration: Spool.Configuration(directory: directory))
+        let seen = shared.writes
+        let started = Date()
+        #expect(shared.waitForWrite(after: seen, timeoutMilliseconds: 100) == seen, "nothing written: the wait times out")
+        #expect(Date().timeIntervalSince(started) >= 0.09)
+
+        try shared.withLock { spool throws(SpoolError) in _ = try spool.append(record(1)) }
+        #expect(shared.writes == seen, "an append is not a write")
+        final class Flag: Sendable { let value = Atomic(false) }
+        let woke = Flag()
+        let waiter = Thread {
+            let after = shared.waitForWrite(after: seen, timeoutMilliseconds: 10_000)
+            woke.value.store(after > seen, ordering: .relaxed)
+        }
+        waiter.start()
+        usleep(50_000)
+        let flushed = Date()
+        try shared.withLock { spool throws(SpoolError) in try spool.flush() }
+        while !woke.value.load(ordering: .relaxed), Date().timeIntervalSince(flushed) < 5 { usleep(1_000) }
+        let wokeUp = woke.value.load(ordering: .relaxed)
+        #expect(wokeUp, "the waiter did not wake on the write")
+        #expect(Date().timeIntervalSince(flushed) < 1, "woken \(Date().timeIntervalSince(flushed)) s after the write")
+        let records = try shared.withLock { spool throws(SpoolError) in try spool.read(after: spool.start) }
+        #expect(records.map(\.payload) == [record(1)])
     }
 
     @Test func recordsComeBackInOrderAcrossSegments() throws {
