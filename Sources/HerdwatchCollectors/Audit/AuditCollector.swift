@@ -50,7 +50,8 @@ public final class AuditCollector {
         /// When a wake-up finds fewer records than this, wait `coalesceMicroseconds` for more before
         /// handling them (0 turns it off): fewer wake-ups, system calls and spool syncs at a small
         /// latency cost. 25 ms took about 10% off the agent's CPU per exec against 10 ms at 1,000
-        /// execs/s (A/B, three pairs); a busier wake-up (a storm) does not wait at all.
+        /// execs/s (A/B, three pairs); a busier wake-up (a storm) does not wait at all, nor does
+        /// the first one after `trickleWindow` without records (a lone event goes out at once).
         public var coalesceBelow = 512
         public var coalesceMicroseconds = 25_000
 
@@ -392,6 +393,11 @@ public final class AuditCollector {
         try afterBatch()
     }
 
+    /// When a wake-up last brought audit records (monotonic milliseconds): within `trickleWindow`
+    /// of it, records are a trickle worth waiting for.
+    private var lastRecords: Int64 = .min / 2
+    static let trickleWindow: Int64 = 50
+
     /// Nothing waits on a timer here: no audit event still assembling, no process exit held back.
     public var isQuiet: Bool { pipeline.inFlightEvents == 0 && pendingExits.isEmpty }
 
@@ -411,15 +417,20 @@ public final class AuditCollector {
         var ready: [Int32] = []
         var messages = try netlink.receive(timeoutMilliseconds: timeoutMilliseconds, alsoWaitingOn: waitingOn, ready: &ready)
         let connectorReady = connector.map { ready.contains($0.pollDescriptor) } ?? false
-        if (connectorReady || !messages.isEmpty) && messages.count < configuration.coalesceBelow {
+        let woken = SystemClock.monotonicMilliseconds()
+        if (connectorReady || !messages.isEmpty) && messages.count < configuration.coalesceBelow
+            && woken - lastRecords < Self.trickleWindow
+        {
             // A trickle: wait a moment and take what came meanwhile, so a busy host costs one
             // wake-up per few milliseconds instead of one per record (a fork on the connector
-            // comes just before the audit records of its exec). The caller's own sources (a
-            // command, a stop) are handled at once.
+            // comes just before the audit records of its exec). The first records after a quiet
+            // spell are handled at once, so a lone event (the one an alert is about) does not
+            // wait; the caller's own sources (a command, a stop) are handled at once too.
             var pause = timespec(tv_sec: 0, tv_nsec: Int(configuration.coalesceMicroseconds) * 1000)
             nanosleep(&pause, nil)
             messages += try netlink.receive(timeoutMilliseconds: 0)
         }
+        if !messages.isEmpty { lastRecords = woken }
         try drainConnector(emit: emit)
         for message in messages {
             try handle(message, emit: enrich)
