@@ -100,14 +100,10 @@ import Testing
             }
             #expect(keys.contains(newKey) && !keys.contains(key), "rules after SIGHUP: \(keys)")
 
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            for _ in 0..<100 where !exited {
-                exited = waitpid(pid, &status, WNOHANG) == pid
-                if !exited { usleep(100_000) }
-            }
+            let status = terminate(pid, within: 10)
+            exited = status != nil
             #expect(exited, "agent did not stop on SIGTERM")
-            #expect(status == 0, "exit status \(status)")
+            #expect(status == 0, "exit status \(String(describing: status))")
             let logText = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             #expect(logText.contains("test.rules:3"), "the broken rule is reported with its line: \(logText)")
             #expect(try netlink.status().pid == 0)
@@ -174,13 +170,9 @@ import Testing
 
             usleep(300_000)
             let stopped = Date()
-            kill(pid, SIGTERM)
-            var code: Int32 = 0
-            for _ in 0..<500 where !exited {
-                exited = waitpid(pid, &code, WNOHANG) == pid
-                if !exited { usleep(10_000) }
-            }
-            #expect(exited && code == 0, "exit status \(code)")
+            let code = terminate(pid, within: 5)
+            exited = code != nil
+            #expect(code == 0, "exit status \(String(describing: code))")
             #expect(Date().timeIntervalSince(stopped) < 0.8, "stopping took \(Date().timeIntervalSince(stopped)) s on an idle agent")
             #expect(try netlink.status().pid == 0)
             // The kernel answers each status request from a thread of its own: those come and go
@@ -401,6 +393,19 @@ import Testing
             #expect(events.filter { action($0) == "audit-config-changed" }.count >= 4, "both runs' rule changes kept")
         }
     }
+}
+
+/// Sends SIGTERM and waits up to `seconds` for the process to exit: its wait status, or nil while
+/// it still runs.
+func terminate(_ pid: pid_t, within seconds: Double) -> Int32? {
+    kill(pid, SIGTERM)
+    var status: Int32 = 0
+    let deadline = Date().addingTimeInterval(seconds)
+    while waitpid(pid, &status, WNOHANG) != pid {
+        guard Date() < deadline else { return nil }
+        usleep(10_000)
+    }
+    return status
 }
 
 /// Polls `condition` every 50 ms until it holds or the time is up.
